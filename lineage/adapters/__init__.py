@@ -1,0 +1,158 @@
+"""Adapters turn Python values into stored bytes plus a summary, and back.
+
+An adapter is found for a value by :func:`adapter_for_value` (most recently registered
+first) and for stored content by its ``format`` (:func:`adapter_for_format`). Adapters for
+heavy libraries live in their own modules and are imported only when a value of their type
+is seen, so ``import lineage`` never imports numpy, pandas or scikit-learn.
+
+Users add their own with :func:`register_adapter`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..errors import UnsupportedValue
+
+__all__ = [
+    "Adapter",
+    "Dumped",
+    "adapter_for_format",
+    "adapter_for_value",
+    "register_adapter",
+]
+
+
+@dataclass(slots=True)
+class Dumped:
+    """A value ready to store: its artifact kind, format, bytes and summary.
+
+    ``identity`` optionally gives bytes whose digest identifies the value independently of
+    how it is serialized (a DataFrame's identity does not depend on the Parquet writer); the
+    store keeps that digest as ``summary["identity"]``. ``attachments`` are side blobs too
+    large for a record (a dataset's row fingerprints): each is stored as a blob and its
+    digest put in ``summary`` under the same key; ``gc`` keeps them with the artifact.
+    """
+
+    kind: str
+    format: str
+    data: bytes | memoryview
+    summary: dict[str, Any] = field(default_factory=dict)
+    identity: bytes | None = None
+    attachments: dict[str, bytes] = field(default_factory=dict)
+
+
+class Adapter(Protocol):
+    """Serializes one family of values."""
+
+    #: formats this adapter can load
+    formats: tuple[str, ...]
+
+    def claims(self, value: Any) -> bool:
+        """Whether this adapter handles ``value``."""
+        ...
+
+    def dump(self, value: Any) -> Dumped:
+        """Serialize ``value``."""
+        ...
+
+    def load(self, data: bytes, format: str, *, trust: bool) -> Any:
+        """Rebuild a value from bytes made by :meth:`dump`."""
+        ...
+
+    def key(self, value: Any) -> bytes:
+        """Cheap bytes identifying ``value`` for memoization (hashed by the caller)."""
+        ...
+
+
+@dataclass(slots=True)
+class _Lazy:
+    """An adapter imported on first need: by the module its values' types come from."""
+
+    modules: tuple[str, ...]
+    formats: tuple[str, ...]
+    target: str
+    loaded: Adapter | None = None
+
+    def get(self) -> Adapter:
+        if self.loaded is None:
+            module_name, _, attr = self.target.partition(":")
+            self.loaded = getattr(importlib.import_module(module_name), attr)()
+        return self.loaded
+
+    def may_claim(self, value: Any) -> bool:
+        module = type(value).__module__ or ""
+        if any(module == m or module.startswith(m + ".") for m in self.modules):
+            return True
+        return any(
+            (getattr(base, "__module__", "") or "").split(".")[0] in self.modules
+            for base in type(value).__mro__[1:]
+        )
+
+
+_registry: list[Adapter | _Lazy] = []
+
+
+def register_adapter(adapter: Adapter) -> Adapter:
+    """Register ``adapter``; it is tried before every adapter registered earlier."""
+    _registry.insert(0, adapter)
+    return adapter
+
+
+def _candidates() -> list[Adapter | _Lazy]:
+    if not _registry:
+        _install_builtins()
+    return _registry
+
+
+def adapter_for_value(value: Any) -> Adapter:
+    """The adapter for ``value``.
+
+    Raises:
+        UnsupportedValue: no adapter claims it.
+    """
+    for entry in _candidates():
+        if isinstance(entry, _Lazy):
+            if not entry.may_claim(value):
+                continue
+            adapter = entry.get()
+        else:
+            adapter = entry
+        if adapter.claims(value):
+            return adapter
+    kind = type(value)
+    raise UnsupportedValue(
+        f"no adapter for a value of type {kind.__module__}.{kind.__qualname__}; store it as "
+        "bytes or a file, or register one with lineage.register_adapter()"
+    )
+
+
+def adapter_for_format(format: str) -> Adapter:
+    """The adapter that loads ``format``.
+
+    Raises:
+        UnsupportedValue: no adapter knows the format.
+    """
+    for entry in _candidates():
+        if format in entry.formats:
+            return entry.get() if isinstance(entry, _Lazy) else entry
+    raise UnsupportedValue(f"no adapter can load format {format!r}")
+
+
+def _install_builtins() -> None:
+    lazy: list[tuple[tuple[str, ...], tuple[str, ...], str]] = [
+        (("sklearn",), ("sklearn-pickle", "skops"), "lineage.adapters.sklearn:SklearnAdapter"),
+        (("pandas",), ("pandas-parquet", "pandas-pickle"), "lineage.adapters.pandas:PandasAdapter"),
+        (("numpy",), ("numpy",), "lineage.adapters.numpy:NumpyAdapter"),
+    ]
+    from .basic import BytesAdapter, ConfigAdapter
+
+    _registry.extend([ConfigAdapter(), BytesAdapter()])
+    for modules, formats, target in lazy:
+        _registry.append(_Lazy(modules, formats, target))
+
+
+Loader = Callable[[bytes], Any]

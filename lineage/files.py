@@ -1,0 +1,270 @@
+"""Files and directories in and out of the store: staging with a stat cache, safe checkout.
+
+A directory is stored as a *tree* blob: the canonical encoding of its sorted entries
+``[relative posix path, type, digest or link target, size]`` with type ``f`` (file),
+``x`` (executable file), ``l`` (symlink, recorded, never followed) or ``d`` (directory).
+The directory's digest is the tree blob's digest, a Merkle digest over paths, modes and
+file digests.
+
+The stat cache maps an absolute path to ``(device, inode, size, mtime_ns)`` and the digest
+found when it was hashed. An entry is trusted only if its mtime is more than
+``RACY_WINDOW_NS`` older than the moment the file was stat'ed for hashing, as git does for
+"racily clean" files: otherwise a write landing within the filesystem's timestamp
+granularity could go unseen.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import shutil
+import stat
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Final
+
+from . import encoding
+from .content import StagedBlob, iter_blob, manifest, stage
+from .errors import IntegrityError, PathError
+from .hashing import Digest, map_file
+from .stores.base import Backend, ReadTxn, WriteTxn
+
+__all__ = ["StagedPath", "checkout", "stage_path", "tree_entries"]
+
+RACY_WINDOW_NS: Final = 2_000_000_000
+TREE_TAG: Final = "lineage/tree"
+
+Progress = Callable[[int], None]
+
+
+@dataclass(slots=True)
+class StagedPath:
+    """A file or directory whose new content is durable but not yet committed."""
+
+    kind: str  # "file" or "directory"
+    root: StagedBlob
+    size: int
+    files: int
+    blobs: list[StagedBlob] = field(default_factory=list)
+    stat_entries: dict[bytes, bytes] = field(default_factory=dict)
+
+    def commit(self, txn: WriteTxn) -> None:
+        """Name every blob (and refresh the stat cache) inside ``txn``."""
+        for blob in self.blobs:
+            blob.commit(txn)
+        self.root.commit(txn)
+        for key, value in self.stat_entries.items():
+            txn.put("stat_cache", key, value)
+
+    @property
+    def written(self) -> int:
+        """Bytes of new chunk content written while staging."""
+        return sum(b.written for b in self.blobs) + self.root.written
+
+
+def _stat_key(path: Path) -> bytes:
+    return os.fsencode(path)
+
+
+def _cached_digest(txn: ReadTxn, key: bytes, info: os.stat_result) -> tuple[Digest, int] | None:
+    raw = txn.get("stat_cache", key)
+    if raw is None:
+        return None
+    dev, ino, size, mtime_ns, digest, stat_ns = encoding.decode(raw)
+    if (dev, ino, size, mtime_ns) != (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns):
+        return None
+    if stat_ns - mtime_ns <= RACY_WINDOW_NS:
+        return None  # racily clean: cannot tell a same-tick rewrite apart
+    if txn.get("blobs", digest) is None:
+        return None  # content was garbage-collected since
+    return Digest(digest), size
+
+
+def _stage_file(
+    backend: Backend,
+    path: Path,
+    info: os.stat_result,
+    out: StagedPath,
+    known: dict[Digest, bytes],
+    progress: Progress | None,
+) -> StagedBlob:
+    key = _stat_key(path)
+    with backend.read() as txn:
+        cached = _cached_digest(txn, key, info)
+    if cached is not None:
+        if progress:
+            progress(info.st_size)
+        return StagedBlob(digest=cached[0], size=cached[1], chunks=[])
+    stat_ns = time.time_ns()
+    try:
+        data = map_file(path)
+    except OSError as exc:
+        raise PathError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        blob = stage(backend, data, known=known)
+    finally:
+        if isinstance(data, mmap.mmap):
+            data.close()
+    if progress:
+        progress(info.st_size)
+    out.stat_entries[key] = encoding.encode(
+        [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, blob.digest, stat_ns]
+    )
+    return blob
+
+
+def _walk(root: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
+    """Yield ``(relative posix path, path, lstat)`` for everything under ``root``, sorted."""
+    stack = [(root, "")]
+    while stack:
+        directory, prefix = stack.pop()
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name, reverse=True)
+        except OSError as exc:
+            raise PathError(f"cannot list {directory}: {exc.strerror}") from None
+        for entry in entries:
+            relative = f"{prefix}{entry.name}"
+            info = entry.stat(follow_symlinks=False)
+            yield relative, Path(entry.path), info
+            if stat.S_ISDIR(info.st_mode):
+                stack.append((Path(entry.path), relative + "/"))
+
+
+def stage_path(
+    backend: Backend, path: Path, *, progress: Progress | None = None
+) -> StagedPath:
+    """Stage a file or a directory tree (phase 1 of an add).
+
+    Raises:
+        PathError: the path is missing, unreadable, or holds a special file.
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise PathError(f"no such file or directory: {path}") from None
+    except OSError as exc:
+        raise PathError(f"cannot read {path}: {exc.strerror}") from None
+    known: dict[Digest, bytes] = {}
+    if stat.S_ISREG(info.st_mode):
+        out = StagedPath("file", StagedBlob(Digest(bytes(16)), 0, []), info.st_size, 1)
+        out.root = _stage_file(backend, path.resolve(), info, out, known, progress)
+        return out
+    if not stat.S_ISDIR(info.st_mode):
+        raise PathError(f"{path} is neither a regular file nor a directory")
+    out = StagedPath("directory", StagedBlob(Digest(bytes(16)), 0, []), 0, 0)
+    entries: list[list[Any]] = []
+    for relative, entry_path, entry_info in _walk(path.resolve()):
+        mode = entry_info.st_mode
+        if stat.S_ISLNK(mode):
+            entries.append([relative, "l", os.readlink(entry_path), 0])
+        elif stat.S_ISDIR(mode):
+            entries.append([relative, "d", "", 0])
+        elif stat.S_ISREG(mode):
+            blob = _stage_file(backend, entry_path, entry_info, out, known, progress)
+            out.blobs.append(blob)
+            kind = "x" if mode & stat.S_IXUSR else "f"
+            entries.append([relative, kind, blob.digest, entry_info.st_size])
+            out.size += entry_info.st_size
+            out.files += 1
+        else:
+            raise PathError(f"{entry_path} is a special file (fifo, socket or device)")
+    entries.sort(key=lambda e: e[0].encode())
+    tree = encoding.encode([TREE_TAG, 1, entries])
+    children = sorted({Digest(e[2]) for e in entries if e[1] in "fx"})
+    out.root = stage(backend, tree, children=children, known=known)
+    return out
+
+
+def tree_entries(backend: Backend, txn: ReadTxn, digest: Digest) -> list[list[Any]]:
+    """The entries of a stored directory tree."""
+    data = b"".join(bytes(p) for p in iter_blob(backend, txn, digest))
+    value = encoding.decode(data)
+    if not (isinstance(value, list) and len(value) == 3 and value[0] == TREE_TAG):
+        raise IntegrityError(f"blob {digest.hex()} is not a directory tree")
+    return list(value[2])
+
+
+def _write_file(backend: Backend, txn: ReadTxn, digest: Digest, target: Path, mode: int) -> None:
+    with open(target, "xb") as handle:
+        for part in iter_blob(backend, txn, digest):
+            handle.write(part)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(target, mode)
+
+
+def _safe_relative(root: Path, relative: str) -> Path:
+    parts = PurePosixPath(relative).parts
+    if not parts or relative.startswith("/") or ".." in parts or "." in parts:
+        raise PathError(f"refusing tree entry {relative!r}: it would escape the checkout")
+    return root.joinpath(*parts)
+
+
+def checkout(
+    backend: Backend,
+    txn: ReadTxn,
+    kind: str,
+    blob: Digest,
+    target: Path,
+    *,
+    force: bool = False,
+    read_only: bool = False,
+) -> Path:
+    """Restore a stored file or directory at ``target``, atomically (temp then rename).
+
+    Raises:
+        PathError: ``target`` exists and ``force`` is false, or a tree entry would be
+            written outside ``target``.
+        IntegrityError: stored content does not match its digest.
+    """
+    target = Path(os.path.abspath(target))
+    if os.path.lexists(target) and not force:
+        raise PathError(f"{target} already exists; pass force=True (--force) to replace it")
+    if manifest(txn, blob) is None:
+        raise IntegrityError(f"content {blob.hex()} is missing from the store")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".lineage-checkout-", dir=target.parent))
+    try:
+        built = staging / "content"
+        file_mode = 0o444 if read_only else 0o644
+        if kind == "directory":
+            _build_tree(backend, txn, blob, built, file_mode)
+        else:
+            _write_file(backend, txn, blob, built, file_mode)
+        if os.path.lexists(target):
+            _remove(target)
+        os.replace(built, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _build_tree(backend: Backend, txn: ReadTxn, blob: Digest, root: Path, file_mode: int) -> None:
+    root.mkdir()
+    links = []
+    for relative, kind, value, _size in tree_entries(backend, txn, blob):
+        path = _safe_relative(root, relative)
+        if kind == "d":
+            path.mkdir(exist_ok=True)
+        elif kind == "l":
+            links.append((path, value))  # made last, so no write goes through a link
+        else:
+            if path.parent.is_symlink() or not path.parent.is_dir():
+                raise PathError(f"refusing tree entry {relative!r}: its parent is not a directory")
+            mode = (file_mode | 0o111) if kind == "x" else file_mode
+            _write_file(backend, txn, Digest(value), path, mode)
+    for path, link_target in links:
+        os.symlink(link_target, path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        for child in path.rglob("*"):
+            if not child.is_symlink():
+                child.chmod(child.stat().st_mode | stat.S_IWUSR)
+        shutil.rmtree(path)
+    else:
+        path.unlink()

@@ -1,0 +1,589 @@
+"""The Store users hold: add, load, resolve, tag, promote, checkout, verify, gc.
+
+A store is one directory (default ``./.lineage``, or ``LINEAGE_HOME``) holding an LMDB
+environment and chunk packs, or ``":memory:"``. One process shares one backend per
+directory (LMDB forbids opening an environment twice in a process); ``Store`` objects are
+cheap handles over it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Final
+
+from . import encoding, registry
+from .adapters import Dumped, adapter_for_format, adapter_for_value
+from .content import ChunkVanished, StagedBlob, read_blob, stage
+from .context import active_recorder
+from .errors import InvalidName, PathError, RevisionNotFound, StoreError
+from .files import StagedPath, checkout, stage_path
+from .hashing import Digest, digest_bytes
+from .maintenance import GcReport, VerifyReport, collect_garbage, verify_store
+from .records import Artifact, RefEntry, Run, decode_record
+from .revisions import check_name, resolve
+from .stores.base import Backend, ReadTxn, WriteTxn
+from .stores.memory import MemoryBackend
+
+__all__ = ["Store", "default_path", "open_store"]
+
+_STAGE_RETRIES: Final = 5
+
+EDGE_USED: Final = b"u"  # artifact -> run
+EDGE_GENERATED: Final = b"g"  # run -> artifact
+EDGE_DERIVED: Final = b"d"  # parent artifact -> derived artifact
+EDGE_CHILD: Final = b"c"  # parent run -> child run
+EDGE_NAMES: Final = {
+    EDGE_USED: "used",
+    EDGE_GENERATED: "generated",
+    EDGE_DERIVED: "derived_from",
+    EDGE_CHILD: "child_of",
+}
+
+
+def default_path() -> Path:
+    """``LINEAGE_HOME`` if set, else ``./.lineage``."""
+    return Path(os.environ.get("LINEAGE_HOME") or ".lineage")
+
+
+_shared_lock = threading.Lock()
+_shared: dict[tuple[int, str], list[Any]] = {}  # (pid, path) -> [backend, handles]
+
+
+def _acquire(path: Path) -> Backend:
+    from .stores.lmdb import LmdbBackend
+
+    key = (os.getpid(), str(path.resolve()))
+    with _shared_lock:
+        entry = _shared.get(key)
+        if entry is None:
+            entry = _shared[key] = [LmdbBackend(path), 0]
+        entry[1] += 1
+        return entry[0]  # type: ignore[no-any-return]
+
+
+def _release(backend: Backend) -> None:
+    with _shared_lock:
+        for key, entry in list(_shared.items()):
+            if entry[0] is backend:
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del _shared[key]
+                    backend.close()
+                return
+    backend.close()
+
+
+def add_edge(txn: WriteTxn, src: Digest, edge: bytes, dst: Digest) -> None:
+    """Index an edge in both directions."""
+    txn.put("edges_out", src + edge + dst, b"")
+    txn.put("edges_in", dst + edge + src, b"")
+
+
+def index_record(txn: WriteTxn, record: Artifact | Run) -> Digest:
+    """Store ``record`` with its secondary indexes and edges; return its digest."""
+    digest = record.raw_digest
+    if txn.get("records", digest) is not None:
+        return digest
+    txn.put("records", digest, record.encode())
+    txn.put("by_kind", record.kind.encode() + b"\0" + digest, b"")
+    if isinstance(record, Artifact):
+        if record.name:
+            txn.put("by_name", record.name.encode() + b"\0" + digest, b"")
+        for parent in record.parents:
+            add_edge(txn, parent, EDGE_DERIVED, digest)
+        return digest
+    started = int(record.started * 1e6).to_bytes(8, "big")
+    txn.put("by_op", record.op.encode() + b"\0" + started + digest, b"")
+    txn.put("run_ids", record.id.encode(), digest)
+    if record.call_key is not None and record.status == "ok":
+        txn.put("call_keys", record.call_key, digest)
+    for source in {*record.inputs.values(), *record.metric_datasets.values()}:
+        add_edge(txn, source, EDGE_USED, digest)
+    for made in set(record.outputs.values()):
+        add_edge(txn, digest, EDGE_GENERATED, made)
+    for code_or_env in (record.code, record.environment):
+        if code_or_env is not None:
+            add_edge(txn, code_or_env, EDGE_USED, digest)
+    if record.parent is not None:
+        parent = txn.get("run_ids", record.parent.encode())
+        if parent is not None:
+            add_edge(txn, Digest(parent), EDGE_CHILD, digest)
+    return digest
+
+
+class Store:
+    """A content-addressed provenance store. Use :func:`lineage.open` to get one."""
+
+    def __init__(self, backend: Backend, *, shared: bool = False) -> None:
+        self.backend = backend
+        self._shared = shared
+        self._closed = False
+        self._materialized: Path | None = None
+        self._context_tokens: list[Any] = []
+
+    # -- life cycle -------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """The store directory, or ``":memory:"``."""
+        return self.backend.location
+
+    def close(self) -> None:
+        """Release the store; records already committed stay on disk."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._shared:
+            _release(self.backend)
+        else:
+            self.backend.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def __enter__(self) -> Store:
+        from .track import push_default_store
+
+        self._context_tokens.append(push_default_store(self))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from .track import pop_default_store
+
+        if self._context_tokens:
+            pop_default_store(self._context_tokens.pop())
+        if not self._context_tokens:
+            self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<lineage.Store {self.path} ({state})>"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("this store is closed; open it again with lineage.open()")
+
+    def read(self) -> Any:
+        """A read transaction context (for library modules built on the store)."""
+        self._check_open()
+        return self.backend.read()
+
+    def write(self, apply: Callable[[WriteTxn], Any]) -> Any:
+        """Run ``apply`` in one atomic write transaction (see :meth:`Backend.write`)."""
+        self._check_open()
+        return self.backend.write(apply)
+
+    # -- adding -----------------------------------------------------------------------
+
+    def add(
+        self,
+        value: Any,
+        name: str | None = None,
+        *,
+        version: str | None = None,
+        kind: str | None = None,
+        meta: dict[str, Any] | None = None,
+        derived_from: list[str] | tuple[str, ...] = (),
+        progress: Callable[[int], None] | None = None,
+        reason: str = "",
+    ) -> Artifact:
+        """Store ``value`` as an artifact and, if ``name`` is given, as a new version of it.
+
+        ``value`` is a path (``str`` or ``os.PathLike``: a file or a directory), bytes, a
+        JSON-like config (dict/list), or any value an adapter claims (numpy, pandas,
+        scikit-learn). Re-adding content that the latest version already holds adds no
+        version. ``meta`` carries user notes (origin, selection, preprocessing, biases).
+
+        Raises:
+            PathError: a path is missing or unreadable.
+            InvalidName: ``name``, ``version`` or a ``meta`` key is invalid.
+            UnsupportedValue: no adapter claims ``value``.
+            CollisionError: content collides with different stored content.
+        """
+        self._check_open()
+        if name is not None:
+            check_name(name)
+        if version is not None:
+            if name is None:
+                raise InvalidName("a version needs a name: add(value, name=..., version=...)")
+            check_name(version, "version")
+        if kind is not None:
+            check_name(kind, "kind")
+        meta = dict(meta or {})
+        encoding.encode(meta)  # refuse what cannot be recorded before writing anything
+        parents = tuple(self.resolve_digest(rev) for rev in derived_from)
+        if isinstance(value, str | os.PathLike):
+            return self._add_path(Path(value), name, version, kind, meta, parents, progress, reason)
+        dumped = adapter_for_value(value).dump(value)
+        return self._add_dumped(dumped, name, version, kind, meta, parents, reason)
+
+    def _add_path(
+        self,
+        path: Path,
+        name: str | None,
+        version: str | None,
+        kind: str | None,
+        meta: dict[str, Any],
+        parents: tuple[Digest, ...],
+        progress: Callable[[int], None] | None,
+        reason: str,
+    ) -> Artifact:
+        if name is None:
+            base = path.resolve().name
+            try:
+                name = check_name(base)
+            except InvalidName:
+                name = None
+        for _ in range(_STAGE_RETRIES):
+            staged = stage_path(self.backend, path, progress=progress)
+            summary: dict[str, Any] = {"files": staged.files}
+            attached: list[StagedBlob] = []
+            if staged.kind == "file":
+                file_summary, attachments = _file_summary(path, kind)
+                summary.update(file_summary)
+                attached = self._stage_attachments(attachments, summary)
+            artifact = Artifact(
+                kind=kind or staged.kind,
+                name=name,
+                blob=staged.root.digest,
+                format="directory" if staged.kind == "directory" else _file_format(path),
+                size=staged.size,
+                summary=summary,
+                meta=meta,
+                parents=parents,
+            )
+            try:
+                return self._commit_artifact(artifact, [*attached, staged], version, reason)
+            except ChunkVanished:
+                continue  # a concurrent gc removed a chunk we reused: stage again
+        raise StoreError("content kept disappearing during add (concurrent gc?); retry")
+
+    def _add_dumped(
+        self,
+        dumped: Dumped,
+        name: str | None,
+        version: str | None,
+        kind: str | None,
+        meta: dict[str, Any],
+        parents: tuple[Digest, ...],
+        reason: str,
+    ) -> Artifact:
+        for _ in range(_STAGE_RETRIES):
+            blob = stage(self.backend, dumped.data)
+            summary = dict(dumped.summary)
+            if dumped.identity is not None:
+                summary["identity"] = digest_bytes(dumped.identity)
+            attached = self._stage_attachments(dumped.attachments, summary)
+            artifact = Artifact(
+                kind=kind or dumped.kind,
+                name=name,
+                blob=blob.digest,
+                format=dumped.format,
+                size=blob.size,
+                summary=summary,
+                meta=meta,
+                parents=parents,
+            )
+            try:
+                return self._commit_artifact(artifact, [*attached, blob], version, reason)
+            except ChunkVanished:
+                continue
+        raise StoreError("content kept disappearing during add (concurrent gc?); retry")
+
+    def _stage_attachments(
+        self, attachments: dict[str, bytes], summary: dict[str, Any]
+    ) -> list[StagedBlob]:
+        staged = []
+        for key, data in attachments.items():
+            blob = stage(self.backend, data)
+            summary[key] = blob.digest
+            staged.append(blob)
+        return staged
+
+    def _commit_artifact(
+        self,
+        artifact: Artifact,
+        staged: list[StagedPath | StagedBlob],
+        version: str | None,
+        reason: str,
+    ) -> Artifact:
+        """Commit staged content, the record, its indexes and its version together.
+
+        Re-adding what the latest version of the name already holds writes nothing
+        (beyond refreshing the stat cache).
+        """
+        fresh_stats = any(isinstance(s, StagedPath) and s.stat_entries for s in staged)
+        if artifact.name and version is None and not fresh_stats and self._is_latest(artifact):
+            return artifact.with_version(self._latest_version(artifact.name))
+
+        def apply(txn: WriteTxn) -> str | None:
+            for part in staged:
+                part.commit(txn)
+            index_record(txn, artifact)
+            if artifact.name is None:
+                return None
+            return registry.add_version(txn, artifact.name, artifact.raw_digest, version,
+                                        reason=reason)
+
+        return artifact.with_version(self.write(apply))
+
+    def _is_latest(self, artifact: Artifact) -> bool:
+        with self.read() as txn:
+            latest = next(txn.items("versions", artifact.name.encode() + b"\0", reverse=True), None)
+            if latest is None:
+                return False
+            return bool(encoding.decode(latest[1])[1] == artifact.raw_digest)
+
+    def _latest_version(self, name: str) -> str | None:
+        with self.read() as txn:
+            found = registry.versions(txn, name)
+        return found[-1][0] if found else None
+
+    # -- reading ----------------------------------------------------------------------
+
+    def resolve_digest(self, revision: str | Artifact | Run) -> Digest:
+        """The digest a revision names (see :meth:`resolve`)."""
+        if isinstance(revision, Artifact | Run):
+            return revision.raw_digest
+        with self.read() as txn:
+            return resolve(txn, revision)[0]
+
+    def resolve(self, revision: str | Artifact | Run) -> Artifact | Run:
+        """The Artifact or Run record a revision names.
+
+        Raises:
+            InvalidRevision, RevisionNotFound, AmbiguousRevision: as their names say.
+            IntegrityError: the stored record does not hash to its digest.
+        """
+        self._check_open()
+        if isinstance(revision, Artifact | Run):
+            return revision
+        with self.read() as txn:
+            digest, _name, version = resolve(txn, revision)
+            record = self._record(txn, digest)
+        if isinstance(record, Artifact) and version is not None:
+            return record.with_version(version)
+        return record
+
+    def _record(self, txn: ReadTxn, digest: Digest) -> Artifact | Run:
+        from .errors import IntegrityError
+
+        data = txn.get("records", digest)
+        if data is None:
+            raise RevisionNotFound(f"no record {digest.hex()} in the store")
+        actual = digest_bytes(data)
+        if actual != digest:
+            raise IntegrityError(
+                f"record {digest.hex()} is corrupt: its bytes hash to {actual.hex()}"
+            )
+        return decode_record(data, digest)
+
+    def record(self, digest: Digest) -> Artifact | Run:
+        """The record stored under ``digest`` (verified)."""
+        with self.read() as txn:
+            return self._record(txn, digest)
+
+    def show(self, revision: str) -> Artifact | Run:
+        """Same as :meth:`resolve`; named for the CLI verb."""
+        return self.resolve(revision)
+
+    def artifact(self, revision: str | Artifact) -> Artifact:
+        """Resolve a revision that must name an artifact.
+
+        Raises:
+            RevisionNotFound: it names a run.
+        """
+        record = self.resolve(revision)
+        if not isinstance(record, Artifact):
+            raise RevisionNotFound(f"{revision!r} names a run, not an artifact")
+        return record
+
+    def read_bytes(self, revision: str | Artifact) -> bytes:
+        """The stored bytes of an artifact, verified against their digest."""
+        artifact = self.artifact(revision)
+        if artifact.blob is None:
+            raise StoreError(f"{artifact!r} has no stored content")
+        with self.read() as txn:
+            return read_blob(self.backend, txn, artifact.blob)
+
+    def load(self, revision: str | Artifact, *, trust: bool = False, as_name: str | None = None) -> Any:
+        """The value an artifact holds: a DataFrame, array, dict, estimator or bytes back.
+
+        Files and directories come back as a :class:`pathlib.Path` to a read-only copy.
+        Inside a run or step, the load is recorded as a ``used`` edge (input ``as_name``).
+
+        Raises:
+            UntrustedContentError: the content is a pickle and ``trust`` is false.
+            IntegrityError: stored content does not match its digest.
+        """
+        artifact = self.artifact(revision)
+        recorder = active_recorder()
+        if recorder is not None and recorder.store is self:
+            recorder.record_use(artifact, as_name)
+        if artifact.format == "directory" or artifact.kind in ("file", "directory") or (
+            artifact.format not in _VALUE_FORMATS
+        ):
+            return self._materialize(artifact)
+        data = self.read_bytes(artifact)
+        return adapter_for_format(artifact.format).load(data, artifact.format, trust=trust)
+
+    def _materialize(self, artifact: Artifact) -> Path:
+        assert artifact.blob is not None  # noqa: S101 - artifacts with paths always have blobs
+        if self._materialized is None:
+            if self.path == ":memory:":
+                self._materialized = Path(tempfile.mkdtemp(prefix="lineage-"))
+            else:
+                self._materialized = Path(self.path) / "materialized"
+        filename = artifact.summary.get("filename") or artifact.name or "content"
+        target = self._materialized / artifact.blob.hex() / str(filename)
+        if target.exists():
+            return target
+        with self.read() as txn:
+            kind = "directory" if artifact.format == "directory" else "file"
+            checkout(self.backend, txn, kind, artifact.blob, target, force=True, read_only=True)
+        return target
+
+    def checkout(self, revision: str | Artifact, target: str | os.PathLike[str], *,
+                 force: bool = False) -> Path:
+        """Write a stored file or directory to ``target``; return its absolute path.
+
+        Raises:
+            PathError: ``target`` exists and ``force`` is false, or the artifact is not a
+                file or directory.
+        """
+        artifact = self.artifact(revision)
+        if artifact.blob is None:
+            raise PathError(f"{artifact!r} has no content to check out")
+        kind = "directory" if artifact.format == "directory" else "file"
+        with self.read() as txn:
+            return checkout(self.backend, txn, kind, artifact.blob, Path(target), force=force)
+
+    # -- refs ---------------------------------------------------------------------------
+
+    def tag(self, revision: str | Artifact, tag: str, *, reason: str = "") -> Artifact:
+        """Point the global ``tag`` at what ``revision`` names (moving it if it exists)."""
+        artifact = self.artifact(revision)
+        self.write(lambda txn: registry.set_tag(txn, tag, artifact.raw_digest,
+                                                name=artifact.name, reason=reason))
+        return artifact
+
+    def untag(self, tag: str, *, reason: str = "") -> None:
+        """Remove ``tag``; the move is kept in history."""
+        check_name(tag, "tag")
+        with self.read() as txn:
+            if txn.get("tags", tag.encode()) is None:
+                raise RevisionNotFound(f"no tag {tag!r}")
+        self.write(lambda txn: registry.set_tag(txn, tag, None, name=None, reason=reason))
+
+    def promote(self, revision: str | Artifact, stage: str, *, reason: str = "") -> Artifact:
+        """Point ``name@stage`` (e.g. ``model@production``) at ``revision``; kept in history."""
+        artifact = self.artifact(revision)
+        if not artifact.name:
+            raise InvalidName(f"{artifact!r} has no name, so it cannot have stages")
+        self.write(lambda txn: registry.set_stage(txn, artifact.name, stage,
+                                                  artifact.raw_digest, reason=reason))
+        return artifact
+
+    def log(self, name: str) -> list[RefEntry]:
+        """Every move of the refs under ``name``, oldest first.
+
+        Raises:
+            RevisionNotFound: ``name`` has no history.
+        """
+        check_name(name)
+        with self.read() as txn:
+            entries = registry.history(txn, name)
+            if not entries:
+                raise RevisionNotFound(_no_history(txn, name))
+        return entries
+
+    def versions(self, name: str) -> list[Artifact]:
+        """Every version of ``name``, oldest first."""
+        check_name(name)
+        with self.read() as txn:
+            found = registry.versions(txn, name)
+            return [self._record(txn, d).with_version(v) for v, d, _t in found]  # type: ignore[union-attr]
+
+    def names(self) -> list[str]:
+        """Every name that has versions, sorted."""
+        with self.read() as txn:
+            return sorted({k.split(b"\0", 1)[0].decode() for k, _ in txn.items("version_keys")})
+
+    def stages(self, name: str) -> dict[str, Artifact]:
+        """Current stages/aliases of ``name``."""
+        with self.read() as txn:
+            return {s: self._record(txn, d) for s, d in registry.stages(txn, name).items()}  # type: ignore[misc]
+
+    def iter_records(self, kind: str | None = None) -> Iterator[Artifact | Run]:
+        """Every record, or those of one kind (``"run"`` for runs)."""
+        prefix = kind.encode() + b"\0" if kind else b""
+        with self.read() as txn:
+            keys = [k for k, _ in txn.items("by_kind", prefix)]
+            for key in keys:
+                yield self._record(txn, Digest(key[-16:]))
+
+    # -- maintenance --------------------------------------------------------------------
+
+    def verify(self, *, progress: Callable[[int], None] | None = None) -> VerifyReport:
+        """Re-hash every record, blob and chunk; report every mismatch found."""
+        self._check_open()
+        return verify_store(self.backend, progress=progress)
+
+    def gc(self, *, dry_run: bool = False) -> GcReport:
+        """Remove records, blobs and chunks that no ref and no run reaches."""
+        self._check_open()
+        materialized = None if self.path == ":memory:" else Path(self.path) / "materialized"
+        return collect_garbage(self.backend, dry_run=dry_run, materialized=materialized)
+
+
+_VALUE_FORMATS: Final = frozenset(
+    {"bytes", "msgpack", "numpy", "pandas-parquet", "pandas-pickle", "sklearn-pickle", "skops"}
+)
+
+
+def _file_format(path: Path) -> str:
+    suffix = path.suffix.lower().lstrip(".")
+    return suffix or "file"
+
+
+def _file_summary(path: Path, kind: str | None) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Summary and attachments of a file: tabular files added as datasets are profiled."""
+    summary: dict[str, Any] = {"filename": path.name}
+    if kind == "dataset" and path.suffix.lower() in (".csv", ".parquet", ".tsv"):
+        from .adapters.pandas import summarize_table_file
+
+        table_summary, attachments = summarize_table_file(path)
+        summary.update(table_summary)
+        return summary, attachments
+    return summary, {}
+
+
+def _no_history(txn: ReadTxn, name: str) -> str:
+    import difflib
+
+    from .revisions import known_names
+
+    names = known_names(txn)
+    near = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    if near:
+        return f"no history for {name!r}; did you mean {', '.join(near)}?"
+    return f"no history for {name!r}"
+
+
+def open_store(path: str | os.PathLike[str] | None = None) -> Store:
+    """Open (creating if needed) the store at ``path``; ``":memory:"`` for a scratch one.
+
+    Without ``path``: ``LINEAGE_HOME`` if set, else ``./.lineage``.
+    """
+    if path is not None and str(path) == ":memory:":
+        return Store(MemoryBackend())
+    target = Path(path) if path is not None else default_path()
+    if target.exists() and not target.is_dir():
+        raise StoreError(f"{target} exists and is not a store directory")
+    return Store(_acquire(target), shared=True)

@@ -1,0 +1,123 @@
+"""The storage interface every backend implements: namespaced keys, transactions, chunk bytes.
+
+A backend knows nothing of records or revisions. It offers
+
+- read transactions (:meth:`Backend.read`) over named namespaces of ``bytes -> bytes``;
+- atomic write transactions (:meth:`Backend.write`): a function is run against a write
+  transaction and either all its puts and deletes become visible together or none do. The
+  function may be called more than once (a backend retries after growing its map), so it
+  must not have side effects outside the transaction;
+- chunk bytes (:meth:`Backend.write_chunks`, :meth:`Backend.read_chunk`): written and made
+  durable *outside* the write transaction, returning an opaque location that the caller
+  stores in the ``chunks`` namespace inside one. Until that transaction commits, the bytes
+  are unreachable garbage, which :meth:`Backend.compact` may reclaim.
+
+``lineage.testing.StoreContract`` is the test suite every backend must pass.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from typing import Final, Protocol, TypeVar
+
+__all__ = ["NAMESPACES", "Backend", "ReadTxn", "WriteTxn"]
+
+T = TypeVar("T")
+
+#: The namespaces a store uses; a backend must accept exactly these.
+NAMESPACES: Final = (
+    "chunks",  # chunk digest -> backend location of its bytes
+    "blobs",  # blob digest -> manifest [size, [chunk digests], [child blob digests]]
+    "records",  # record digest -> canonical record bytes
+    "edges_out",  # src + edge type + dst -> b""
+    "edges_in",  # dst + edge type + src -> b""
+    "versions",  # name \0 seq(8) -> [version, target digest, time]
+    "version_keys",  # name \0 version -> seq(8)
+    "stages",  # name \0 stage -> target digest
+    "tags",  # tag -> target digest
+    "history",  # name \0 seq(8) -> ref history entry
+    "by_kind",  # kind \0 digest -> b""
+    "by_name",  # name \0 digest -> b""
+    "by_op",  # op \0 started(8) + digest -> b""
+    "run_ids",  # run id -> run digest
+    "call_keys",  # call key digest -> run digest
+    "stat_cache",  # absolute path -> [dev, ino, size, mtime_ns, digest, recorded_ns]
+    "metrics",  # run id \0 metric name \0 seq(8) -> [step, time, value]
+    "settings",  # store-wide settings (schema version)
+)
+
+
+class ReadTxn(Protocol):
+    """A consistent read-only view of the store."""
+
+    def get(self, namespace: str, key: bytes) -> bytes | None:
+        """The value under ``key``, or ``None``."""
+        ...
+
+    def items(
+        self, namespace: str, prefix: bytes = b"", *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Key/value pairs whose key starts with ``prefix``, in key order."""
+        ...
+
+
+class WriteTxn(ReadTxn, Protocol):
+    """A read view that can also change the store, all at once on commit."""
+
+    def put(self, namespace: str, key: bytes, value: bytes) -> None:
+        """Set ``key`` to ``value``."""
+        ...
+
+    def delete(self, namespace: str, key: bytes) -> bool:
+        """Remove ``key``; return whether it was there."""
+        ...
+
+
+class Backend(ABC):
+    """Durable storage for one store directory (or memory)."""
+
+    @abstractmethod
+    def read(self) -> ReadTxnContext:
+        """A context manager yielding a :class:`ReadTxn`."""
+
+    @abstractmethod
+    def write(self, apply: Callable[[WriteTxn], T]) -> T:
+        """Run ``apply`` in one atomic write transaction and return its result.
+
+        If ``apply`` raises, nothing it did is kept and the exception propagates.
+        ``apply`` may run more than once; it must only act through the transaction.
+        """
+
+    @abstractmethod
+    def write_chunks(self, chunks: Sequence[tuple[bytes, memoryview | bytes]]) -> list[bytes]:
+        """Durably store chunk bytes outside any transaction; return one location each."""
+
+    @abstractmethod
+    def read_chunk(self, location: bytes) -> memoryview | bytes:
+        """The bytes at ``location`` (as returned by :meth:`write_chunks`)."""
+
+    @abstractmethod
+    def compact(self) -> int:
+        """Reclaim the bytes of chunks no longer named in the ``chunks`` namespace.
+
+        Live chunks may move; their locations are updated in the same transaction that
+        makes the move visible. Returns the number of bytes freed.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the backend; further use raises :class:`~lineage.errors.StoreError`."""
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the store lives (a directory, or ``":memory:"``)."""
+
+
+class ReadTxnContext(Protocol):
+    """What :meth:`Backend.read` returns."""
+
+    def __enter__(self) -> ReadTxn: ...
+
+    def __exit__(self, *exc: object) -> None: ...
