@@ -190,6 +190,7 @@ class Store:
         kind: str | None = None,
         meta: dict[str, Any] | None = None,
         derived_from: list[str] | tuple[str, ...] = (),
+        target: str | None = None,
         progress: Callable[[int], None] | None = None,
         reason: str = "",
     ) -> Artifact:
@@ -199,6 +200,7 @@ class Store:
         JSON-like config (dict/list), or any value an adapter claims (numpy, pandas,
         scikit-learn). Re-adding content that the latest version already holds adds no
         version. ``meta`` carries user notes (origin, selection, preprocessing, biases).
+        ``target`` names a dataset's label column, whose class distribution is summarized.
 
         Raises:
             PathError: a path is missing or unreadable.
@@ -219,8 +221,10 @@ class Store:
         encoding.encode(meta)  # refuse what cannot be recorded before writing anything
         parents = tuple(self.resolve_digest(rev) for rev in derived_from)
         if isinstance(value, str | os.PathLike):
-            return self._add_path(Path(value), name, version, kind, meta, parents, progress, reason)
-        dumped = adapter_for_value(value).dump(value)
+            return self._add_path(
+                Path(value), name, version, kind, meta, parents, progress, reason, target
+            )
+        dumped = adapter_for_value(value).dump(value, target=target)
         return self._add_dumped(dumped, name, version, kind, meta, parents, reason)
 
     def _add_path(
@@ -233,6 +237,7 @@ class Store:
         parents: tuple[Digest, ...],
         progress: Callable[[int], None] | None,
         reason: str,
+        target: str | None,
     ) -> Artifact:
         if name is None:
             base = path.resolve().name
@@ -245,7 +250,7 @@ class Store:
             summary: dict[str, Any] = {"files": staged.files}
             attached: list[StagedBlob] = []
             if staged.kind == "file":
-                file_summary, attachments = _file_summary(path, kind)
+                file_summary, attachments = _file_summary(path, kind, target)
                 summary.update(file_summary)
                 attached = self._stage_attachments(attachments, summary)
             artifact = Artifact(
@@ -552,13 +557,15 @@ def _file_format(path: Path) -> str:
     return suffix or "file"
 
 
-def _file_summary(path: Path, kind: str | None) -> tuple[dict[str, Any], dict[str, bytes]]:
+def _file_summary(
+    path: Path, kind: str | None, target: str | None
+) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Summary and attachments of a file: tabular files added as datasets are profiled."""
     summary: dict[str, Any] = {"filename": path.name}
     if kind == "dataset" and path.suffix.lower() in (".csv", ".parquet", ".tsv"):
         from .adapters.pandas import summarize_table_file
 
-        table_summary, attachments = summarize_table_file(path)
+        table_summary, attachments = summarize_table_file(path, target=target)
         summary.update(table_summary)
         return summary, attachments
     return summary, {}

@@ -55,8 +55,8 @@ class Adapter(Protocol):
         """Whether this adapter handles ``value``."""
         ...
 
-    def dump(self, value: Any) -> Dumped:
-        """Serialize ``value``."""
+    def dump(self, value: Any, *, target: str | None = None) -> Dumped:
+        """Serialize ``value``; ``target`` names a dataset's label column, if any."""
         ...
 
     def load(self, data: bytes, format: str, *, trust: bool) -> Any:

@@ -20,7 +20,7 @@ class BytesAdapter:
         """Bytes-like values."""
         return isinstance(value, bytes | bytearray | memoryview)
 
-    def dump(self, value: Any) -> Dumped:
+    def dump(self, value: Any, *, target: str | None = None) -> Dumped:
         """Store the bytes unchanged."""
         return Dumped("value", "bytes", memoryview(value).cast("B"), {"length": len(value)})
 
@@ -54,7 +54,7 @@ class ConfigAdapter:
             return False
         return True
 
-    def dump(self, value: Any) -> Dumped:
+    def dump(self, value: Any, *, target: str | None = None) -> Dumped:
         """Canonical msgpack; the summary holds the value itself when it is small."""
         data = encoding.encode(value)
         summary = _describe(value)
