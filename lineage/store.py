@@ -12,11 +12,12 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from . import encoding, registry
-from .adapters import Dumped, adapter_for_format, adapter_for_value
+from .adapters import adapter_for_format, adapter_for_value
 from .content import ChunkVanished, StagedBlob, read_blob, stage
 from .context import active_recorder
 from .errors import InvalidName, PathError, RevisionNotFound, StoreError
@@ -115,6 +116,48 @@ def index_record(txn: WriteTxn, record: Artifact | Run) -> Digest:
     return digest
 
 
+@dataclass(slots=True)
+class Prepared:
+    """An artifact whose content is staged (durable, invisible) awaiting its commit."""
+
+    artifact: Artifact
+    staged: list[StagedPath | StagedBlob]
+    version: str | None = None
+
+    @property
+    def name(self) -> str | None:
+        """The artifact's name."""
+        return self.artifact.name
+
+    def unchanged(self, store: Store) -> bool:
+        """Whether committing would change nothing: the latest version already holds it."""
+        fresh_stats = any(isinstance(s, StagedPath) and s.stat_entries for s in self.staged)
+        return (
+            self.artifact.name is not None
+            and self.version is None
+            and not fresh_stats
+            and store._is_latest(self.artifact)
+        )
+
+    def commit(self, txn: WriteTxn, *, reason: str = "") -> str | None:
+        """Name the staged content, index the record, and add its version (if named).
+
+        Returns the version string, or ``None`` for an unnamed artifact.
+
+        Raises:
+            ChunkVanished: a reused chunk was collected meanwhile; prepare again.
+            InvalidName: the explicit version already names other content.
+        """
+        for part in self.staged:
+            part.commit(txn)
+        index_record(txn, self.artifact)
+        if self.artifact.name is None:
+            return None
+        return registry.add_version(
+            txn, self.artifact.name, self.artifact.raw_digest, self.version, reason=reason
+        )
+
+
 class Store:
     """A content-addressed provenance store. Use :func:`lineage.open` to get one."""
 
@@ -201,12 +244,46 @@ class Store:
         scikit-learn). Re-adding content that the latest version already holds adds no
         version. ``meta`` carries user notes (origin, selection, preprocessing, biases).
         ``target`` names a dataset's label column, whose class distribution is summarized.
+        A path's name defaults to its file name.
 
         Raises:
             PathError: a path is missing or unreadable.
-            InvalidName: ``name``, ``version`` or a ``meta`` key is invalid.
-            UnsupportedValue: no adapter claims ``value``.
+            InvalidName: ``name``, ``version`` or ``kind`` is invalid.
+            UnsupportedValue: no adapter claims ``value``, or ``meta`` cannot be encoded.
             CollisionError: content collides with different stored content.
+        """
+        for _ in range(_STAGE_RETRIES):
+            prepared = self.prepare(
+                value, name, version=version, kind=kind, meta=meta,
+                derived_from=derived_from, target=target, progress=progress,
+            )
+            if prepared.unchanged(self):
+                return prepared.artifact.with_version(self._latest_version(prepared.name))
+            try:
+                return prepared.artifact.with_version(
+                    self.write(lambda txn: prepared.commit(txn, reason=reason))
+                )
+            except ChunkVanished:
+                continue  # a concurrent gc removed a chunk we reused: stage again
+        raise StoreError("content kept disappearing during add (concurrent gc?); retry")
+
+    def prepare(
+        self,
+        value: Any,
+        name: str | None = None,
+        *,
+        version: str | None = None,
+        kind: str | None = None,
+        meta: dict[str, Any] | None = None,
+        derived_from: list[str] | tuple[str, ...] = (),
+        target: str | None = None,
+        progress: Callable[[int], None] | None = None,
+        path_name: bool = True,
+    ) -> Prepared:
+        """Phase 1 of :meth:`add`: hash, summarize and durably stage ``value``'s content.
+
+        Nothing is visible until :meth:`Prepared.commit` runs inside a write transaction,
+        so a run can commit its outputs, itself and its edges at once.
         """
         self._check_open()
         if name is not None:
@@ -221,13 +298,23 @@ class Store:
         encoding.encode(meta)  # refuse what cannot be recorded before writing anything
         parents = tuple(self.resolve_digest(rev) for rev in derived_from)
         if isinstance(value, str | os.PathLike):
-            return self._add_path(
-                Path(value), name, version, kind, meta, parents, progress, reason, target
-            )
+            path = Path(value)
+            if name is None and path_name:
+                name = _name_from_path(path)
+            return self._prepare_path(path, name, version, kind, meta, parents, progress, target)
         dumped = adapter_for_value(value).dump(value, target=target)
-        return self._add_dumped(dumped, name, version, kind, meta, parents, reason)
+        blob = stage(self.backend, dumped.data)
+        summary = dict(dumped.summary)
+        if dumped.identity is not None:
+            summary["identity"] = digest_bytes(dumped.identity)
+        attached = self._stage_attachments(dumped.attachments, summary)
+        artifact = Artifact(
+            kind=kind or dumped.kind, name=name, blob=blob.digest, format=dumped.format,
+            size=blob.size, summary=summary, meta=meta, parents=parents,
+        )
+        return Prepared(artifact, [*attached, blob], version)
 
-    def _add_path(
+    def _prepare_path(
         self,
         path: Path,
         name: str | None,
@@ -236,70 +323,26 @@ class Store:
         meta: dict[str, Any],
         parents: tuple[Digest, ...],
         progress: Callable[[int], None] | None,
-        reason: str,
         target: str | None,
-    ) -> Artifact:
-        if name is None:
-            base = path.resolve().name
-            try:
-                name = check_name(base)
-            except InvalidName:
-                name = None
-        for _ in range(_STAGE_RETRIES):
-            staged = stage_path(self.backend, path, progress=progress)
-            summary: dict[str, Any] = {"files": staged.files}
-            attached: list[StagedBlob] = []
-            if staged.kind == "file":
-                file_summary, attachments = _file_summary(path, kind, target)
-                summary.update(file_summary)
-                attached = self._stage_attachments(attachments, summary)
-            artifact = Artifact(
-                kind=kind or staged.kind,
-                name=name,
-                blob=staged.root.digest,
-                format="directory" if staged.kind == "directory" else _file_format(path),
-                size=staged.size,
-                summary=summary,
-                meta=meta,
-                parents=parents,
-            )
-            try:
-                return self._commit_artifact(artifact, [*attached, staged], version, reason)
-            except ChunkVanished:
-                continue  # a concurrent gc removed a chunk we reused: stage again
-        raise StoreError("content kept disappearing during add (concurrent gc?); retry")
-
-    def _add_dumped(
-        self,
-        dumped: Dumped,
-        name: str | None,
-        version: str | None,
-        kind: str | None,
-        meta: dict[str, Any],
-        parents: tuple[Digest, ...],
-        reason: str,
-    ) -> Artifact:
-        for _ in range(_STAGE_RETRIES):
-            blob = stage(self.backend, dumped.data)
-            summary = dict(dumped.summary)
-            if dumped.identity is not None:
-                summary["identity"] = digest_bytes(dumped.identity)
-            attached = self._stage_attachments(dumped.attachments, summary)
-            artifact = Artifact(
-                kind=kind or dumped.kind,
-                name=name,
-                blob=blob.digest,
-                format=dumped.format,
-                size=blob.size,
-                summary=summary,
-                meta=meta,
-                parents=parents,
-            )
-            try:
-                return self._commit_artifact(artifact, [*attached, blob], version, reason)
-            except ChunkVanished:
-                continue
-        raise StoreError("content kept disappearing during add (concurrent gc?); retry")
+    ) -> Prepared:
+        staged = stage_path(self.backend, path, progress=progress)
+        summary: dict[str, Any] = {"files": staged.files}
+        attached: list[StagedBlob] = []
+        if staged.kind == "file":
+            file_summary, attachments = _file_summary(path, kind, target)
+            summary.update(file_summary)
+            attached = self._stage_attachments(attachments, summary)
+        artifact = Artifact(
+            kind=kind or staged.kind,
+            name=name,
+            blob=staged.root.digest,
+            format="directory" if staged.kind == "directory" else _file_format(path),
+            size=staged.size,
+            summary=summary,
+            meta=meta,
+            parents=parents,
+        )
+        return Prepared(artifact, [*attached, staged], version)
 
     def _stage_attachments(
         self, attachments: dict[str, bytes], summary: dict[str, Any]
@@ -310,33 +353,6 @@ class Store:
             summary[key] = blob.digest
             staged.append(blob)
         return staged
-
-    def _commit_artifact(
-        self,
-        artifact: Artifact,
-        staged: list[StagedPath | StagedBlob],
-        version: str | None,
-        reason: str,
-    ) -> Artifact:
-        """Commit staged content, the record, its indexes and its version together.
-
-        Re-adding what the latest version of the name already holds writes nothing
-        (beyond refreshing the stat cache).
-        """
-        fresh_stats = any(isinstance(s, StagedPath) and s.stat_entries for s in staged)
-        if artifact.name and version is None and not fresh_stats and self._is_latest(artifact):
-            return artifact.with_version(self._latest_version(artifact.name))
-
-        def apply(txn: WriteTxn) -> str | None:
-            for part in staged:
-                part.commit(txn)
-            index_record(txn, artifact)
-            if artifact.name is None:
-                return None
-            return registry.add_version(txn, artifact.name, artifact.raw_digest, version,
-                                        reason=reason)
-
-        return artifact.with_version(self.write(apply))
 
     def _is_latest(self, artifact: Artifact) -> bool:
         with self.read() as txn:
@@ -550,6 +566,13 @@ class Store:
 _VALUE_FORMATS: Final = frozenset(
     {"bytes", "msgpack", "numpy", "pandas-parquet", "pandas-pickle", "sklearn-pickle", "skops"}
 )
+
+
+def _name_from_path(path: Path) -> str | None:
+    try:
+        return check_name(path.resolve().name)
+    except InvalidName:
+        return None
 
 
 def _file_format(path: Path) -> str:
