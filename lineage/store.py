@@ -13,6 +13,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -128,6 +129,11 @@ class Prepared:
     def name(self) -> str | None:
         """The artifact's name."""
         return self.artifact.name
+
+    @property
+    def written(self) -> int:
+        """Bytes of new chunk content staging wrote (0 if the store held it all)."""
+        return sum(part.written for part in self.staged)
 
     def unchanged(self, store: Store) -> bool:
         """Whether committing would change nothing: the latest version already holds it."""
@@ -252,19 +258,35 @@ class Store:
             UnsupportedValue: no adapter claims ``value``, or ``meta`` cannot be encoded.
             CollisionError: content collides with different stored content.
         """
-        for _ in range(_STAGE_RETRIES):
-            prepared = self.prepare(
+        return self.add_prepared(
+            lambda: self.prepare(
                 value, name, version=version, kind=kind, meta=meta,
                 derived_from=derived_from, target=target, progress=progress,
-            )
+            ),
+            reason=reason,
+        )[0]
+
+    def add_prepared(
+        self, prepare: Callable[[], Prepared], *, reason: str = ""
+    ) -> tuple[Artifact, int]:
+        """Commit what ``prepare()`` stages (see :meth:`add`), staging again if needed.
+
+        Returns the artifact and the bytes of new content its (last) staging wrote; 0 when
+        the store already held all of it.
+
+        Raises:
+            StoreError: a concurrent gc kept removing reused content.
+        """
+        for _ in range(_STAGE_RETRIES):
+            prepared = prepare()
             if prepared.unchanged(self):
-                return prepared.artifact.with_version(self._latest_version(prepared.name))
+                latest = self._latest_version(prepared.name)
+                return prepared.artifact.with_version(latest), prepared.written
             try:
-                return prepared.artifact.with_version(
-                    self.write(lambda txn: prepared.commit(txn, reason=reason))
-                )
+                version = self.write(partial(prepared.commit, reason=reason))
             except ChunkVanished:
                 continue  # a concurrent gc removed a chunk we reused: stage again
+            return prepared.artifact.with_version(version), prepared.written
         raise StoreError("content kept disappearing during add (concurrent gc?); retry")
 
     def prepare(
