@@ -8,6 +8,8 @@ Where an error is also a kind of builtin error, it subclasses that builtin too, 
 - ``AmbiguousRevision`` (``LookupError``): a digest prefix matches several records.
 - ``InvalidRevision`` (``ValueError``): a revision string is malformed.
 - ``InvalidName`` (``ValueError``): a name, version, tag or stage breaks the naming rules.
+- ``InvalidQuery`` (``ValueError``): a query or diff was asked something malformed (an
+  unknown comparison operator, a negative depth, an artifact diffed against a run).
 - ``UnsupportedValue`` (``TypeError``): a value has no canonical encoding or adapter.
 - ``IntegrityError``: stored content does not hash to its digest.
 - ``CollisionError``: two different contents share one digest.
@@ -26,6 +28,7 @@ __all__ = [
     "CorruptRecordError",
     "IntegrityError",
     "InvalidName",
+    "InvalidQuery",
     "InvalidRevision",
     "LineageError",
     "PathError",
@@ -61,6 +64,10 @@ class InvalidRevision(LineageError, ValueError):
 
 class InvalidName(LineageError, ValueError):
     """A name, version, tag or stage does not follow the naming rules."""
+
+
+class InvalidQuery(LineageError, ValueError):
+    """A query or diff was given arguments it cannot answer (bad operator, depth, pairing)."""
 
 
 class UnsupportedValue(LineageError, TypeError):
