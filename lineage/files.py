@@ -268,3 +268,48 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     else:
         path.unlink()
+
+
+def path_digest(backend: Backend, path: Path) -> Digest:
+    """The digest :func:`stage_path` would give ``path``, computed without storing anything.
+
+    Uses the stat cache for files it trusts; hashes the rest.
+
+    Raises:
+        PathError: the path is missing, unreadable, or holds a special file.
+    """
+    from .hashing import digest_bytes, digest_file
+
+    def file_digest(file: Path, info: os.stat_result, txn: ReadTxn) -> Digest:
+        cached = _cached_digest(txn, _stat_key(file), info)
+        if cached is not None:
+            return cached[0]
+        try:
+            return digest_file(file)
+        except OSError as exc:
+            raise PathError(f"cannot read {file}: {exc.strerror}") from None
+
+    try:
+        info = path.stat()
+    except OSError:
+        raise PathError(f"no such file or directory: {path}") from None
+    with backend.read() as txn:
+        if stat.S_ISREG(info.st_mode):
+            return file_digest(path.resolve(), info, txn)
+        if not stat.S_ISDIR(info.st_mode):
+            raise PathError(f"{path} is neither a regular file nor a directory")
+        entries: list[list[Any]] = []
+        for relative, entry_path, entry_info in _walk(path.resolve()):
+            mode = entry_info.st_mode
+            if stat.S_ISLNK(mode):
+                entries.append([relative, "l", os.readlink(entry_path), 0])
+            elif stat.S_ISDIR(mode):
+                entries.append([relative, "d", "", 0])
+            elif stat.S_ISREG(mode):
+                kind = "x" if mode & stat.S_IXUSR else "f"
+                digest = file_digest(entry_path, entry_info, txn)
+                entries.append([relative, kind, digest, entry_info.st_size])
+            else:
+                raise PathError(f"{entry_path} is a special file (fifo, socket or device)")
+    entries.sort(key=lambda e: e[0].encode())
+    return digest_bytes(encoding.encode([TREE_TAG, 1, entries]))

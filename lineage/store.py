@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from . import encoding, registry
 from .adapters import adapter_for_format, adapter_for_value
@@ -29,6 +29,9 @@ from .records import Artifact, RefEntry, Run, decode_record
 from .revisions import check_name, resolve
 from .stores.base import Backend, ReadTxn, WriteTxn
 from .stores.memory import MemoryBackend
+
+if TYPE_CHECKING:
+    from .runs import RunContext
 
 __all__ = ["Store", "default_path", "open_store"]
 
@@ -103,6 +106,10 @@ def index_record(txn: WriteTxn, record: Artifact | Run) -> Digest:
     txn.put("run_ids", record.id.encode(), digest)
     if record.call_key is not None and record.status == "ok":
         txn.put("call_keys", record.call_key, digest)
+    from .query import run_index_entries  # params/metrics value indexes for store.runs()
+
+    for namespace, key in run_index_entries(record):
+        txn.put(namespace, key, b"")
     for source in {*record.inputs.values(), *record.metric_datasets.values()}:
         add_edge(txn, source, EDGE_USED, digest)
     for made in set(record.outputs.values()):
@@ -173,6 +180,7 @@ class Store:
         self._closed = False
         self._materialized: Path | None = None
         self._context_tokens: list[Any] = []
+        self._environments: dict[Digest, Prepared] = {}
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -390,15 +398,17 @@ class Store:
 
     # -- reading ----------------------------------------------------------------------
 
-    def resolve_digest(self, revision: str | Artifact | Run) -> Digest:
+    def resolve_digest(self, revision: str | Digest | Artifact | Run) -> Digest:
         """The digest a revision names (see :meth:`resolve`)."""
         if isinstance(revision, Artifact | Run):
             return revision.raw_digest
+        if isinstance(revision, Digest):
+            return revision
         with self.read() as txn:
             return resolve(txn, revision)[0]
 
-    def resolve(self, revision: str | Artifact | Run) -> Artifact | Run:
-        """The Artifact or Run record a revision names.
+    def resolve(self, revision: str | Digest | Artifact | Run) -> Artifact | Run:
+        """The Artifact or Run record a revision names (a record or Digest passes through).
 
         Raises:
             InvalidRevision, RevisionNotFound, AmbiguousRevision: as their names say.
@@ -407,6 +417,8 @@ class Store:
         self._check_open()
         if isinstance(revision, Artifact | Run):
             return revision
+        if isinstance(revision, Digest):
+            return self.record(revision)
         with self.read() as txn:
             digest, _name, version = resolve(txn, revision)
             record = self._record(txn, digest)
@@ -436,7 +448,7 @@ class Store:
         """Same as :meth:`resolve`; named for the CLI verb."""
         return self.resolve(revision)
 
-    def artifact(self, revision: str | Artifact) -> Artifact:
+    def artifact(self, revision: str | Digest | Artifact) -> Artifact:
         """Resolve a revision that must name an artifact.
 
         Raises:
@@ -506,6 +518,59 @@ class Store:
         kind = "directory" if artifact.format == "directory" else "file"
         with self.read() as txn:
             return checkout(self.backend, txn, kind, artifact.blob, Path(target), force=force)
+
+    # -- tracking (lineage/runs.py, lineage/track.py) ---------------------------------------
+
+    def run(self, op: str, params: dict[str, Any] | None = None, *, name: str | None = None,
+            meta: dict[str, Any] | None = None) -> RunContext:
+        """Open an experiment-tracking run: ``with store.run("train", params=...) as run:``.
+
+        See :class:`lineage.runs.RunContext` for ``log_param``, ``log_metric``,
+        ``log_input``, ``log_artifact``, ``log_model`` and ``log_evaluation``.
+        """
+        from .runs import RunContext
+
+        self._check_open()
+        return RunContext(self, op, params, name=name, meta=meta)
+
+    def explain(self, step: Any, *args: Any, **kwargs: Any) -> Any:
+        """Would ``step(*args, **kwargs)`` hit the cache? If not, what changed.
+
+        Returns an :class:`~lineage.track.Explanation` (printable, ``to_dict()``).
+        """
+        from .track import Step, explain_call
+
+        if not isinstance(step, Step):
+            raise TypeError(f"explain() takes a @lineage.step function, got {step!r}")
+        return explain_call(self, step, *args, **kwargs)
+
+    def runs_of(self, op: str) -> list[Run]:
+        """Every run of operation ``op``, newest first (read from the ``by_op`` index)."""
+        prefix = op.encode() + b"\0"
+        with self.read() as txn:
+            keys = [k for k, _v in txn.items("by_op", prefix, reverse=True)]
+            return [r for k in keys if isinstance(r := self._record(txn, Digest(k[-16:])), Run)]
+
+    def metric_history(self, run: str | Run, name: str) -> list[tuple[int, float, float]]:
+        """``(step, time, value)`` points logged for metric ``name`` in ``run``."""
+        from .runs import metric_history
+
+        record = self.resolve(run)
+        if not isinstance(record, Run):
+            raise RevisionNotFound(f"{run!r} names an artifact, not a run")
+        return metric_history(self, record, name)
+
+    def environment_artifact(self) -> Prepared:
+        """The staged ``environment`` artifact of this process now (shared by digest)."""
+        from .environment import capture_environment
+
+        description = capture_environment()
+        key = encoding.digest_of(description)
+        cached = self._environments.get(key)
+        if cached is None:
+            cached = self.prepare(description, kind="environment")
+            self._environments[key] = cached
+        return cached
 
     # -- refs ---------------------------------------------------------------------------
 

@@ -1,22 +1,60 @@
-"""Run capture: which store is the default, ``@step`` and ``store.run()``.
+"""``@lineage.step``: record a run per call, memoized on (code, inputs, params).
 
-The default store for ``@lineage.step`` is, in order: the one passed to the decorator, the
-innermost ``with store:`` (or active run), the one most recently opened with
-``lineage.open()``, else ``LINEAGE_HOME``, else ``./.lineage``.
+Arguments are split by type: a ``pathlib.Path`` is an *input* taken by its content (file
+or directory), so is a :class:`~lineage.records.Artifact`, and so is any value an adapter
+claims (arrays, DataFrames, estimators, bytes); plain JSON-like values (``str``, numbers,
+``bool``, ``None``, and lists/dicts of them) are *params*. The call key is the digest of
+``(step name, code identity, {input: content identity}, params)``; the code identity is the
+function's source, or ``version=`` when given (as joblib and redun do).
+
+A cache hit loads the recorded outputs and does not execute; it writes nothing durable by
+itself (inside a run, the hit's recorded run is linked when that run commits). A miss
+executes the function inside a recorder (so nested steps and ``store.load`` are captured),
+then commits the input and output artifacts, the code and environment artifacts and the Run
+in one write transaction. Failed calls are recorded with their error and never cached.
+
+Which store: the one passed, else the innermost ``with store:`` or active run, else the one
+most recently opened with ``lineage.open()``, else ``LINEAGE_HOME``, else ``./.lineage``.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Generic, ParamSpec, TypeVar, overload
+
+import msgpack
+
+from . import encoding
+from .context import active_recorder, active_recorder_var
+from .errors import LineageError, UnsupportedValue
+from .hashing import Digest, digest_bytes
+from .records import Artifact, Run
 
 if TYPE_CHECKING:
-    from .store import Store
+    from .store import Prepared, Store
 
-__all__ = ["default_store", "pop_default_store", "push_default_store"]
+__all__ = ["Explanation", "Step", "default_store", "pop_default_store", "push_default_store",
+           "step"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_CALL_TAG: Final = "lineage/call"
+_MEMO_LIMIT: Final = 4096
+_MEMO_BYTES: Final = 1 << 20
 
 _entered: ContextVar[tuple[Store, ...]] = ContextVar("lineage_entered_stores", default=())
 _last_opened: list[Store] = []  # the per-process store cache: the most recent lineage.open()
+
+
+# -- which store ------------------------------------------------------------------------
 
 
 def push_default_store(store: Store) -> Token[tuple[Store, ...]]:
@@ -26,7 +64,10 @@ def push_default_store(store: Store) -> Token[tuple[Store, ...]]:
 
 def pop_default_store(token: Token[tuple[Store, ...]]) -> None:
     """Undo :func:`push_default_store`."""
-    _entered.reset(token)
+    try:
+        _entered.reset(token)
+    except ValueError:  # reset from another context (a thread); drop the innermost instead
+        _entered.set(_entered.get()[:-1])
 
 
 def remember_opened(store: Store) -> None:
@@ -48,3 +89,528 @@ def default_store() -> Store:
     return store
 
 
+# -- the call key -----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class CallPlan:
+    """One call's arguments sorted into inputs and params, and its key."""
+
+    key: Digest
+    code: Digest
+    params: dict[str, Any]
+    inputs: dict[str, Any]  # name -> the value (Path, Artifact, or adapter value)
+    identities: dict[str, Digest]  # name -> content identity used in the key
+
+
+def _is_plain(value: Any) -> bool:
+    kind = type(value)
+    if kind in (str, int, float, bool) or value is None:
+        return True
+    if kind in (list, tuple):
+        return all(_is_plain(v) for v in value)
+    if kind is dict:
+        return all(type(k) is str and _is_plain(v) for k, v in value.items())
+    return False
+
+
+_INT64: Final = (-(2**63), 2**63 - 1)
+
+
+def _scalar_params_encoding(params: dict[str, Any]) -> bytes | None:
+    """``encoding.encode([{}, params])`` for params of plain scalars, faster; else ``None``.
+
+    Gives the same bytes as the general encoder (sorted keys, canonical floats), which
+    ``tests/test_track.py`` checks.
+    """
+    items = []
+    for key in sorted(params):
+        value = params[key]
+        kind = type(value)
+        if kind is float:
+            if value != value or value == 0.0:
+                return None  # NaN and -0.0 take the general path
+        elif kind is int:
+            if not _INT64[0] <= value <= _INT64[1]:
+                return None
+        elif kind is not str and kind is not bool and value is not None:
+            return None
+        items.append((key, value))
+    return msgpack.packb([{}, dict(items)], use_bin_type=True)
+
+
+def _numpy_scalar(value: Any) -> bool:
+    return type(value).__module__ == "numpy" and getattr(value, "shape", None) == ()
+
+
+def _identity(store: Store, name: str, value: Any) -> Digest:
+    if isinstance(value, Path):
+        from .files import path_digest
+
+        return path_digest(store.backend, value)
+    if isinstance(value, Artifact):
+        return value.raw_digest
+    from .adapters import adapter_for_value
+
+    try:
+        adapter = adapter_for_value(value)
+    except UnsupportedValue:
+        kind = type(value)
+        raise UnsupportedValue(
+            f"argument {name!r} is a {kind.__module__}.{kind.__qualname__}, which lineage "
+            "cannot hash; pass it as a pathlib.Path, a plain value, or add it to `ignore=`"
+        ) from None
+    return digest_bytes(adapter.key(value))
+
+
+class Step(Generic[P, R]):
+    """A function whose calls are recorded as runs and memoized. Made by :func:`step`."""
+
+    def __init__(self, function: Callable[P, R], *, name: str | None = None,
+                 version: str | None = None, store: Store | str | os.PathLike[str] | None = None,
+                 cache: bool = True, ignore: Iterable[str] = ()) -> None:
+        from .revisions import check_name
+
+        self.function = function
+        self.name = check_name(name or function.__name__, "step name")
+        self.version = check_name(version, "step version") if version is not None else None
+        self.cache = cache
+        self.ignore = frozenset(ignore)
+        self._store = store
+        self._signature = inspect.signature(function)
+        unknown = self.ignore - set(self._signature.parameters)
+        if unknown:
+            raise UnsupportedValue(
+                f"ignore={sorted(unknown)} names no parameter of {self.name}(); "
+                f"parameters are {list(self._signature.parameters)}"
+            )
+        self._code: tuple[Digest, dict[str, Any]] | None = None
+        self._key_prefix: bytes | None = None
+        self._memo: dict[tuple[int, Digest], Any] = {}
+        parameters = list(self._signature.parameters.values())
+        self._simple = all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in parameters)
+        self._positional = tuple(p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD)
+        self._defaults = {p.name: p.default for p in parameters}
+        functools.update_wrapper(self, function)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return f"<lineage.step {self.name}>"
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        if instance is None:
+            return self
+        return functools.partial(self.__call__, instance)
+
+    # -- identity -----------------------------------------------------------------------
+
+    def code_summary(self) -> dict[str, Any]:
+        """The step's code description (qualname, module, source, pinned version)."""
+        self._code_identity()
+        assert self._code is not None  # noqa: S101 - set by _code_identity
+        return self._code[1]
+
+    def _code_identity(self) -> Digest:
+        if self._code is None:
+            from .environment import code_summary
+
+            summary = code_summary(self.function)
+            summary["version"] = self.version
+            if self.version is not None:
+                identity = encoding.digest_of(["lineage/code-version", self.name, self.version])
+            else:
+                identity = encoding.digest_of(
+                    ["lineage/code", summary["qualname"], summary["source"]]
+                )
+            self._code = (identity, summary)
+        return self._code[0]
+
+    def store(self) -> Store:
+        """The store this step records into now."""
+        chosen = self._store
+        if chosen is None:
+            return default_store()
+        if isinstance(chosen, str | os.PathLike):
+            import lineage
+
+            self._store = chosen = lineage.open(chosen)
+        return chosen
+
+    def plan(self, store: Store, *args: Any, **kwargs: Any) -> CallPlan:
+        """Sort a call's arguments into inputs and params and compute its key.
+
+        Raises:
+            TypeError: the arguments do not fit the function's signature.
+            UnsupportedValue: an argument can be neither hashed nor encoded.
+        """
+        params: dict[str, Any] = {}
+        inputs: dict[str, Any] = {}
+        ignore = self.ignore
+        for name, value in self._arguments(args, kwargs):
+            if ignore and name in ignore:
+                continue
+            if _is_plain(value):
+                params[name] = value
+            elif _numpy_scalar(value):
+                params[name] = value.item()
+            else:
+                inputs[name] = value
+        identities = {name: _identity(store, name, value) for name, value in inputs.items()}
+        if self._key_prefix is None:
+            self._key_prefix = encoding.encode([_CALL_TAG, self.name, self._code_identity()])
+        body = _scalar_params_encoding(params) if not identities else None
+        if body is None:
+            body = encoding.encode([identities, params])
+        key = digest_bytes(self._key_prefix + body)
+        return CallPlan(key, self._code_identity(), params, inputs, identities)
+
+    def _arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterable[
+            tuple[str, Any]]:
+        """``(parameter name, value)`` of a call, defaults applied, in signature order."""
+        if self._simple and len(args) <= len(self._positional):
+            values = dict(self._defaults)
+            values.update(zip(self._positional, args))
+            if all(k in values and k not in self._positional[: len(args)] for k in kwargs):
+                values.update(kwargs)
+                if not any(v is inspect.Parameter.empty for v in values.values()):
+                    return values.items()
+        bound = self._signature.bind(*args, **kwargs)  # slow path; raises the usual TypeError
+        bound.apply_defaults()
+        return list(_flatten(bound, self._signature))
+
+    # -- calling ------------------------------------------------------------------------
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        store = self.store()
+        plan = self.plan(store, *args, **kwargs)
+        if self.cache:
+            hit = self._cached(store, plan)
+            if hit is not None:
+                return hit[0]  # type: ignore[no-any-return]
+        return self._execute(store, plan, args, kwargs)
+
+    def _cached(self, store: Store, plan: CallPlan) -> tuple[Any] | None:
+        memo_key = (id(store), plan.key)
+        memo = self._memo.get(memo_key)
+        if memo is not None:
+            run_digest, rebuild = memo
+            result = rebuild()
+            if result is not _MISSING:
+                _note_child(store, run_digest)
+                return (result,)
+        with store.read() as txn:
+            run_digest = txn.get("call_keys", plan.key)
+        if run_digest is None:
+            return None
+        try:
+            run = store.record(Digest(run_digest))
+            assert isinstance(run, Run)  # noqa: S101 - call_keys only index runs
+            rebuild = _rebuilder(store, run)
+            result = rebuild()
+        except LineageError:
+            return None  # outputs gone or corrupt: run again
+        if result is _MISSING:
+            return None
+        if len(self._memo) >= _MEMO_LIMIT:
+            self._memo.clear()
+        if _output_bytes(store, run) <= _MEMO_BYTES:  # keep small outputs' bytes in memory
+            self._memo[memo_key] = (run.raw_digest, rebuild)
+        _note_child(store, run.raw_digest)
+        return (result,)
+
+    def _execute(self, store: Store, plan: CallPlan, args: Any, kwargs: Any) -> R:
+        recorder = _StepRecorder(store, self.name)
+        token = active_recorder_var.set(recorder)
+        started = time.time()
+        error: BaseException | None = None
+        try:
+            result = self.function(*args, **kwargs)
+        except BaseException as exc:  # record every failure, then re-raise it unchanged
+            error = exc
+            raise
+        finally:
+            active_recorder_var.reset(token)
+            if error is not None:
+                self._record(store, plan, recorder, started, None, error)
+        self._record(store, plan, recorder, started, result, None)
+        return result
+
+    def _record(self, store: Store, plan: CallPlan, recorder: _StepRecorder, started: float,
+                result: Any, error: BaseException | None) -> Run:
+        inputs = {name: _prepare_input(store, value) for name, value in plan.inputs.items()}
+        outputs, paths = ({}, {}) if error is not None else _prepare_outputs(store, result)
+        code = store.prepare(self.code_summary()["source"].encode(), kind="code")
+        code = _as_code(code, self.code_summary())
+        environment = store.environment_artifact()
+        used = {**recorder.inputs,
+                **{k: (p.artifact.raw_digest if p is not None else v.raw_digest)
+                   for k, (p, v) in inputs.items()}}
+        run = Run(
+            op=self.name, id=recorder.id, inputs=used,
+            outputs={k: p.artifact.raw_digest for k, p in outputs.items()},
+            params=plan.params, code=code.artifact.raw_digest,
+            environment=environment.artifact.raw_digest if environment else None,
+            status="ok" if error is None else "failed",
+            error=None if error is None else {"type": type(error).__name__,
+                                              "message": str(error)[:2000]},
+            started=started, ended=time.time(), parent=recorder.parent_id,
+            call_key=plan.key if error is None and self.cache else None,
+            meta={"call": {"code": plan.code, "inputs": plan.identities},
+                  **({"paths": paths} if paths else {})},
+        )
+        staged = [p for p, _v in inputs.values() if p is not None]
+        staged += [*outputs.values(), code, *([environment] if environment else [])]
+        store.write(lambda txn: _commit(txn, run, staged, recorder.children))
+        _note_child(store, run.raw_digest)
+        return run
+
+    def explain(self, *args: Any, **kwargs: Any) -> Explanation:
+        """Would this call hit the cache? If not, what changed against the nearest call."""
+        store = self.store()
+        return explain_call(store, self, *args, **kwargs)
+
+
+_MISSING: Final = object()
+
+
+class _StepRecorder:
+    """Collects what a step call loads and which steps it calls."""
+
+    def __init__(self, store: Store, op: str) -> None:
+        self.store = store
+        self.op = op
+        self.id = uuid.uuid4().hex
+        self.inputs: dict[str, Digest] = {}
+        self.children: list[Digest] = []
+        parent = active_recorder()
+        self.parent_id: str | None = getattr(parent, "id", None)
+
+    def record_use(self, artifact: Artifact, name: str | None) -> None:
+        self.inputs[name or artifact.name or artifact.digest[:12]] = artifact.raw_digest
+
+    def record_child(self, run_digest: Digest) -> None:
+        self.children.append(run_digest)
+
+
+def _note_child(store: Store, run_digest: Digest) -> None:
+    recorder = active_recorder()
+    if recorder is not None and getattr(recorder, "store", None) is store:
+        recorder.record_child(run_digest)  # type: ignore[attr-defined]
+
+
+def _flatten(bound: inspect.BoundArguments,
+             signature: inspect.Signature) -> Iterable[tuple[str, Any]]:
+    for name, value in bound.arguments.items():
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            yield from ((f"{name}.{i}", v) for i, v in enumerate(value))
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            yield from value.items()
+        else:
+            yield name, value
+
+
+def _prepare_input(store: Store, value: Any) -> tuple[Prepared | None, Any]:
+    if isinstance(value, Artifact):
+        return None, value
+    return store.prepare(value, path_name=True), value
+
+
+def _output_items(result: Any) -> list[tuple[str, Any]]:
+    if result is None:
+        return []
+    if type(result) is tuple:
+        return [(f"return.{i}", v) for i, v in enumerate(result) if v is not None]
+    return [("return", result)]
+
+
+def _prepare_outputs(store: Store, result: Any) -> tuple[dict[str, Prepared], dict[str, str]]:
+    outputs: dict[str, Prepared] = {}
+    paths: dict[str, str] = {}
+    for name, value in _output_items(result):
+        if isinstance(value, Path):
+            paths[name] = str(value.resolve())
+        if _numpy_scalar(value):
+            value = value.item()
+        if _is_plain(value) and not isinstance(value, list | dict | tuple):
+            value = {"value": value}  # scalars are stored as a one-key config
+        try:
+            outputs[name] = store.prepare(value, path_name=False)
+        except UnsupportedValue as exc:
+            raise UnsupportedValue(f"step output {name!r} cannot be stored: {exc}") from None
+    return outputs, paths
+
+
+def _as_code(prepared: Prepared, summary: dict[str, Any]) -> Prepared:
+    from dataclasses import replace
+
+    prepared.artifact = replace(prepared.artifact, format="python",
+                                summary={k: v for k, v in summary.items() if k != "file"},
+                                _digest=None)
+    return prepared
+
+
+def _commit(txn: Any, run: Run, staged: list[Prepared], children: list[Digest]) -> None:
+    from .store import EDGE_CHILD, add_edge, index_record
+
+    for prepared in staged:
+        prepared.commit(txn)
+    digest = index_record(txn, run)
+    for child in children:
+        add_edge(txn, digest, EDGE_CHILD, child)
+
+
+def _rebuilder(store: Store, run: Run) -> Callable[[], Any]:
+    """A function rebuilding ``run``'s return value from the store (``_MISSING`` if gone)."""
+    paths = run.meta.get("paths", {})
+    names = sorted(run.outputs, key=lambda n: (len(n), n))
+    loaders = []
+    for name in names:
+        artifact = store.artifact(run.outputs[name])
+        if name in paths:
+            loaders.append(_path_loader(store, artifact, Path(paths[name])))
+        else:
+            data = store.read_bytes(artifact)
+            loaders.append(_value_loader(artifact, data))
+
+    def rebuild() -> Any:
+        values = [load() for load in loaders]
+        if any(v is _MISSING for v in values):
+            return _MISSING
+        if not names:
+            return None
+        if names == ["return"]:
+            return values[0]
+        return tuple(values)
+
+    return rebuild
+
+
+def _output_bytes(store: Store, run: Run) -> int:
+    return sum(store.artifact(d).size for d in run.outputs.values())
+
+
+def _value_loader(artifact: Artifact, data: bytes) -> Callable[[], Any]:
+    from .adapters import adapter_for_format
+
+    adapter = adapter_for_format(artifact.format)
+    scalar = artifact.kind == "config" and artifact.summary.get("keys") == ["value"]
+
+    def load() -> Any:
+        value = adapter.load(data, artifact.format, trust=True)  # our own recorded output
+        return value["value"] if scalar and isinstance(value, dict) else value
+
+    return load
+
+
+def _path_loader(store: Store, artifact: Artifact, path: Path) -> Callable[[], Any]:
+    from .files import path_digest
+
+    def load() -> Any:
+        try:
+            current = path_digest(store.backend, path) if os.path.lexists(path) else None
+        except LineageError:
+            current = None
+        if current != artifact.blob:
+            store.checkout(artifact, path, force=True)  # restore a missing or changed output
+        return path
+
+    return load
+
+
+# -- explain ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Explanation:
+    """Whether a call would hit the cache and, if not, what differs from the nearest call."""
+
+    step: str
+    hit: bool
+    run: Run | None = None
+    nearest: Run | None = None
+    changes: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        if self.hit:
+            return f"{self.step}: cache hit (run {self.run.digest[:12] if self.run else '?'})"
+        if self.nearest is None:
+            return f"{self.step}: cache miss: no earlier successful call of this step"
+        lines = [f"{self.step}: cache miss; nearest earlier call "
+                 f"{self.nearest.digest[:12]} differs in:"]
+        lines += [f"  - {change}" for change in self.changes]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {"step": self.step, "hit": self.hit,
+                "run": self.run.digest if self.run else None,
+                "nearest": self.nearest.digest if self.nearest else None,
+                "changes": list(self.changes)}
+
+
+def explain_call(store: Store, step_: Step[Any, Any], *args: Any, **kwargs: Any) -> Explanation:
+    """See :meth:`Store.explain`."""
+    plan = step_.plan(store, *args, **kwargs)
+    with store.read() as txn:
+        found = txn.get("call_keys", plan.key)
+    if found is not None:
+        run = store.record(Digest(found))
+        return Explanation(step_.name, True, run=run if isinstance(run, Run) else None)
+    best: tuple[int, Run, list[str]] | None = None
+    for run in store.runs_of(step_.name):
+        if run.status != "ok":
+            continue
+        changes = _differences(plan, run)
+        if best is None or len(changes) < best[0]:
+            best = (len(changes), run, changes)
+    if best is None:
+        return Explanation(step_.name, False)
+    return Explanation(step_.name, False, nearest=best[1], changes=best[2])
+
+
+def _differences(plan: CallPlan, run: Run) -> list[str]:
+    call = run.meta.get("call", {})
+    changes = []
+    if call.get("code") != plan.code:
+        changes.append("code: the step's source (or version=) changed")
+    old_inputs = call.get("inputs", {})
+    for name in sorted(set(old_inputs) | set(plan.identities)):
+        old, new = old_inputs.get(name), plan.identities.get(name)
+        if old != new:
+            state = "added" if old is None else "removed" if new is None else "content changed"
+            changes.append(f"input {name!r}: {state}")
+    for name in sorted(set(run.params) | set(plan.params)):
+        old, new = run.params.get(name, "<absent>"), plan.params.get(name, "<absent>")
+        if encoding.encode(old) != encoding.encode(new):
+            changes.append(f"param {name!r}: {old!r} -> {new!r}")
+    return changes
+
+
+# -- the decorator ----------------------------------------------------------------------
+
+
+@overload
+def step(function: Callable[P, R], /) -> Step[P, R]: ...
+
+
+@overload
+def step(*, name: str | None = ..., version: str | None = ...,
+         store: Store | str | os.PathLike[str] | None = ..., cache: bool = ...,
+         ignore: Iterable[str] = ...) -> Callable[[Callable[P, R]], Step[P, R]]: ...
+
+
+def step(function: Callable[P, R] | None = None, /, *, name: str | None = None,
+         version: str | None = None, store: Store | str | os.PathLike[str] | None = None,
+         cache: bool = True, ignore: Iterable[str] = ()) -> Any:
+    """Record every call of ``function`` as a run, memoized on (code, inputs, params).
+
+    Use bare (``@lineage.step``) or with options (``@lineage.step(version="2")``):
+    ``name`` (default: the function's name), ``version`` (pins the code identity across
+    source edits), ``store`` (a Store or path), ``cache=False`` (always execute, still
+    record), ``ignore`` (parameter names left out of the key and the record).
+    """
+    def decorate(target: Callable[P, R]) -> Step[P, R]:
+        return Step(target, name=name, version=version, store=store, cache=cache,
+                    ignore=ignore)
+
+    return decorate(function) if function is not None else decorate
