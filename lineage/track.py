@@ -412,7 +412,7 @@ def _flatten(bound: inspect.BoundArguments,
 def _prepare_input(store: Store, value: Any) -> tuple[Prepared | None, Any]:
     if isinstance(value, Artifact):
         return None, value
-    return store.prepare(value, path_name=True), value
+    return store.prepare(value, path_name=False), value
 
 
 def _output_items(result: Any) -> list[tuple[str, Any]]:
