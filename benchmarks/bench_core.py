@@ -1,0 +1,469 @@
+"""Core store: hashing, adding big and small content, edits, stat cache, records, import.
+
+Every figure is measured beside its raw limit (the same work done by the bare library or the
+disk) or a peer (DVC), in the same run, on the same files, with the page cache warm for both
+sides unless said otherwise. Writes are preceded by ``sync`` so none pays for another's
+dirty pages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xxhash
+from harness import (
+    Context,
+    KiB,
+    Row,
+    best_of,
+    format_value,
+    fraction_row,
+    fsync_path,
+    limit_row,
+    rate_row,
+    remove,
+    run_tool,
+    settle,
+    speed_row,
+    time_once,
+)
+
+SECTION = "core"
+EDIT_FRACTION = 0.02
+EDIT_PLACES = 5
+BACKDATE_S = 60
+DVC_ENV = {"DVC_NO_ANALYTICS": "1", "DVC_NO_UPDATER": "1"}
+
+
+def run(ctx: Context) -> list[Row]:
+    """All core measurements, in an order where each reuses what the previous left."""
+    import lineage  # noqa: F401  (imported here so import time is measured separately)
+
+    big = _big_file(ctx)
+    rows: list[Row] = []
+    rows += _hashing(ctx, big)
+    add_rows, store_path = _add_new(ctx, big)
+    rows += add_rows
+    rows += _readd(ctx, big, store_path)
+    rows += _edit(ctx, big, store_path)
+    remove(store_path)
+    rows += _dvc_big(ctx, big)
+    rows += _small_files(ctx)
+    rows += _records(ctx)
+    rows += _import_time(ctx)
+    return rows
+
+
+# -- inputs ---------------------------------------------------------------------------------
+
+
+def _random_file(path: Path, size: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    block = 64 * 1024 * 1024
+    with open(path, "wb") as handle:
+        left = size
+        while left:
+            n = min(block, left)
+            handle.write(rng.bytes(n))
+            left -= n
+
+
+def _backdate(path: Path, seconds: int = BACKDATE_S) -> None:
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+
+
+def _big_file(ctx: Context) -> Path:
+    """A file of ``ctx.size`` random bytes (reused between runs), mtime backdated, cached."""
+    path = ctx.work / f"big-{ctx.size}.bin"
+    if not path.exists() or path.stat().st_size != ctx.size:
+        ctx.log(f"writing a {ctx.human_size()} random file")
+        _random_file(path, ctx.size, seed=1)
+    _backdate(path)
+    _warm(path)
+    return path
+
+
+def _warm(path: Path) -> None:
+    """Read a file once so that it sits in the page cache."""
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        xxhash.xxh3_64_intdigest(m)
+
+
+def _pack_bytes(store_path: Path) -> int:
+    return sum(p.stat().st_size for p in (store_path / "packs").glob("*.pack"))
+
+
+def _open(path: Path) -> Any:
+    import lineage
+
+    return lineage.open(path)
+
+
+# -- hashing --------------------------------------------------------------------------------
+
+
+def _hashing(ctx: Context, big: Path) -> list[Row]:
+    from lineage.hashing import digest_file
+
+    ctx.log("hashing")
+
+    def raw_xxh3() -> bytes:
+        with open(big, "rb") as h, mmap.mmap(h.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            return xxhash.xxh3_128_digest(m)
+
+    def md5() -> bytes:
+        with open(big, "rb") as h, mmap.mmap(h.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            return hashlib.md5(m).digest()
+
+    assert bytes(digest_file(big)) == raw_xxh3()
+    ours, raw = [], []
+    for _ in range(ctx.repeat + 2):  # interleaved, so both see the same machine state
+        ours.append(time_once(lambda: digest_file(big))[0])
+        raw.append(time_once(raw_xxh3)[0])
+    md5_s = best_of(md5, 1)
+    size = ctx.human_size()
+    gbps = ctx.size / min(ours) / 1e9
+    return [
+        speed_row(SECTION, f"hash {size} file (digest_file, {gbps:.1f} GB/s)", min(ours),
+                  min(raw), "xxh3_128 raw", at_least=0.8),
+        speed_row(SECTION, f"hash {size} file vs MD5 (DVC's hash)", min(ours), md5_s, "md5"),
+    ]
+
+
+# -- adding a new big file --------------------------------------------------------------------
+
+
+def _copy_fsync(src: Path, dst: Path) -> None:
+    shutil.copyfile(src, dst)
+    fsync_path(dst)
+
+
+def _add_new(ctx: Context, big: Path) -> tuple[list[Row], Path]:
+    ctx.log("add of a new big file vs copy+fsync")
+    copy_target = ctx.work / "copy.bin"
+    ours, copies = [], []
+    store_path = ctx.work / "store-big"
+    for attempt in range(ctx.repeat):  # interleaved: disk speed drifts over a run
+        remove(copy_target)
+        settle()
+        copies.append(time_once(lambda: _copy_fsync(big, copy_target))[0])
+        remove(copy_target)
+        remove(store_path)
+        settle()
+        store = _open(store_path)
+        elapsed, artifact = time_once(lambda s=store: s.add(big, "big"))
+        ours.append(elapsed)
+        store.close()
+        if attempt < ctx.repeat - 1:
+            remove(store_path)
+    remove(copy_target)
+    assert artifact.size == ctx.size
+    rate = ctx.size / min(ours) / 1e6
+    return [
+        speed_row(SECTION, f"add new {ctx.human_size()} file ({rate:.0f} MB/s)", min(ours),
+                  min(copies), "copy+fsync", at_least=0.6),
+    ], store_path
+
+
+# -- re-adding an unchanged file ----------------------------------------------------------------
+
+
+def _readd(ctx: Context, big: Path, store_path: Path) -> list[Row]:
+    ctx.log("re-add of the unchanged big file")
+    store = _open(store_path)
+    try:
+        first = store.add(big, "big")
+        times = [time_once(lambda: store.add(big, "big"))[0] for _ in range(50)]
+        again = store.add(big, "big")
+        versions = len(store.versions("big"))
+    finally:
+        store.close()
+    assert first.digest == again.digest and versions == 1, "re-add must not add a version"
+    ctx.note(
+        f"re-add: the big file's mtime was set {BACKDATE_S} s in the past (os.utime) before its "
+        "first add, because the stat cache trusts an entry only when the file's mtime is more "
+        "than 2 s older than the moment it was hashed (git's racy-clean rule); a file written "
+        "less than 2 s before its add is re-hashed on the next add. Median of 50 re-adds."
+    )
+    return [limit_row(SECTION, f"re-add unchanged {ctx.human_size()} file (stat cache)",
+                      statistics.median(times), "s", 1e-3)]
+
+
+# -- a v1.1 editing 2 % of v1.0 -------------------------------------------------------------------
+
+
+def _make_edit(big: Path, target: Path, size: int, seed: int) -> int:
+    """Copy ``big`` to ``target`` and overwrite 2 % of it in a few spread places."""
+    shutil.copyfile(big, target)
+    rng = np.random.default_rng(seed)
+    piece = max(1, int(size * EDIT_FRACTION) // EDIT_PLACES)
+    stride = size // EDIT_PLACES
+    changed = 0
+    with open(target, "r+b") as handle:
+        for place in range(EDIT_PLACES):
+            offset = place * stride + int(rng.integers(0, max(1, stride - piece)))
+            handle.seek(offset)
+            handle.write(rng.bytes(piece))
+            changed += piece
+    return changed
+
+
+def _chunk_and_hash(path: Path) -> int:
+    """The raw work of an add: FastCDC cut + xxh3 per chunk, then xxh3 of the whole file."""
+    from pyfastcdc import FastCDC
+
+    from lineage.hashing import CHUNK_AVG, CHUNK_MAX, CHUNK_MIN
+
+    cdc = FastCDC(CHUNK_AVG, min_size=CHUNK_MIN, max_size=CHUNK_MAX)
+    count = 0
+    with open(path, "rb") as h:
+        view = memoryview(mmap.mmap(h.fileno(), 0, access=mmap.ACCESS_READ))
+    for piece in cdc.cut_buf(view):
+        xxhash.xxh3_128_digest(view[piece.offset : piece.offset + piece.length])
+        count += 1
+    xxhash.xxh3_128_digest(view)
+    return count  # the map closes when the last view of it is dropped
+
+
+def _edit(ctx: Context, big: Path, store_path: Path) -> list[Row]:
+    ctx.log("add of a v1.1 editing 2 % of v1.0")
+    edited = ctx.work / "edited.bin"
+    ours, raw, growth = [], [], []
+    store = _open(store_path)
+    try:
+        for attempt in range(ctx.repeat):
+            _make_edit(big, edited, ctx.size, seed=100 + attempt)
+            settle()
+            _warm(edited)
+            raw.append(time_once(lambda: _chunk_and_hash(edited))[0])
+            before = _pack_bytes(store_path)
+            elapsed, artifact = time_once(lambda: store.add(edited, "big"))
+            ours.append(elapsed)
+            growth.append(_pack_bytes(store_path) - before)
+            assert artifact.version is not None
+    finally:
+        store.close()
+        remove(edited)
+    ctx.note(f"2 % edit: {EDIT_PLACES} spread regions of {EDIT_FRACTION / EDIT_PLACES:.1%} "
+             "of the file overwritten with new random bytes; the raw work is FastCDC + xxh3 "
+             "per chunk and xxh3 of the whole file, one after the other on one core; new "
+             "storage is the growth of the pack files (largest of the repeats).")
+    size = ctx.human_size()
+    return [
+        speed_row(SECTION, f"add v1.1 editing 2 % of {size}", min(ours), min(raw),
+                  "chunk+hash alone", at_least=0.8),
+        fraction_row(SECTION, "  new storage for that v1.1", max(growth), ctx.size,
+                     "v1.0", at_most=0.05),
+    ]
+
+
+# -- DVC on the big file -----------------------------------------------------------------------
+
+
+def _dvc_repo(ctx: Context, name: str) -> tuple[Path, str] | None:
+    dvc = ctx.tool("dvc")
+    if dvc is None:
+        return None
+    repo = ctx.scratch(name)
+    site = ctx.scratch(name + "-site")  # DVC's own stat cache, fresh for each run
+    run_tool([dvc, "init", "--no-scm", "-q"], repo, DVC_ENV)
+    run_tool([dvc, "config", "core.site_cache_dir", str(site)], repo, DVC_ENV)
+    return repo, dvc
+
+
+def _dvc_big(ctx: Context, big: Path) -> list[Row]:
+    found = _dvc_repo(ctx, "dvc-big")
+    if found is None:
+        ctx.note("dvc is not installed (pip install -e '.[bench]'): DVC rows skipped")
+        return []
+    repo, dvc = found
+    ctx.log("dvc add of the big file")
+    target = repo / big.name
+    shutil.copyfile(big, target)
+    _backdate(target)
+    settle()
+    _warm(target)
+    add_s = run_tool([dvc, "add", "-q", target.name], repo, DVC_ENV)
+    readd_s = run_tool([dvc, "add", "-q", target.name], repo, DVC_ENV)
+    status_s = run_tool([dvc, "status", "-q"], repo, DVC_ENV)
+    remove(repo)
+    remove(ctx.work / "dvc-big-site")
+    size = ctx.human_size()
+    return [
+        Row(SECTION, f"dvc add new {size} file (peer)", add_s, "s", note="subprocess"),
+        Row(SECTION, f"dvc add unchanged {size} file again (peer)", readd_s, "s"),
+        Row(SECTION, "dvc status after that (peer)", status_s, "s"),
+    ]
+
+
+# -- 10k small files ---------------------------------------------------------------------------
+
+
+def _small_tree(ctx: Context) -> Path:
+    root = ctx.work / f"small-{ctx.files}"
+    marker = ctx.work / f"small-{ctx.files}.complete"
+    if marker.exists():
+        return root
+    ctx.log(f"writing {ctx.files} small files")
+    remove(root)
+    rng = np.random.default_rng(7)
+    per_dir = 100
+    for index in range(ctx.files):
+        directory = root / f"d{index // per_dir:04d}"
+        if index % per_dir == 0:
+            directory.mkdir(parents=True)
+        size = int(rng.integers(1 * KiB, 4 * KiB + 1))
+        (directory / f"f{index:06d}.bin").write_bytes(rng.bytes(size))
+    marker.touch()
+    return root
+
+
+def _small_files(ctx: Context) -> list[Row]:
+    tree = _small_tree(ctx)
+    ctx.log(f"add of {ctx.files} small files")
+    ours = []
+    store_path = ctx.work / "store-small"
+    for _ in range(ctx.repeat):
+        remove(store_path)
+        settle()
+        store = _open(store_path)
+        elapsed, artifact = time_once(lambda s=store: s.add(tree, "small"))
+        ours.append(elapsed)
+        store.close()
+    remove(store_path)
+    assert artifact.summary["files"] == ctx.files
+    dvc_s = None
+    found = _dvc_repo(ctx, "dvc-small")
+    if found is not None:
+        repo, dvc = found
+        ctx.log(f"dvc add of {ctx.files} small files")
+        shutil.copytree(tree, repo / tree.name)
+        settle()
+        dvc_s = run_tool([dvc, "add", "-q", tree.name], repo, DVC_ENV)
+        remove(repo)
+        remove(ctx.work / "dvc-small-site")
+    per_file = min(ours) / ctx.files * 1e6
+    return [speed_row(SECTION, f"add dir of {ctx.files} files of 1–4 KiB ({per_file:.0f} µs/file)",
+                      min(ours), dvc_s, "dvc add", at_least=10)]
+
+
+# -- small records -----------------------------------------------------------------------------
+
+
+def _configs(n: int) -> list[dict[str, Any]]:
+    return [
+        {"name": f"config-{i}", "learning_rate": 1e-4 * (i + 1), "layers": [64, 32, i % 7],
+         "seed": i, "optimizer": "adam", "dropout": 0.1, "augment": bool(i % 2),
+         "features": [f"feature_{j}" for j in range(8)]}
+        for i in range(n)
+    ]
+
+
+def _raw_lmdb(ctx: Context, payloads: list[tuple[bytes, bytes]]) -> dict[str, float]:
+    import lmdb
+
+    path = ctx.scratch("raw-lmdb")
+    env = lmdb.open(str(path), map_size=1 << 30, max_dbs=4, sync=True, metasync=True,
+                    writemap=False, readahead=False)
+    db = env.open_db(b"records")
+    n = len(payloads)
+    half = n // 2
+    start = time.perf_counter()
+    for key, value in payloads[:half]:
+        with env.begin(write=True, db=db) as txn:
+            txn.put(key, value)
+    put_each = half / (time.perf_counter() - start)
+    start = time.perf_counter()
+    with env.begin(write=True, db=db) as txn:
+        for key, value in payloads[half:]:
+            txn.put(key, value)
+    put_batch = (n - half) / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for key, _value in payloads:
+        with env.begin(db=db) as txn:
+            assert txn.get(key) is not None
+    get_each = n / (time.perf_counter() - start)
+    start = time.perf_counter()
+    with env.begin(db=db) as txn:
+        for key, _value in payloads:
+            assert txn.get(key) is not None
+    get_batch = n / (time.perf_counter() - start)
+    env.close()
+    remove(path)
+    return {"put_each": put_each, "put_batch": put_batch, "get_each": get_each,
+            "get_batch": get_batch}
+
+
+def _records(ctx: Context) -> list[Row]:
+    from lineage import encoding
+
+    n = 1000 if not ctx.quick else 400
+    configs = _configs(2 * n)
+    ctx.log(f"{len(configs)} small records through Store and raw LMDB")
+    payloads = [(xxhash.xxh3_128_digest(b := encoding.encode(c)), b) for c in configs]
+    raw = _raw_lmdb(ctx, payloads)
+
+    store_path = ctx.work / "store-records"
+    remove(store_path)
+    store = _open(store_path)
+    try:
+        start = time.perf_counter()
+        added = [store.add(c) for c in configs[:n]]
+        put_each = n / (time.perf_counter() - start)
+        start = time.perf_counter()
+        prepared = [store.prepare(c) for c in configs[n:]]
+        store.write(lambda txn: [p.commit(txn) for p in prepared])
+        put_batch = n / (time.perf_counter() - start)
+        added += [p.artifact for p in prepared]
+        revisions = [a.digest for a in added]
+        start = time.perf_counter()
+        for revision, config in zip(revisions, configs, strict=True):
+            assert store.load(revision) == config
+        get_each = len(revisions) / (time.perf_counter() - start)
+    finally:
+        store.close()
+        remove(store_path)
+    ctx.note(
+        "records: Store.add(config) commits a record (+ its content blob, indexes) durably per "
+        "call, so it is compared with one fsynced LMDB transaction per put of the same "
+        "msgpack bytes; batched = Store.prepare for each config then one Store.write "
+        "committing all, vs all raw puts in one transaction. Store.load(digest) resolves the "
+        "revision, verifies the record's and the content's digests and decodes; raw = one "
+        "get per read transaction. Raw LMDB batched gets: "
+        f"{format_value(raw['get_batch'], '/s')}."
+    )
+    return [
+        rate_row(SECTION, "small records: add, one durable txn each", put_each,
+                 raw["put_each"], "raw lmdb put+commit"),
+        rate_row(SECTION, "small records: prepare × n, one commit", put_batch,
+                 raw["put_batch"], "raw lmdb puts, 1 txn"),
+        rate_row(SECTION, "small records: load (resolve, verify, decode)", get_each,
+                 raw["get_each"], "raw lmdb get, 1 txn each"),
+    ]
+
+
+# -- import time ------------------------------------------------------------------------------
+
+
+def _import_time(ctx: Context) -> list[Row]:
+    ctx.log("import lineage")
+    code = "import time; t = time.perf_counter(); import lineage; print(time.perf_counter() - t)"
+    timings = []
+    for _ in range(5):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True)
+        timings.append(float(out.stdout.strip()))
+    bare = best_of(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), 5)
+    return [limit_row(SECTION, "import lineage (fresh interpreter, best of 5)", min(timings),
+                      "s", 0.1, note=f"interpreter start alone: {format_value(bare, 's')}")]
