@@ -10,7 +10,7 @@ $(VENV)/bin/python:
 	$(PY) -m pip install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q -e '.[pandas]'
 	touch $@
 
 $(STAMP): pyproject.toml | $(VENV)/bin/python
@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 	touch $@
 
 demo: $(VENV)/.installed
+	rm -rf examples/.lineage examples/out
 	cd examples && LINEAGE_HOME=.lineage ../$(PY) healthcare_workflow.py
 
 test: $(STAMP)

@@ -55,13 +55,15 @@ def default_path() -> Path:
 
 
 _shared_lock = threading.Lock()
-_shared: dict[tuple[int, str], list[Any]] = {}  # (pid, path) -> [backend, handles]
+# path -> [backend, handles]. A backend inherited across fork() reopens itself in the child,
+# so the child keeps using the same entry and never opens one environment twice.
+_shared: dict[str, list[Any]] = {}
 
 
 def _acquire(path: Path) -> Backend:
     from .stores.lmdb import LmdbBackend
 
-    key = (os.getpid(), str(path.resolve()))
+    key = str(path.resolve())
     with _shared_lock:
         entry = _shared.get(key)
         if entry is None:
