@@ -132,6 +132,11 @@ def encode(value: Any) -> bytes:
         raise UnsupportedValue(f"string is not valid Unicode: {exc.reason}") from None
     except (OverflowError, ValueError) as exc:
         raise UnsupportedValue(f"cannot encode value: {exc}") from None
+    except RecursionError:
+        raise UnsupportedValue(
+            "cannot encode value: it contains itself or is nested too deeply "
+            "(msgpack allows 511 levels)"
+        ) from None
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
