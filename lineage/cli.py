@@ -262,7 +262,7 @@ def _verify(ctx: Context, args: argparse.Namespace) -> Result:
         report = store.verify(progress=bar).to_dict()
     if report["ok"]:
         return Result(report, fmt.verify_text(report))
-    error = f"verify found {len(report['problems'])} problem(s) in {store.path}"
+    error = f"verify found {fmt.count(len(report['problems']), 'problem')} in {store.path}"
     return Result(report, fmt.verify_text(report), EXIT_ERROR, error)
 
 

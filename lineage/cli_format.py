@@ -369,20 +369,26 @@ def added_text(added: list[dict[str, Any]]) -> str:
     return table(rows)
 
 
+def count(number: int, noun: str) -> str:
+    """``1 record``, ``2 records``."""
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def _contents(report: dict[str, Any]) -> str:
+    return ", ".join(count(report[k], k[:-1]) for k in ("records", "blobs", "chunks"))
+
+
 def verify_text(report: dict[str, Any]) -> str:
     """``lineage verify``: what was checked, then each problem."""
-    checked = (
-        f"checked {report['records']} records, {report['blobs']} blobs, "
-        f"{report['chunks']} chunks ({format_bytes(report['bytes'])})"
-    )
+    checked = f"checked {_contents(report)} ({format_bytes(report['bytes'])})"
     if report["ok"]:
         return f"{checked}: ok"
-    return "\n".join([f"{checked}: {len(report['problems'])} problems", *report["problems"]])
+    return "\n".join([f"{checked}: {count(len(report['problems']), 'problem')}",
+                      *report["problems"]])
 
 
 def gc_text(report: dict[str, Any]) -> str:
     """``lineage gc``: what was (or would be) removed."""
-    counts = f"{report['records']} records, {report['blobs']} blobs, {report['chunks']} chunks"
     if report["dry_run"]:
-        return f"would remove {counts} (dry run; pass --yes to remove them)"
-    return f"removed {counts}; freed {format_bytes(report['bytes_freed'])}"
+        return f"would remove {_contents(report)} (dry run; pass --yes to remove them)"
+    return f"removed {_contents(report)}; freed {format_bytes(report['bytes_freed'])}"
