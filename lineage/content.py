@@ -88,10 +88,34 @@ def _check_existing(backend: Backend, chunk: Chunk, location: bytes) -> None:
             f"stored chunk {chunk.digest.hex()} is corrupt (its bytes hash to "
             f"{digest_bytes(stored).hex()}); run `lineage verify`"
         )
-    raise CollisionError(
-        f"new content has digest {chunk.digest.hex()} but differs from the stored content "
+    raise _collision(chunk.digest)
+
+
+def _collision(digest: Digest) -> CollisionError:
+    return CollisionError(
+        f"new content has digest {digest.hex()} but differs from the stored content "
         "with that digest (an XXH3-128 collision); nothing was stored"
     )
+
+
+def _check_existing_blob(
+    backend: Backend, txn: ReadTxn, digest: Digest, view: memoryview, chunks: list[Digest]
+) -> None:
+    """Refuse content whose whole digest is stored for different bytes.
+
+    A stored blob with the same size and chunk list holds the same bytes (every chunk was
+    just compared); otherwise the stored content is compared byte for byte.
+    """
+    found = manifest(txn, digest)
+    if found is None or (found[0], found[1]) == (len(view), chunks):
+        return
+    offset = 0
+    for part in iter_blob(backend, txn, digest):
+        if not _same_bytes(part, view[offset : offset + len(part)]):
+            raise _collision(digest)
+        offset += len(part)
+    if offset != len(view):
+        raise _collision(digest)
 
 
 def stage(
@@ -119,25 +143,28 @@ def stage(
     chunks = list(chunk_buffer(view))
     known = {} if known is None else known
     pending: list[Chunk] = []
-    seen_here: set[Digest] = set()
+    seen_here: dict[Digest, Chunk] = {}
     with backend.read() as txn:
         for chunk in chunks:
-            if chunk.digest in seen_here:
+            first = seen_here.setdefault(chunk.digest, chunk)
+            if first is not chunk:  # a repeat within this content: same bytes, or a collision
+                if not _same_bytes(first.data, chunk.data):
+                    raise _collision(chunk.digest)
                 continue
-            seen_here.add(chunk.digest)
             location = known.get(chunk.digest) or txn.get("chunks", chunk.digest)
             if location is None:
                 pending.append(chunk)
             else:
                 _check_existing(backend, chunk, location)
+        if hasher is not None:  # chunking outlasts hashing, so joining here costs nothing
+            hasher.join()
+            digest = whole[0]
+        else:
+            digest = chunks[0].digest if len(chunks) == 1 else digest_bytes(view)
+        _check_existing_blob(backend, txn, digest, view, [c.digest for c in chunks])
     locations = backend.write_chunks([(c.digest, c.data) for c in pending])
     new_locations = dict(zip((c.digest for c in pending), locations, strict=True))
     known.update(new_locations)
-    if hasher is not None:
-        hasher.join()
-        digest = whole[0]
-    else:
-        digest = chunks[0].digest if len(chunks) == 1 else digest_bytes(view)
     return StagedBlob(
         digest=digest,
         size=len(view),
@@ -168,6 +195,11 @@ def iter_blob(backend: Backend, txn: ReadTxn, digest: Digest) -> Iterator[memory
     if found is None:
         raise IntegrityError(f"blob {digest.hex()} is missing from the store")
     _size, chunks, _children = found
+    if len(chunks) == 1 and chunks[0] != digest:  # one chunk: its digest is the blob's
+        raise IntegrityError(
+            f"blob content does not match: expected {digest.hex()}, its manifest names "
+            f"chunk {chunks[0].hex()}; run `lineage verify`"
+        )
     whole = xxhash.xxh3_128()
     for chunk in chunks:
         location = txn.get("chunks", chunk)

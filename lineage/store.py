@@ -21,7 +21,7 @@ from . import encoding, registry
 from .adapters import adapter_for_format, adapter_for_value
 from .content import ChunkVanished, StagedBlob, read_blob, stage
 from .context import active_recorder
-from .errors import InvalidName, PathError, RevisionNotFound, StoreError
+from .errors import CollisionError, InvalidName, PathError, RevisionNotFound, StoreError
 from .files import StagedPath, checkout, stage_path
 from .hashing import Digest, digest_bytes
 from .maintenance import GcReport, VerifyReport, collect_garbage, verify_store
@@ -91,11 +91,22 @@ def add_edge(txn: WriteTxn, src: Digest, edge: bytes, dst: Digest) -> None:
 
 
 def index_record(txn: WriteTxn, record: Artifact | Run) -> Digest:
-    """Store ``record`` with its secondary indexes and edges; return its digest."""
+    """Store ``record`` with its secondary indexes and edges; return its digest.
+
+    Raises:
+        CollisionError: a different record is stored under the same digest.
+    """
     digest = record.raw_digest
-    if txn.get("records", digest) is not None:
+    encoded = record.encode()
+    stored = txn.get("records", digest)
+    if stored is not None and bytes(stored) == encoded:
         return digest
-    txn.put("records", digest, record.encode())
+    if stored is not None and digest_bytes(stored) == digest:
+        raise CollisionError(
+            f"record {digest.hex()} differs from the stored record with that digest "
+            "(an XXH3-128 collision); nothing was stored"
+        )
+    txn.put("records", digest, encoded)  # new, or replacing a corrupt copy
     txn.put("by_kind", record.kind.encode() + b"\0" + digest, b"")
     if isinstance(record, Artifact):
         if record.name:

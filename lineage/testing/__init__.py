@@ -207,7 +207,11 @@ class StoreContract:
         assert found == [(k, k[::-1]) for k in expected]
 
     def test_items_inside_a_write_see_its_own_changes(self, backend: Backend) -> None:
-        backend.write(lambda txn: [txn.put("by_kind", k, b"") for k in (b"x1", b"x2", b"x3")])
+        def fill(txn: WriteTxn) -> None:
+            for key in (b"x1", b"x2", b"x3"):
+                txn.put("by_kind", key, b"")
+
+        backend.write(fill)
 
         def apply(txn: WriteTxn) -> list[bytes]:
             txn.delete("by_kind", b"x2")
@@ -236,8 +240,12 @@ class StoreContract:
 
     def test_a_read_sees_one_consistent_state(self, backend: Backend) -> None:
         backend.write(lambda txn: txn.put("tags", b"t", b"before"))
+        def change(txn: WriteTxn) -> None:
+            txn.put("tags", b"t", b"after")
+            txn.put("tags", b"u", b"")
+
         with backend.read() as txn:
-            backend.write(lambda w: (w.put("tags", b"t", b"after"), w.put("tags", b"u", b"")))
+            backend.write(change)
             assert txn.get("tags", b"t") == b"before"
             assert [k for k, _v in txn.items("tags")] == [b"t"]
         with backend.read() as txn:
@@ -428,10 +436,12 @@ class StoreContract:
 
     def test_store_verify_is_clean_then_finds_a_corrupt_chunk(self, store: Store) -> None:
         added = store.add(b"precious bytes", name="data")
+        assert added.blob is not None
         report = store.verify()
         assert report.ok and report.records == 1 and report.chunks == 1
         with store.read() as txn:
             location = txn.get("chunks", added.blob)
+        assert location is not None
         self.corrupt_chunk(store.backend, location)
         report = store.verify()
         assert not report.ok
