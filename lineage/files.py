@@ -6,11 +6,12 @@ A directory is stored as a *tree* blob: the canonical encoding of its sorted ent
 The directory's digest is the tree blob's digest, a Merkle digest over paths, modes and
 file digests.
 
-The stat cache maps an absolute path to ``(device, inode, size, mtime_ns)`` and the digest
-found when it was hashed. An entry is trusted only if its mtime is more than
-``RACY_WINDOW_NS`` older than the moment the file was stat'ed for hashing, as git does for
-"racily clean" files: otherwise a write landing within the filesystem's timestamp
-granularity could go unseen.
+The stat cache maps an absolute path to ``(device, inode, size, mtime_ns, ctime_ns)`` and
+the digest found when it was hashed. An entry is trusted only if all five still match (users
+cannot set ``ctime``, so a same-size rewrite whose mtime was put back is re-hashed) and its
+mtime is more than ``RACY_WINDOW_NS`` older than the moment the file was stat'ed for
+hashing, as git does for "racily clean" files: otherwise a write landing within the
+filesystem's timestamp granularity could go unseen.
 """
 
 from __future__ import annotations
@@ -73,8 +74,10 @@ def _cached_digest(txn: ReadTxn, key: bytes, info: os.stat_result) -> tuple[Dige
     raw = txn.get("stat_cache", key)
     if raw is None:
         return None
-    dev, ino, size, mtime_ns, digest, stat_ns = encoding.decode(raw)
+    dev, ino, size, mtime_ns, digest, stat_ns, *ctime_ns = encoding.decode(raw)
     if (dev, ino, size, mtime_ns) != (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns):
+        return None
+    if ctime_ns != [info.st_ctime_ns]:  # entries written before ctime was kept: re-hash once
         return None
     if stat_ns - mtime_ns <= RACY_WINDOW_NS:
         return None  # racily clean: cannot tell a same-tick rewrite apart
@@ -111,7 +114,8 @@ def _stage_file(
     if progress:
         progress(info.st_size)
     out.stat_entries[key] = encoding.encode(
-        [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, blob.digest, stat_ns]
+        [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, blob.digest, stat_ns,
+         info.st_ctime_ns]
     )
     return blob
 
