@@ -31,6 +31,11 @@ from .stores.base import Backend, ReadTxn, WriteTxn
 from .stores.memory import MemoryBackend
 
 if TYPE_CHECKING:
+    import datetime
+
+    import networkx
+
+    from .diff import LineageDiff
     from .runs import RunContext
 
 __all__ = ["Store", "default_path", "open_store"]
@@ -648,6 +653,64 @@ class Store:
             keys = [k for k, _ in txn.items("by_kind", prefix)]
             for key in keys:
                 yield self._record(txn, Digest(key[-16:]))
+
+    # -- queries and diff (lineage/query.py, lineage/diff.py) --------------------------
+
+    def ancestors(self, revision: str | Artifact | Run, depth: int | None = None,
+                  kind: str | None = None) -> list[Artifact | Run]:
+        """Records ``revision`` came from, nearest first (see :func:`lineage.query.ancestors`)."""
+        from .query import ancestors
+
+        self._check_open()
+        return ancestors(self, revision, depth, kind)
+
+    def descendants(self, revision: str | Artifact | Run, depth: int | None = None,
+                    kind: str | None = None) -> list[Artifact | Run]:
+        """Records made from ``revision``, nearest first (:func:`lineage.query.descendants`)."""
+        from .query import descendants
+
+        self._check_open()
+        return descendants(self, revision, depth, kind)
+
+    def runs(self, op: str | None = None, *, used: str | Artifact | None = None,
+             produced: str | Artifact | None = None, status: str | None = None,
+             params: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
+             since: float | datetime.datetime | None = None,
+             until: float | datetime.datetime | None = None, name: str | None = None,
+             limit: int | None = None) -> list[Run]:
+        """Runs matching every filter, newest first (see :func:`lineage.query.runs`).
+
+        ``metrics={"sensitivity": (">", 0.9)}``; ``params={"C": 0.5}`` or
+        ``{"C": ("<", 1)}``; ``since``/``until`` bound the start time (inclusive).
+        """
+        from .query import runs
+
+        self._check_open()
+        return runs(self, op, used=used, produced=produced, status=status, params=params,
+                    metrics=metrics, since=since, until=until, name=name, limit=limit)
+
+    def artifacts(self, kind: str | None = None, name: str | None = None) -> list[Artifact]:
+        """Artifacts of a kind and/or name, with versions (:func:`lineage.query.artifacts`)."""
+        from .query import artifacts
+
+        self._check_open()
+        return artifacts(self, kind, name)
+
+    def graph(self, revision: str | Artifact | Run | None = None, depth: int | None = None,
+              direction: str = "both") -> networkx.MultiDiGraph:
+        """A networkx view of the store or of one lineage (:func:`lineage.query.graph`)."""
+        from .query import graph
+
+        self._check_open()
+        return graph(self, revision, depth, direction)
+
+    def diff(self, a: str | Artifact | Run, b: str | Artifact | Run, *,
+             examples: int = 5) -> LineageDiff:
+        """What changed between ``a`` and ``b`` and why (see :func:`lineage.diff.diff`)."""
+        from .diff import diff
+
+        self._check_open()
+        return diff(self, a, b, examples=examples)
 
     # -- maintenance --------------------------------------------------------------------
 

@@ -42,6 +42,8 @@ NAMESPACES: Final = (
     "by_op",  # op \0 started(8) + digest -> b""
     "run_ids",  # run id -> run digest
     "call_keys",  # call key digest -> run digest
+    "run_params",  # key(param) + key(value) + run digest -> b"" (see lineage.query)
+    "run_metrics",  # key(metric) + sortable float64(8) + run digest -> b""
     "stat_cache",  # absolute path -> [dev, ino, size, mtime_ns, digest, recorded_ns]
     "metrics",  # run id \0 metric name \0 seq(8) -> [step, time, value]
     "settings",  # store-wide settings (schema version)
