@@ -34,7 +34,7 @@ import msgpack
 
 from . import encoding
 from .context import active_recorder, active_recorder_var
-from .errors import LineageError, UnsupportedValue
+from .errors import CorruptRecordError, LineageError, UnsupportedValue
 from .hashing import Digest, digest_bytes
 from .records import Artifact, Run
 
@@ -136,7 +136,10 @@ def _scalar_params_encoding(params: dict[str, Any]) -> bytes | None:
         elif kind is not str and kind is not bool and value is not None:
             return None
         items.append((key, value))
-    return msgpack.packb([{}, dict(items)], use_bin_type=True)
+    try:
+        return msgpack.packb([{}, dict(items)], use_bin_type=True)
+    except UnicodeEncodeError:
+        return None  # the general encoder raises UnsupportedValue for it
 
 
 def _numpy_scalar(value: Any) -> bool:
@@ -230,9 +233,9 @@ class Step(Generic[P, R]):
         if chosen is None:
             return default_store()
         if isinstance(chosen, str | os.PathLike):
-            import lineage
+            from .store import open_store  # not lineage.open: this is no new default
 
-            self._store = chosen = lineage.open(chosen)
+            self._store = chosen = open_store(chosen)
         return chosen
 
     def plan(self, store: Store, *args: Any, **kwargs: Any) -> CallPlan:
@@ -337,7 +340,9 @@ class Step(Generic[P, R]):
     def _record(self, store: Store, plan: CallPlan, recorder: _StepRecorder, started: float,
                 result: Any, error: BaseException | None) -> Run:
         inputs = {name: _prepare_input(store, value) for name, value in plan.inputs.items()}
-        outputs, paths = ({}, {}) if error is not None else _prepare_outputs(store, result)
+        outputs, paths, shape = (
+            ({}, {}, {}) if error is not None else _prepare_outputs(store, result)
+        )
         code = store.prepare(self.code_summary()["source"].encode(), kind="code")
         code = _as_code(code, self.code_summary())
         environment = store.environment_artifact()
@@ -355,7 +360,7 @@ class Step(Generic[P, R]):
             started=started, ended=time.time(), parent=recorder.parent_id,
             call_key=plan.key if error is None and self.cache else None,
             meta={"call": {"code": plan.code, "inputs": plan.identities},
-                  **({"paths": paths} if paths else {})},
+                  **({"paths": paths} if paths else {}), **shape},
         )
         staged = [p for p, _v in inputs.values() if p is not None]
         staged += [*outputs.values(), code, *([environment] if environment else [])]
@@ -419,13 +424,21 @@ def _output_items(result: Any) -> list[tuple[str, Any]]:
     if result is None:
         return []
     if type(result) is tuple:
-        return [(f"return.{i}", v) for i, v in enumerate(result) if v is not None]
+        return [(f"return.{i}", v) for i, v in enumerate(result)]
     return [("return", result)]
 
 
-def _prepare_outputs(store: Store, result: Any) -> tuple[dict[str, Prepared], dict[str, str]]:
+def _prepare_outputs(store: Store, result: Any) -> tuple[dict[str, Prepared], dict[str, str],
+                                                          dict[str, Any]]:
+    """Staged outputs, the paths of Path outputs, and the return shape for the run's meta.
+
+    The shape is ``{"tuple": n}`` for a tuple return and ``{"scalars": [output names]}`` for
+    outputs stored as a one-key ``{"value": v}`` config, so a hit rebuilds exactly the
+    returned value (a returned ``{"value": 3}`` stays a dict).
+    """
     outputs: dict[str, Prepared] = {}
     paths: dict[str, str] = {}
+    scalars: list[str] = []
     for name, value in _output_items(result):
         if isinstance(value, Path):
             paths[name] = str(value.resolve())
@@ -433,11 +446,15 @@ def _prepare_outputs(store: Store, result: Any) -> tuple[dict[str, Prepared], di
             value = value.item()
         if _is_plain(value) and not isinstance(value, list | dict | tuple):
             value = {"value": value}  # scalars are stored as a one-key config
+            scalars.append(name)
         try:
             outputs[name] = store.prepare(value, path_name=False)
         except UnsupportedValue as exc:
             raise UnsupportedValue(f"step output {name!r} cannot be stored: {exc}") from None
-    return outputs, paths
+    shape: dict[str, Any] = {"scalars": scalars} if scalars else {}
+    if type(result) is tuple:
+        shape["tuple"] = len(result)
+    return outputs, paths, shape
 
 
 def _as_code(prepared: Prepared, summary: dict[str, Any]) -> Prepared:
@@ -462,7 +479,12 @@ def _commit(txn: Any, run: Run, staged: list[Prepared], children: list[Digest]) 
 def _rebuilder(store: Store, run: Run) -> Callable[[], Any]:
     """A function rebuilding ``run``'s return value from the store (``_MISSING`` if gone)."""
     paths = run.meta.get("paths", {})
-    names = sorted(run.outputs, key=lambda n: (len(n), n))
+    scalars = set(run.meta.get("scalars", ()))
+    size = run.meta.get("tuple")
+    names = [f"return.{i}" for i in range(size)] if size is not None else sorted(run.outputs)
+    if set(names) != set(run.outputs):
+        raise CorruptRecordError(f"run {run.digest} records outputs {sorted(run.outputs)} that "
+                             "do not match the shape of its return value")
     loaders = []
     for name in names:
         artifact = store.artifact(run.outputs[name])
@@ -470,17 +492,15 @@ def _rebuilder(store: Store, run: Run) -> Callable[[], Any]:
             loaders.append(_path_loader(store, artifact, Path(paths[name])))
         else:
             data = store.read_bytes(artifact)
-            loaders.append(_value_loader(artifact, data))
+            loaders.append(_value_loader(artifact, data, name in scalars))
 
     def rebuild() -> Any:
         values = [load() for load in loaders]
         if any(v is _MISSING for v in values):
             return _MISSING
-        if not names:
-            return None
-        if names == ["return"]:
-            return values[0]
-        return tuple(values)
+        if size is not None:
+            return tuple(values)
+        return values[0] if values else None
 
     return rebuild
 
@@ -489,15 +509,14 @@ def _output_bytes(store: Store, run: Run) -> int:
     return sum(store.artifact(d).size for d in run.outputs.values())
 
 
-def _value_loader(artifact: Artifact, data: bytes) -> Callable[[], Any]:
+def _value_loader(artifact: Artifact, data: bytes, scalar: bool) -> Callable[[], Any]:
     from .adapters import adapter_for_format
 
     adapter = adapter_for_format(artifact.format)
-    scalar = artifact.kind == "config" and artifact.summary.get("keys") == ["value"]
 
     def load() -> Any:
         value = adapter.load(data, artifact.format, trust=True)  # our own recorded output
-        return value["value"] if scalar and isinstance(value, dict) else value
+        return value["value"] if scalar else value
 
     return load
 
