@@ -237,13 +237,14 @@ def load_frame(store: Store, txn: ReadTxn, artifact: Artifact) -> pandas.DataFra
 
 
 def _read_table(data: bytes, fmt: str) -> pandas.DataFrame:
-    """A table file's bytes as a DataFrame, read as the pandas adapter reads it."""
+    """A table file's bytes as a DataFrame (floats parsed exactly)."""
     import pandas
 
     if fmt == "parquet":
         return pandas.read_parquet(io.BytesIO(data))
-    return pandas.read_csv(io.BytesIO(data), sep="\t" if fmt == "tsv" else ",",
-                           float_precision="round_trip")
+    exact: dict[str, Any] = {} if int(pandas.__version__.split(".")[0]) >= 3 else {
+        "float_precision": "round_trip"}  # pandas 3 parses floats exactly by default
+    return pandas.read_csv(io.BytesIO(data), sep="\t" if fmt == "tsv" else ",", **exact)
 
 
 def example_rows(frame: pandas.DataFrame | None, positions: list[int]
