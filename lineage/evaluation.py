@@ -41,7 +41,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """Binary classification metrics with the population they were measured on.
 
-    ``positive_label`` defaults to ``1`` (or ``True``) when present, else the larger label.
+    ``positive_label`` defaults to ``True`` for bool labels and ``1`` for 0/1 labels (even
+    when no positive occurs, so an all-negative test set gives an undefined sensitivity,
+    never a sensitivity of the negative class), else the larger of two labels.
     Returns ``{"metrics": {...}, "population": {...}, "confusion_matrix": [[tn, fp],
     [fn, tp]], "positive_label": label}``; metrics are sensitivity, specificity, ppv, npv,
     accuracy, f1, and roc_auc when ``y_score`` is given. A metric whose denominator is zero
@@ -64,7 +66,7 @@ def evaluate(
             f"evaluate() handles binary labels; found {len(classes)} classes {classes[:5]}"
         )
     if positive_label is None:
-        positive_label = next((c for c in (1, True) if c in classes), classes[-1])
+        positive_label = _default_positive(classes)
     tp = sum(1 for t, p in zip(truth, predicted, strict=True) if t == positive_label == p)
     fn = sum(1 for t, p in zip(truth, predicted, strict=True) if t == positive_label != p)
     fp = sum(1 for t, p in zip(truth, predicted, strict=True) if p == positive_label != t)
@@ -95,6 +97,24 @@ def evaluate(
         "confusion_matrix": [[tn, fp], [fn, tp]],
         "positive_label": positive_label,
     }
+
+
+def _default_positive(classes: list[Any]) -> Any:
+    """``True`` for bool labels, ``1`` for 0/1 labels (even when absent), else the larger.
+
+    Raises:
+        UnsupportedValue: one class that is not 0/1 or bool: which is positive is unknown.
+    """
+    if all(type(c) is bool for c in classes):
+        return True
+    if all(type(c) in (int, float, bool) and c in (0, 1) for c in classes):
+        return 1
+    if len(classes) == 2:
+        return classes[-1]
+    raise UnsupportedValue(
+        f"only the label {classes[0]!r} occurs, so which label is positive is unknown; "
+        "pass positive_label="
+    )
 
 
 def _roc_auc(truth: list[Any], scores: list[float], positive_label: Any) -> float | None:

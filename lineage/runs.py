@@ -16,6 +16,7 @@ import time
 import uuid
 import weakref
 from contextvars import Token
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
 from . import encoding
@@ -217,14 +218,27 @@ class RunContext:
         in :attr:`artifacts`).
 
         Raises:
-            InvalidName: ``name@version`` already names other content.
+            InvalidName: ``name@version`` already names other content, or this run already
+                logged other content under ``name``.
         """
         self._check_open()
         prepared = self.store.prepare(value, name, version=version, kind=kind, meta=meta,
                                       target=target)
-        if version is not None:
+        return self._add_output(prepared)
+
+    def _add_output(self, prepared: Prepared) -> Artifact:
+        if prepared.version is not None:
             self._check_version_free(prepared)
         key = prepared.name or f"output.{len(self._outputs)}"
+        earlier = self._outputs.get(key)
+        if earlier is not None:
+            if (earlier.artifact.raw_digest, earlier.version) == (
+                    prepared.artifact.raw_digest, prepared.version):
+                return earlier.artifact
+            raise InvalidName(
+                f"this run already logged {key!r} with other content; a run keeps one "
+                "artifact per name, so log this one under another name"
+            )
         self._outputs[key] = prepared
         return prepared.artifact
 
@@ -269,10 +283,13 @@ class RunContext:
         result["dataset_name"] = (
             f"{test_set.name}@{test_set.version}" if test_set and test_set.name else None
         )
+        prepared = self.store.prepare(result, name, kind="evaluation", meta=meta)
+        # the summary is the evaluation itself, readable without loading the blob
+        prepared.artifact = replace(prepared.artifact, summary=result, _digest=None)
         for metric, value in result["metrics"].items():
             if value is not None:
                 self.log_metric(metric, value, dataset=test_set)
-        return self.log_artifact(result, name, kind="evaluation", meta=meta)
+        return self._add_output(prepared)
 
     # -- committing -----------------------------------------------------------------------
 
@@ -285,7 +302,9 @@ class RunContext:
 
         def apply(txn: WriteTxn) -> None:
             for name, step, when, value in batch:
-                start = counters.setdefault(name, _next_seq(txn, self.id, name))
+                start = counters.get(name)
+                if start is None:  # the series' next free position, looked up once a batch
+                    start = _next_seq(txn, self.id, name)
                 counters[name] = start + 1
                 txn.put("metrics", metric_key(self.id, name, start),
                         encoding.encode([step, when, value]))
@@ -339,8 +358,6 @@ class RunContext:
 def _with_environment(record: Run, environment: Prepared | None) -> Run:
     if environment is None:
         return record
-    from dataclasses import replace
-
     return replace(record, environment=environment.artifact.raw_digest, _digest=None)
 
 
