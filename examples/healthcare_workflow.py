@@ -68,7 +68,7 @@ def train(table: pd.DataFrame, C: float, max_iter: int = 2000) -> LogisticRegres
 
 def build_version(store: lineage.Store, version: str, C: float, test: pd.DataFrame) -> None:  # noqa: N803
     """Preprocess, train, log and evaluate one model version inside a tracked run."""
-    with store.run("train_model", params={"C": C, "dataset": f"dataset@{version}"}) as run:
+    with store.run("train_model", params={"C": C}) as run:
         raw = run.log_input(f"dataset@{version}", name="dataset")
         cohort = pd.read_csv(store.load(raw))
         table = preprocess(cohort)
@@ -113,7 +113,8 @@ def main() -> None:
 
     print("== lineage of model@v1.1 ==")
     for record in store.ancestors("model@v1.1"):
-        label = getattr(record, "op", None) or f"{record.name}@{record.version or '?'}"
+        label = getattr(record, "op", None) or (
+            f"{record.name}@{record.version}" if record.version else record.name or "")
         print(f"  {record.kind:<12} {label:<28} {record.digest[:12]}")
     print()
     print("== runs ==")
