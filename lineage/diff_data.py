@@ -145,9 +145,11 @@ def multiset_changes(old: numpy.ndarray, new: numpy.ndarray, limit: int
     """
     import numpy
 
-    def excess(this: numpy.ndarray, other: numpy.ndarray) -> tuple[int, list[int]]:
-        values, counts = numpy.unique(this, return_counts=True)
-        other_values, other_counts = numpy.unique(other, return_counts=True)
+    values_old, counts_old = numpy.unique(old, return_counts=True)
+    values_new, counts_new = numpy.unique(new, return_counts=True)
+
+    def excess(values: numpy.ndarray, counts: numpy.ndarray, other_values: numpy.ndarray,
+               other_counts: numpy.ndarray, rows: numpy.ndarray) -> tuple[int, list[int]]:
         if len(other_values):
             at = numpy.minimum(numpy.searchsorted(other_values, values), len(other_values) - 1)
             present = numpy.where(other_values[at] == values, other_counts[at], 0)
@@ -157,11 +159,13 @@ def multiset_changes(old: numpy.ndarray, new: numpy.ndarray, limit: int
         total = int(extra.sum())
         if not total or not limit:
             return total, []
-        positions = numpy.flatnonzero(numpy.isin(this, values[extra > 0]))[:limit]
+        gone = values[extra > 0]
+        at = numpy.minimum(numpy.searchsorted(gone, rows), len(gone) - 1)
+        positions = numpy.flatnonzero(gone[at] == rows)[:limit]
         return total, [int(p) for p in positions]
 
-    removed, at_removed = excess(old, new)
-    added, at_added = excess(new, old)
+    removed, at_removed = excess(values_old, counts_old, values_new, counts_new, old)
+    added, at_added = excess(values_new, counts_new, values_old, counts_old, new)
     return removed, added, at_removed, at_added
 
 
