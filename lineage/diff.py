@@ -8,11 +8,14 @@ Every pair in the tree is ``old`` (side ``a``) then ``new`` (side ``b``), and
 ``diff(b, a) == diff(a, b).reversed()``: old and new swap, added and removed swap, and
 deltas change sign.
 
-JSON schema (``LineageDiff.to_dict()``, ``schema_version`` 1): the fields of each dataclass
-below, by name, recursively; :class:`RecordRef` becomes ``{"digest", "kind", "name",
-"version", "op", "size", "label"}``; :class:`CodeDiff` adds ``"unified_diff"``; floats that
-are not finite become the strings ``"nan"``, ``"inf"``, ``"-inf"``. New fields may be added
-within a schema version; a field is never renamed or removed without incrementing it.
+JSON schema (``LineageDiff.to_dict()``, ``schema_version`` 1): top-level keys
+``schema_version``, ``empty``, ``a``, ``b``, ``summary``, ``artifacts``, ``steps``,
+``steps_added``, ``steps_removed``, ``metrics``; below them the fields of each dataclass in
+this module, by name, recursively (tuples as lists). :class:`RecordRef` adds ``"label"``,
+:class:`CodeDiff` adds ``"unified_diff"``, :class:`MetricChange` and
+:class:`EvaluationDiff` add ``"same_dataset"``. Floats that are not finite become the
+strings ``"nan"``, ``"inf"``, ``"-inf"``; digests are 32 hex characters. New fields may be
+added within a schema version; a field is never renamed or removed without incrementing it.
 """
 
 from __future__ import annotations
