@@ -141,6 +141,15 @@ def test_array_summary_counts_nans_and_skips_them_in_statistics(store: Store) ->
     assert type(ints["min"]) is int
 
 
+def test_memory_mapped_arrays_are_stored_as_plain_arrays(store: Store, tmp_path: Path) -> None:
+    mapped = np.memmap(tmp_path / "m.dat", dtype="<f4", mode="w+", shape=(4, 3))
+    mapped[:] = np.arange(12, dtype="<f4").reshape(4, 3)
+    artifact = store.add(mapped, name="mapped")
+    back = store.load("mapped")
+    assert type(back) is np.ndarray and np.array_equal(back, mapped)
+    assert artifact.summary["identity"] == identity_of(np.asarray(mapped).copy())
+
+
 def test_object_arrays_and_array_subclasses_are_refused(store: Store) -> None:
     with pytest.raises(UnsupportedValue, match="object"):
         store.add(np.array([{"a": 1}, None], dtype=object))

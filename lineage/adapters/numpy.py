@@ -7,8 +7,9 @@ stored bytes are always written in C order, so the stored blob is shared too. Va
 compared by their bytes: ``0.0`` and ``-0.0`` differ, as do NaNs with different payloads,
 and so do equal values of different dtypes (``int32`` vs ``int64``, ``<f8`` vs ``>f8``).
 
-Only plain :class:`numpy.ndarray` is claimed: subclasses (masked arrays, ``np.matrix``)
-would come back as plain arrays and lose meaning, so they are refused. numpy scalars
+Only plain :class:`numpy.ndarray` (and ``np.memmap``, which loads back as a plain array)
+is claimed: other subclasses (masked arrays, ``np.matrix``, record arrays) would come back as
+plain arrays and lose meaning, so they are refused. numpy scalars
 (``np.float64(1.0)``) are not arrays: the tracking code turns them into Python numbers, and
 ``store.add`` refuses them with :class:`~lineage.errors.UnsupportedValue` (wrap one with
 ``np.asarray`` to store it as a 0-d array). Arrays of dtype ``object`` would need pickle
@@ -108,8 +109,8 @@ class NumpyAdapter:
     formats = ("numpy",)
 
     def claims(self, value: Any) -> bool:
-        """Exactly ``numpy.ndarray`` (not subclasses, not numpy scalars)."""
-        return type(value) is np.ndarray
+        """``numpy.ndarray`` and ``numpy.memmap`` (no other subclass, no numpy scalar)."""
+        return type(value) is np.ndarray or type(value) is np.memmap
 
     def dump(self, value: Any, *, target: str | None = None) -> Dumped:
         """``.npy`` bytes of the array in C order, its summary and identity.
