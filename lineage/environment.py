@@ -9,6 +9,7 @@ imported (not everything installed), which is what can have influenced a result.
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import subprocess
 import sys
@@ -32,8 +33,24 @@ def _version(distribution: str) -> str | None:
         return None
 
 
+def _modules_key() -> tuple[int, str | None]:
+    """Changes whenever a module is imported (``sys.modules`` keeps insertion order)."""
+    modules = sys.modules
+    return len(modules), next(reversed(modules), None)
+
+
+_distributions: list[Any] = [None, {}]  # [modules key, result]
+
+
 def imported_distributions() -> dict[str, str]:
     """``{distribution: version}`` for every distribution with a module imported now."""
+    key = _modules_key()
+    if _distributions[0] != key:
+        _distributions[:] = [key, _imported_distributions()]
+    return dict(_distributions[1])
+
+
+def _imported_distributions() -> dict[str, str]:
     mapping = _module_to_distributions()
     found: dict[str, str] = {}
     tops = {name.partition(".")[0] for name in list(sys.modules)}
@@ -45,23 +62,100 @@ def imported_distributions() -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-@functools.cache
-def _git_state(directory: str) -> dict[str, Any] | None:
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(
-                ["git", *args], cwd=directory, capture_output=True, text=True, timeout=10,
-                check=False,
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    if commit is None:
+def _git(directory: str, *args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=directory, capture_output=True, text=True, timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
         return None
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": bool(status)}
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+@functools.cache
+def _repository(directory: str) -> tuple[str, str, str] | None:
+    """``(git dir, common git dir, work tree)`` of the repository holding ``directory``."""
+    found = _git(directory, "rev-parse", "--absolute-git-dir", "--git-common-dir",
+                 "--show-toplevel")
+    if found is None or len(found.splitlines()) != 3:
+        return None
+    git_dir, common, top = found.splitlines()
+    return git_dir, str((Path(directory) / common).resolve()), str(Path(top).resolve())
+
+
+def _stat(path: str) -> tuple[int, int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _fingerprint(repository: tuple[str, str, str]) -> tuple[Any, ...]:
+    """Cheap stats that change when git's answer may change.
+
+    HEAD, the branch it names, packed refs and the index (a commit, checkout or ``git
+    add``), and every imported Python file inside the work tree (an edit to code this
+    process runs, even unstaged). Edits to other files are seen once git's index changes.
+    """
+    git_dir, common, top = repository
+    try:
+        with open(os.path.join(git_dir, "HEAD"), "rb") as file:
+            head = file.read().decode(errors="replace")
+    except OSError:
+        head = ""
+    join = os.path.join
+    refs = [join(git_dir, "HEAD"), join(git_dir, "index"), join(common, "packed-refs")]
+    if head.startswith("ref:"):
+        refs += [join(git_dir, head[4:].strip()), join(common, head[4:].strip())]
+    return (head, *map(_stat, refs), *((f, _stat(f)) for f in _project_sources(top)))
+
+
+_sources: dict[str, tuple[tuple[int, str | None], list[str]]] = {}
+
+
+def _project_sources(top: str) -> list[str]:
+    """Files of the imported modules inside work tree ``top`` (not installed packages)."""
+    key = _modules_key()
+    cached = _sources.get(top)
+    if cached is None or cached[0] != key:
+        prefix = os.path.join(top, "")
+        installed = _installed_prefixes()
+        files = [
+            file for module in list(sys.modules.values())
+            if isinstance(file := getattr(module, "__file__", None), str)
+            and file.startswith(prefix) and not file.startswith(installed)
+        ]
+        cached = _sources[top] = (key, files)
+    return cached[1]
+
+
+@functools.cache
+def _installed_prefixes() -> tuple[str, ...]:
+    """Where installed packages live (a virtualenv inside the work tree is not project code)."""
+    return tuple({os.path.join(p, "") for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
+
+
+_git_states: dict[str, tuple[tuple[Any, ...], dict[str, Any] | None]] = {}
+
+
+def _git_state(directory: str) -> dict[str, Any] | None:
+    repository = _repository(directory)
+    if repository is None:
+        return None
+    fingerprint = _fingerprint(repository)
+    cached = _git_states.get(directory)
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
+    commit = _git(directory, "rev-parse", "HEAD")
+    state = None
+    if commit is not None:
+        status = _git(directory, "--no-optional-locks", "status", "--porcelain",
+                      "--untracked-files=no")
+        state = {"commit": commit, "dirty": bool(status)}
+    _git_states[directory] = (fingerprint, state)
+    return state
 
 
 def capture_environment(directory: str | Path | None = None) -> dict[str, Any]:
@@ -70,7 +164,9 @@ def capture_environment(directory: str | Path | None = None) -> dict[str, Any]:
     Keys: ``python`` (version), ``implementation``, ``platform``, ``machine``,
     ``packages`` (imported distributions and versions), ``git`` (``{"commit", "dirty"}``
     for the repository containing ``directory`` (default: the working directory), or
-    ``None`` outside one).
+    ``None`` outside one or before its first commit). git is asked again only when a
+    commit, checkout, ``git add`` or an edit to an imported file inside the work tree may
+    have changed its answer (see :func:`_fingerprint`), so captures stay cheap.
     """
     return {
         "python": platform.python_version(),
