@@ -24,6 +24,7 @@ import inspect
 import os
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
@@ -189,7 +190,9 @@ class Step(Generic[P, R]):
             )
         self._code: tuple[Digest, dict[str, Any]] | None = None
         self._key_prefix: bytes | None = None
-        self._memo: dict[tuple[int, Digest], Any] = {}
+        # per store (weakly: a new store never sees a dead one's entries, whatever its id)
+        self._memo: weakref.WeakKeyDictionary[Store, dict[Digest, Any]] = (
+            weakref.WeakKeyDictionary())
         parameters = list(self._signature.parameters.values())
         self._simple = all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in parameters)
         self._positional = tuple(p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD)
@@ -292,8 +295,8 @@ class Step(Generic[P, R]):
         return self._execute(store, plan, args, kwargs)
 
     def _cached(self, store: Store, plan: CallPlan) -> tuple[Any] | None:
-        memo_key = (id(store), plan.key)
-        memo = self._memo.get(memo_key)
+        memos = self._memo.get(store)
+        memo = memos.get(plan.key) if memos is not None else None
         if memo is not None:
             run_digest, rebuild = memo
             result = rebuild()
@@ -313,10 +316,11 @@ class Step(Generic[P, R]):
             return None  # outputs gone or corrupt: run again
         if result is _MISSING:
             return None
-        if len(self._memo) >= _MEMO_LIMIT:
-            self._memo.clear()
         if _output_bytes(store, run) <= _MEMO_BYTES:  # keep small outputs' bytes in memory
-            self._memo[memo_key] = (run.raw_digest, rebuild)
+            memos = self._memo.setdefault(store, {})
+            if len(memos) >= _MEMO_LIMIT:
+                memos.clear()
+            memos[plan.key] = (run.raw_digest, rebuild)
         _note_child(store, run.raw_digest)
         return (result,)
 

@@ -665,3 +665,55 @@ def test_non_unicode_param_raises_unsupported_value(store: Store) -> None:
 
     with pytest.raises(UnsupportedValue):
         echo("\ud800")
+
+
+# -- values through adapters ------------------------------------------------------------------
+
+
+def test_array_argument_is_taken_by_content_whatever_its_layout(store: Store) -> None:
+    import numpy as np
+
+    calls = []
+
+    @lineage.step(store=store)
+    def total(values: Any, *, scale: Any = 1) -> Any:
+        calls.append(values)
+        return values.sum(axis=0) * scale
+
+    c_order = np.arange(12, dtype=np.float64).reshape(3, 4)
+    fortran = np.asfortranarray(c_order)
+    first = total(c_order)
+    assert (total(fortran) == first).all()  # same values, other layout: a hit
+    assert (total(c_order[:, :]) == first).all()
+    assert len(calls) == 1
+    assert isinstance(total(c_order), np.ndarray)
+    total(c_order.astype(np.float32))  # same numbers, other dtype: a miss
+    changed = c_order.copy()
+    changed[2, 3] = -1
+    total(changed)
+    total(c_order, scale=np.int64(2))  # a numpy scalar is a param
+    assert len(calls) == 4
+    recorded = runs(store, "total")
+    assert recorded[-1].params == {"scale": 2}
+    assert set(recorded[0].inputs) == {"values"}
+    assert store.explain(total, c_order, scale=2).hit
+
+
+def test_dataframe_argument_and_output(store: Store) -> None:
+    import pandas as pd
+
+    calls = []
+
+    @lineage.step(store=store)
+    def clean(frame: Any, column: str) -> Any:
+        calls.append(column)
+        return frame.dropna(subset=[column]).reset_index(drop=True)
+
+    frame = pd.DataFrame({"age": [30.0, None, 50.0], "label": [0, 1, 1]})
+    first = clean(frame, "age")
+    again = clean(frame.copy(), "age")
+    assert len(calls) == 1
+    pd.testing.assert_frame_equal(again, first)
+    frame.loc[0, "age"] = 31.0
+    clean(frame, "age")
+    assert len(calls) == 2
