@@ -746,11 +746,18 @@ def _file_format(path: Path) -> str:
 def _file_summary(
     path: Path, kind: str | None, target: str | None
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """Summary and attachments of a file: tabular files added as datasets are profiled."""
+    """Summary and attachments of a file: tabular files added as datasets are profiled.
+
+    Profiling needs pandas (``pip install 'lineage[pandas]'``); without it the dataset is
+    stored unprofiled and its summary says why.
+    """
     summary: dict[str, Any] = {"filename": path.name}
     if kind == "dataset" and path.suffix.lower() in (".csv", ".parquet", ".tsv"):
-        from .adapters.pandas import summarize_table_file
-
+        try:
+            from .adapters.pandas import summarize_table_file
+        except ImportError as exc:
+            summary["profile"] = f"not profiled: {exc}; install lineage[pandas]"
+            return summary, {}
         table_summary, attachments = summarize_table_file(path, target=target)
         summary.update(table_summary)
         return summary, attachments
