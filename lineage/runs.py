@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
 from . import encoding
+from .content import ChunkVanished
 from .context import RunRecorder, active_recorder, active_recorder_var
 from .errors import InvalidName, LineageError, RunError, UnsupportedValue
 from .hashing import Digest
@@ -341,14 +342,40 @@ class RunContext:
         )
         environment = self.store.environment_artifact()
         record = _with_environment(record, environment)
-        versions = self.store.write(lambda txn: _commit_run(txn, record, self._outputs,
-                                                            self.children, environment))
+        try:
+            versions = self.store.write(lambda txn: _commit_run(txn, record, self._outputs,
+                                                                self.children, environment))
+        except (LineageError, ChunkVanished) as failure:
+            record = self._commit_without_versions(record, environment, exc, failure)
+            versions = {}
         self.record = record
         self.artifacts = {k: p.artifact.with_version(versions.get(k))
                           for k, p in self._outputs.items()}
         parent = self._parent
         if parent is not None and getattr(parent, "store", None) is self.store:
             parent.record_child(record.raw_digest)  # type: ignore[attr-defined]
+
+    def _commit_without_versions(self, record: Run, environment: Prepared | None,
+                                 exc: BaseException | None, failure: Exception) -> Run:
+        """Keep the run (as failed) when its outputs' versions cannot be committed.
+
+        Happens when another process takes ``name@version`` between ``log_artifact`` and
+        the end of the block. The outputs' content and records are kept without versions.
+        Re-raises ``failure`` unless the block itself raised (that exception propagates,
+        with ``failure`` attached as a note).
+        """
+        from dataclasses import replace
+
+        message = f"the run's outputs could not be versioned: {failure}"
+        error = record.error or {"type": type(failure).__name__, "message": message[:2000]}
+        failed = replace(record, status="failed", error=error, _digest=None)
+        self.store.write(lambda txn: _commit_run(txn, failed, self._outputs, self.children,
+                                                 environment, versioned=False))
+        if exc is None:
+            self.record = failed
+            raise failure
+        exc.add_note(f"lineage: {message}")
+        return failed
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -368,10 +395,18 @@ def _next_seq(txn: WriteTxn, run_id: str, name: str) -> int:
 
 
 def _commit_run(txn: WriteTxn, record: Run, outputs: dict[str, Prepared],
-                children: list[Digest], environment: Prepared | None) -> dict[str, str | None]:
+                children: list[Digest], environment: Prepared | None,
+                *, versioned: bool = True) -> dict[str, str | None]:
     from .store import EDGE_CHILD, add_edge, index_record
 
-    versions = {key: prepared.commit(txn) for key, prepared in outputs.items()}
+    if versioned:
+        versions = {key: prepared.commit(txn) for key, prepared in outputs.items()}
+    else:
+        versions = {}
+        for prepared in outputs.values():
+            for part in prepared.staged:
+                part.commit(txn)
+            index_record(txn, prepared.artifact)
     if environment is not None:
         environment.commit(txn)
     digest = index_record(txn, record)

@@ -387,3 +387,30 @@ def test_log_metric_with_a_dataset_records_where_it_was_measured(store: Store) -
     assert record.metric_datasets == {"auc": holdout.raw_digest}
     assert record.metrics == {"auc": 0.8, "loss": 0.2}
     assert not math.isnan(record.metrics["auc"])
+
+
+def test_version_taken_by_another_writer_before_commit_keeps_the_run_as_failed(
+    store: Store,
+) -> None:
+    with pytest.raises(InvalidName, match="already exists"):
+        with store.run("train") as run:
+            run.log_metric("loss", 0.5)
+            run.log_model({"w": [1, 2]}, name="model", version="v1")
+            store.add({"w": [9, 9]}, name="model", version="v1")  # a concurrent writer wins
+    record = committed(run)
+    assert record.status == "failed"
+    assert "could not be versioned" in record.error["message"]
+    assert record.metrics == {"loss": 0.5}
+    kept = store.artifact(record.outputs["model"])  # the output's content is still there
+    assert store.load(kept) == {"w": [1, 2]}
+    assert store.load("model@v1") == {"w": [9, 9]}
+
+
+def test_version_clash_after_a_failing_block_keeps_the_users_exception(store: Store) -> None:
+    with pytest.raises(ZeroDivisionError) as raised:
+        with store.run("train") as run:
+            run.log_model({"w": [1]}, name="model", version="v1")
+            store.add({"w": [2]}, name="model", version="v1")
+            1 / 0  # noqa: B018
+    assert any("could not be versioned" in note for note in raised.value.__notes__)
+    assert committed(run).error["type"] == "ZeroDivisionError"
