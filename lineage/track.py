@@ -424,11 +424,19 @@ def _prepare_input(store: Store, value: Any) -> tuple[Prepared | None, Any]:
     return store.prepare(value, path_name=False), value
 
 
+def _is_output_dict(result: Any) -> bool:
+    """A dict with str keys holding some non-plain value: one output per key."""
+    return (type(result) is dict and bool(result) and all(type(k) is str for k in result)
+            and not _is_plain(result))
+
+
 def _output_items(result: Any) -> list[tuple[str, Any]]:
     if result is None:
         return []
     if type(result) is tuple:
         return [(f"return.{i}", v) for i, v in enumerate(result)]
+    if _is_output_dict(result):
+        return [(f"return.{key}", v) for key, v in result.items()]
     return [("return", result)]
 
 
@@ -436,7 +444,8 @@ def _prepare_outputs(store: Store, result: Any) -> tuple[dict[str, Prepared], di
                                                           dict[str, Any]]:
     """Staged outputs, the paths of Path outputs, and the return shape for the run's meta.
 
-    The shape is ``{"tuple": n}`` for a tuple return and ``{"scalars": [output names]}`` for
+    The shape is ``{"tuple": n}`` for a tuple return, ``{"dict": [keys]}`` for a dict of
+    non-plain values (one output per key), and ``{"scalars": [output names]}`` for
     outputs stored as a one-key ``{"value": v}`` config, so a hit rebuilds exactly the
     returned value (a returned ``{"value": 3}`` stays a dict).
     """
@@ -458,6 +467,8 @@ def _prepare_outputs(store: Store, result: Any) -> tuple[dict[str, Prepared], di
     shape: dict[str, Any] = {"scalars": scalars} if scalars else {}
     if type(result) is tuple:
         shape["tuple"] = len(result)
+    elif _is_output_dict(result):
+        shape["dict"] = list(result)
     return outputs, paths, shape
 
 
@@ -485,7 +496,13 @@ def _rebuilder(store: Store, run: Run) -> Callable[[], Any]:
     paths = run.meta.get("paths", {})
     scalars = set(run.meta.get("scalars", ()))
     size = run.meta.get("tuple")
-    names = [f"return.{i}" for i in range(size)] if size is not None else sorted(run.outputs)
+    keys = run.meta.get("dict")
+    if size is not None:
+        names = [f"return.{i}" for i in range(size)]
+    elif keys is not None:
+        names = [f"return.{key}" for key in keys]
+    else:
+        names = sorted(run.outputs)
     if set(names) != set(run.outputs):
         raise CorruptRecordError(f"run {run.digest} records outputs {sorted(run.outputs)} that "
                              "do not match the shape of its return value")
@@ -504,6 +521,8 @@ def _rebuilder(store: Store, run: Run) -> Callable[[], Any]:
             return _MISSING
         if size is not None:
             return tuple(values)
+        if keys is not None:
+            return dict(zip(keys, values, strict=True))
         return values[0] if values else None
 
     return rebuild

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -717,3 +718,22 @@ def test_dataframe_argument_and_output(store: Store) -> None:
     frame.loc[0, "age"] = 31.0
     clean(frame, "age")
     assert len(calls) == 2
+
+
+def test_a_dict_of_arrays_is_one_output_per_key_and_comes_back_whole(store: Store) -> None:
+    calls = []
+
+    @lineage.step(store=store)
+    def split(n: int) -> dict:
+        calls.append(n)
+        return {"X": np.arange(n * 2).reshape(n, 2), "y": np.arange(n), "note": "ok"}
+
+    first = split(3)
+    again = split(3)
+    assert calls == [3]
+    assert list(again) == ["X", "y", "note"]
+    np.testing.assert_array_equal(again["X"], first["X"])
+    np.testing.assert_array_equal(again["y"], first["y"])
+    assert again["note"] == "ok"
+    run = store.runs_of("split")[0]
+    assert sorted(run.outputs) == ["return.X", "return.note", "return.y"]
