@@ -274,7 +274,7 @@ class Step(Generic[P, R]):
         """``(parameter name, value)`` of a call, defaults applied, in signature order."""
         if self._simple and len(args) <= len(self._positional):
             values = dict(self._defaults)
-            values.update(zip(self._positional, args))
+            values.update(zip(self._positional, args, strict=False))  # args may be fewer
             if all(k in values and k not in self._positional[: len(args)] for k in kwargs):
                 values.update(kwargs)
                 if not any(v is inspect.Parameter.empty for v in values.values()):
@@ -286,6 +286,7 @@ class Step(Generic[P, R]):
     # -- calling ------------------------------------------------------------------------
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call the function, or return its recorded result on a cache hit."""
         store = self.store()
         plan = self.plan(store, *args, **kwargs)
         if self.cache:
