@@ -59,8 +59,9 @@ def add_version(
 ) -> str:
     """Append ``target`` as a new version of ``name``; return the version string.
 
-    Without ``version`` the next ``v<N>`` is chosen. If ``version`` is given and already
-    names ``target``, nothing changes. If it names something else, :class:`InvalidName`.
+    Without ``version`` the next ``v<N>`` that is neither a version nor a stage is chosen.
+    If ``version`` is given and already names ``target``, nothing changes. If it names
+    something else, :class:`InvalidName`.
     If no version is given and the latest version already names ``target``, that version
     is returned and nothing changes (re-adding unchanged content is a no-op).
     """
@@ -72,6 +73,7 @@ def add_version(
         if existing and existing[-1][1] == target:
             return existing[-1][0]
         taken = {v for v, _t, _w in existing}
+        taken.update(stages(txn, name))  # never shadow a stage such as name@v2
         number = len(existing) + 1
         while f"v{number}" in taken:
             number += 1
