@@ -21,6 +21,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from .adapters import register_adapter
+    from .diff import LineageDiff
     from .hashing import Digest
     from .records import Artifact, RefEntry, Run
     from .store import Store
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Artifact",
     "Digest",
+    "LineageDiff",
     "RefEntry",
     "Run",
     "RunContext",
@@ -45,6 +47,7 @@ _LAZY = {
     "RefEntry": "records",
     "Run": "records",
     "Digest": "hashing",
+    "LineageDiff": "diff",
     "Store": "store",
     "register_adapter": "adapters",
     "step": "track",

@@ -26,6 +26,13 @@ as aligned text otherwise.
     gc        {"dry_run", "records", "blobs", "chunks", "bytes_freed"}
     runs      {"runs": [{"digest", "id", "op", "name", "status", "started", "duration",
                 "inputs": [name], "outputs": [name], "metrics"}]}  (newest first)
+    diff      :meth:`LineageDiff.to_dict` (schema in :mod:`lineage.diff`)
+    dag       {"root": digest, "nodes": [node], "edges": [{"source", "target", "type",
+                "roles": [str]}]}  where node = {"digest", "kind", "name", "version", "op",
+                "status"} (runs have op and status, artifacts name and version)
+    ancestors, descendants  {"revision": node, "records": [node]}  (nearest first)
+
+``diff`` exits 0 whether or not the revisions differ, like ``git diff``.
 
 Exit status: 0 on success; 1 on an error (one line ``lineage: error: ...`` on stderr, never a
 traceback; set ``LINEAGE_DEBUG=1`` to see one for internal errors) or when ``verify`` finds
@@ -45,10 +52,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from . import cli_format as fmt
+from . import cli_graph as graph
 from ._version import __version__
 from .errors import LineageError, PathError, RevisionNotFound, StoreError
 from .progress import Progress, total_size
-from .records import Run
+from .records import Artifact, Run
 from .store import Store, default_path, open_store
 
 __all__ = ["VERBS", "Verb", "main"]
@@ -272,30 +280,53 @@ def _gc(ctx: Context, args: argparse.Namespace) -> Result:
 
 
 def _runs(ctx: Context, args: argparse.Namespace) -> Result:
-    found = _find_runs(ctx.store, op=args.op, status=args.status, name=args.name,
-                       limit=args.limit)
+    found = ctx.store.runs(
+        args.op, used=args.used, produced=args.produced, status=args.status,
+        params=dict(args.param or ()), metrics=dict(args.metric or ()), since=args.since,
+        until=args.until, name=args.name, limit=args.limit,
+    )
     rows = [fmt.run_row(run) for run in found]
     return Result({"runs": rows}, fmt.runs_text(rows))
 
 
-def _find_runs(store: Store, *, op: str | None, status: str | None, name: str | None,
-               limit: int | None) -> list[Run]:
-    """Runs matching every filter given, newest first (via :func:`lineage.query.runs`)."""
-    try:
-        from .query import runs
-    except ImportError:  # an install without lineage.query: scan every run
-        filters = {"op": op, "status": status, "name": name}
-        found = [
-            run for run in store.iter_records("run")
-            if isinstance(run, Run)
-            and all(v is None or getattr(run, k) == v for k, v in filters.items())
-        ]
-        found.sort(key=lambda run: (-run.started, run.digest))
-        return found[:limit]
-    return runs(store, op, status=status, name=name, limit=limit)
+def _diff(ctx: Context, args: argparse.Namespace) -> Result:
+    if args.json and args.markdown:
+        raise UsageError("give --json or --markdown, not both")
+    difference = ctx.store.diff(args.a, args.b)
+    text = difference.to_markdown() if args.markdown else difference.to_text(color=args.color)
+    return Result(difference.to_dict(), text.rstrip("\n"))
+
+
+def _dag(ctx: Context, args: argparse.Namespace) -> Result:
+    if args.json and args.dot:
+        raise UsageError("give --json or --dot, not both")
+    root = ctx.store.resolve(args.revision)
+    data = graph.dag_data(ctx.store.graph(root, args.depth, "upstream"), root.digest)
+    return Result(data, graph.dot_text(data) if args.dot else graph.dag_text(data))
+
+
+def _ancestors(ctx: Context, args: argparse.Namespace) -> Result:
+    root = ctx.store.resolve(args.revision)
+    found = ctx.store.ancestors(root, args.depth, args.kind)
+    return _records(root, found, f"nothing recorded upstream of {args.revision}")
+
+
+def _descendants(ctx: Context, args: argparse.Namespace) -> Result:
+    root = ctx.store.resolve(args.revision)
+    found = ctx.store.descendants(root, args.depth, args.kind)
+    return _records(root, found, f"nothing recorded downstream of {args.revision}")
+
+
+def _records(root: Artifact | Run, found: list[Artifact | Run], empty: str) -> Result:
+    rows = [graph.record_row(record) for record in found]
+    return Result({"revision": graph.record_row(root), "records": rows},
+                  graph.records_text(rows, empty))
 
 
 _REASON: Final = arg("--reason", default="", help="why (kept in the ref history)")
+_DEPTH: Final = arg("--depth", type=_positive, metavar="N", help="follow at most N edges")
+_KIND: Final = arg("--kind", action="append", metavar="K",
+                   help="only records of this kind (run, dataset, model ...); repeatable")
 
 VERBS: Final[tuple[Verb, ...]] = (
     Verb("init", _init, "create a store here (or at --store) and print where"),
@@ -329,7 +360,29 @@ VERBS: Final[tuple[Verb, ...]] = (
         arg("--op", help="only runs of this operation"),
         arg("--status", choices=("ok", "failed")),
         arg("--name", help="only runs with this name"),
+        arg("--used", metavar="REV", help="only runs that used this artifact"),
+        arg("--produced", metavar="REV", help="only runs that produced this artifact"),
+        arg("--since", type=graph.since_time, metavar="ISO",
+            help="only runs started at or after this (local time unless an offset is given)"),
+        arg("--until", type=graph.until_time, metavar="ISO",
+            help="only runs started at or before this (a date alone: to its end)"),
+        arg("--param", action="append", type=graph.param_filter, metavar="KEY=VALUE",
+            help="only runs with this param (also KEY<N, KEY>=N, KEY!=VALUE ...); repeatable"),
+        arg("--metric", action="append", type=graph.metric_filter, metavar="NAME>N",
+            help="only runs whose metric compares so (> >= < <= == !=); repeatable"),
         arg("--limit", type=_positive, metavar="N", help="at most N runs"))),
+    Verb("diff", _diff, "what changed between two revisions, and why (exit 0 either way)", (
+        arg("a", metavar="A"), arg("b", metavar="B"),
+        arg("--markdown", action="store_true", help="print a Markdown report"),
+        arg("--color", action=argparse.BooleanOptionalAction, default=None,
+            help="colour the text (default: only on a terminal, unless NO_COLOR is set)"))),
+    Verb("dag", _dag, "the lineage upstream of REV as a tree", (
+        arg("revision", metavar="REV"), _DEPTH,
+        arg("--dot", action="store_true", help="print Graphviz DOT instead"))),
+    Verb("ancestors", _ancestors, "records REV came from, nearest first", (
+        arg("revision", metavar="REV"), _DEPTH, _KIND)),
+    Verb("descendants", _descendants, "records made from REV, nearest first", (
+        arg("revision", metavar="REV"), _DEPTH, _KIND)),
 )
 
 

@@ -75,6 +75,7 @@ class _Reversible:
     __slots__ = ()
     _SWAP: ClassVar[tuple[tuple[str, str], ...]] = ()
     _NEGATE: ClassVar[tuple[str, ...]] = ()
+    _RENDER_ONLY: ClassVar[tuple[str, ...]] = ()  # fields left out of to_dict()
 
     def reversed(self) -> Any:
         """The same change seen from the other side (``b`` to ``a``)."""
@@ -166,6 +167,8 @@ class DatasetDiff(_Reversible):
     (on every column when the schemas match, else on ``rows_compared_on``, the columns both
     sides share, retyped ones cast to their new type when that is possible). They are
     ``None`` when the rows could not be compared; ``rows_note`` then says why.
+    ``target_column`` (the label column both versions name, if any) is for renderers, which
+    show it first in example rows; it is not part of the JSON (``target`` is).
     """
 
     rows_old: int | None = None
@@ -182,8 +185,10 @@ class DatasetDiff(_Reversible):
     target: ValueChange | None = None
     class_distribution: tuple[ClassShift, ...] = ()
     missing: tuple[ValueChange, ...] = ()
+    target_column: str | None = None
     _SWAP = (("rows_old", "rows_new"), ("rows_added", "rows_removed"),
              ("examples_added", "examples_removed"), ("columns_added", "columns_removed"))
+    _RENDER_ONLY = ("target_column",)
 
     @property
     def schema_changed(self) -> bool:
@@ -438,7 +443,8 @@ class LineageDiff(_Reversible):
 def _plain(value: Any) -> Any:
     """``value`` as JSON-safe data (dataclasses as dicts, tuples as lists)."""
     if isinstance(value, _Reversible):
-        out = {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}  # type: ignore[arg-type]
+        out = {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)  # type: ignore[arg-type]
+               if f.name not in value._RENDER_ONLY}
         if isinstance(value, RecordRef):
             out["label"] = value.label
         elif isinstance(value, CodeDiff):

@@ -63,6 +63,7 @@ def dataset_diff(store: Store, txn: ReadTxn, a: Artifact, b: Artifact,
         class_distribution=_class_shift(sa.get("class_distribution"),
                                         sb.get("class_distribution")),
         missing=missing,
+        target_column=target_a if target_a == target_b and isinstance(target_a, str) else None,
         **rows,
     )
 

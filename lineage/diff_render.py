@@ -27,6 +27,10 @@ from .diff import (
 __all__ = ["render_html", "render_markdown", "render_text"]
 
 _MAX_SOURCE_LINES = 80
+_EXAMPLE_ROWS = 3  # example rows shown per side (the JSON keeps every one)
+_EXAMPLE_COLUMNS = 6  # columns shown per example row
+_MAX_CELL = 24  # characters of a text cell shown
+_EXAMPLE_WIDTH = 90  # characters of cells after which no further column is added
 _ANSI = {"bold": "1", "red": "31", "green": "32", "yellow": "33", "dim": "2", "cyan": "36"}
 
 
@@ -100,8 +104,8 @@ def _dataset_lines(d: DatasetDiff, old: RecordRef, new: RecordRef) -> list[str]:
                      f"added, −{_num(d.rows_removed)} removed{basis}")
     else:
         lines.append(f"rows: {_num(d.rows_old)} → {_num(d.rows_new)}; {d.rows_note}")
-    lines += [f"  added e.g. {row}" for row in d.examples_added]
-    lines += [f"  removed e.g. {row}" for row in d.examples_removed]
+    lines += _example_lines(d, added=True)
+    lines += _example_lines(d, added=False)
     if d.columns_added:
         lines.append("columns added: " + ", ".join(f"{c.name} ({c.new_dtype})"
                                                    for c in d.columns_added))
@@ -122,6 +126,65 @@ def _dataset_lines(d: DatasetDiff, old: RecordRef, new: RecordRef) -> list[str]:
     if old.size != new.size:
         lines.append(f"size: {_num(old.size)} → {_num(new.size)} bytes")
     return lines
+
+
+def _example_lines(d: DatasetDiff, *, added: bool) -> list[str]:
+    """At most :data:`_EXAMPLE_ROWS` rows of one side, each as a few ``column=value``."""
+    rows = d.examples_added if added else d.examples_removed
+    if not rows:
+        return []
+    verb = "added" if added else "removed"
+    shown = (*d.examples_added[:_EXAMPLE_ROWS], *d.examples_removed[:_EXAMPLE_ROWS])
+    columns = _example_columns(d, rows[0], shown, added)
+    lines = []
+    for row in rows[:_EXAMPLE_ROWS]:
+        cells = ", ".join(f"{name}={_cell(row[name])}" for name in columns)
+        hidden = len(row) - len(columns)
+        more = f" (… {hidden} more column{'s' if hidden != 1 else ''})" if hidden > 0 else ""
+        lines.append(f"  {verb} e.g. {cells}{more}")
+    total = d.rows_added if added else d.rows_removed
+    if total is not None and total > len(lines):
+        lines.append(f"  … {_num(total - len(lines))} more rows {verb}")
+    return lines
+
+
+def _example_columns(d: DatasetDiff, row: dict[str, Any], shown: tuple[dict[str, Any], ...],
+                     added: bool) -> list[str]:
+    """The target column first, then columns the change touched, then the first ones.
+
+    At most :data:`_EXAMPLE_COLUMNS` of ``row``'s, and fewer (but at least two) when their
+    names and widest values among the ``shown`` rows would pass :data:`_EXAMPLE_WIDTH`
+    characters (so both sides show the same columns when they share them).
+    """
+    target = d.target_column
+    if d.target is not None:
+        target = d.target.new if added else d.target.old
+    touched = [c.name for c in (d.columns_added if added else d.columns_removed)]
+    touched += [c.name for c in d.columns_retyped]
+    chosen: list[str] = []
+    width = 0
+    for name in (target, *touched, *row):
+        if not isinstance(name, str) or name not in row or name in chosen:
+            continue
+        width += len(name) + max(len(_cell(r[name])) for r in shown if name in r) + 3
+        if len(chosen) >= 2 and width > _EXAMPLE_WIDTH:
+            break
+        chosen.append(name)
+        if len(chosen) == _EXAMPLE_COLUMNS:
+            break
+    return chosen
+
+
+def _cell(value: Any) -> str:
+    """A table cell, short: floats to 4 significant digits, long text cut."""
+    if value is None:
+        return "NA"
+    if isinstance(value, float):
+        return f"{value:.0f}" if abs(value) >= 1e4 and abs(value) < 1e15 else f"{value:.4g}"
+    text = str(value)
+    if isinstance(value, str) and (not text or text != text.strip() or "," in text):
+        text = repr(text)
+    return text if len(text) <= _MAX_CELL else text[:_MAX_CELL - 1] + "…"
 
 
 def _share(value: float | None) -> str:
