@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import lineage
 import lineage.files
 from lineage import encoding, registry
 from lineage.content import stage
@@ -21,6 +22,7 @@ from lineage.errors import (
     LineageError,
     PathError,
     RevisionNotFound,
+    StoreError,
     UnsupportedValue,
 )
 from lineage.files import TREE_TAG
@@ -460,3 +462,28 @@ def test_a_changed_file_is_re_hashed(
     assert len(hashes) == 2
     assert store.read_bytes("data") == source.read_bytes()
     assert [a.version for a in store.versions("data")] == ["v1", "v2"]
+
+
+# -- life cycle -------------------------------------------------------------------------
+
+
+def test_opening_a_file_as_a_store_raises_store_error(tmp_path: Path) -> None:
+    not_a_store = tmp_path / "file"
+    not_a_store.write_bytes(b"")
+    with pytest.raises(StoreError):
+        lineage.open(not_a_store)
+
+
+def test_closing_one_handle_leaves_another_on_the_same_path_open(tmp_path: Path) -> None:
+    first = lineage.open(tmp_path / "store")
+    second = lineage.open(tmp_path / "store")
+    first.add(b"x", name="data")
+    first.close()
+    assert second.load("data") == b"x"
+    with pytest.raises(StoreError):
+        first.load("data")
+    second.close()
+    with pytest.raises(StoreError):
+        second.add(b"y", name="data")
+    with lineage.open(tmp_path / "store") as reopened:
+        assert reopened.load("data") == b"x"
