@@ -144,7 +144,8 @@ def _example_lines(d: DatasetDiff, *, added: bool) -> list[str]:
         lines.append(f"  {verb} e.g. {cells}{more}")
     total = d.rows_added if added else d.rows_removed
     if total is not None and total > len(lines):
-        lines.append(f"  … {_num(total - len(lines))} more rows {verb}")
+        more = total - len(lines)
+        lines.append(f"  … {_num(more)} more row{'s' if more != 1 else ''} {verb}")
     return lines
 
 
@@ -344,6 +345,12 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _bullet(line: str) -> str:
+    """A list item; a line indented under the previous one becomes a nested item."""
+    nested = line.startswith("  ")
+    return f"{'  ' if nested else ''}- {_md(line.strip())}"
+
+
 def render_markdown(d: LineageDiff) -> str:
     """A Markdown report: summary, a metrics table, then steps and artifacts."""
     out = [f"## {_title(d)}", ""]
@@ -367,7 +374,7 @@ def render_markdown(d: LineageDiff) -> str:
     for a in d.artifacts:
         cause = f" — cause: **{a.cause}**" if a.cause else ""
         out += ["", f"### `{_md(a.path)}`: {_md(a.old.label)} → {_md(a.new.label)}{cause}", ""]
-        out += [f"- {_md(line)}" for line in artifact_lines(a)]
+        out += [_bullet(line) for line in artifact_lines(a)]
         if a.code is not None:
             out += ["", "```diff", *_source_diff(a.code.unified), "```"]
     for title, steps in (("Steps only in " + d.a.label, d.steps_removed),
