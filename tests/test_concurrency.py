@@ -116,11 +116,11 @@ def test_a_tiny_map_grows_until_everything_lands(tmp_path: Path) -> None:
     try:
         _fill(backend, b"big-txn", 2000, 2000)  # ~4 MB in one transaction
         store = Store(backend)
-        added = [store.add({"index": i, "pad": "x" * 3000}, name="config") for i in range(200)]
+        added = [store.add({"index": i, "pad": "x" * 3000}, name="config") for i in range(100)]
         assert backend.map_size > TINY_MAP
         with backend.read() as txn:
             assert len(list(txn.items("metrics", b"big-txn"))) == 2000
-        assert [store.load(a)["index"] for a in added] == list(range(200))
+        assert [store.load(a)["index"] for a in added] == list(range(100))
         assert store.verify().ok
     finally:
         backend.close()
