@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from .diff import LineageDiff
     from .hashing import Digest
     from .records import Artifact, RefEntry, Run
+    from .runs import RunContext
     from .store import Store
-    from .track import RunContext, step
+    from .track import step
 
 __all__ = [
     "Artifact",
@@ -51,7 +52,7 @@ _LAZY = {
     "Store": "store",
     "register_adapter": "adapters",
     "step": "track",
-    "RunContext": "track",
+    "RunContext": "runs",
 }
 
 

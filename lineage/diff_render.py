@@ -121,7 +121,8 @@ def _dataset_lines(d: DatasetDiff, old: RecordRef, new: RecordRef) -> list[str]:
         shares = ", ".join(
             f"{c.label}: {_num(c.old)} ({_share(c.old_share)}) → {_num(c.new)} "
             f"({_share(c.new_share)})" for c in d.class_distribution)
-        lines.append(f"class balance: {shares}")
+        of = f" of {d.target_column}" if d.target_column else ""
+        lines.append(f"class balance{of}: {shares}")
     lines += [f"missing {_change(c)}" for c in d.missing]
     if old.size != new.size:
         lines.append(f"size: {_num(old.size)} → {_num(new.size)} bytes")
@@ -144,8 +145,8 @@ def _example_lines(d: DatasetDiff, *, added: bool) -> list[str]:
         lines.append(f"  {verb} e.g. {cells}{more}")
     total = d.rows_added if added else d.rows_removed
     if total is not None and total > len(lines):
-        more = total - len(lines)
-        lines.append(f"  … {_num(more)} more row{'s' if more != 1 else ''} {verb}")
+        rest = total - len(lines)
+        lines.append(f"  … {_num(rest)} more row{'s' if rest != 1 else ''} {verb}")
     return lines
 
 

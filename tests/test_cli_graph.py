@@ -134,6 +134,7 @@ def test_diff_text_shows_few_compact_example_rows_target_first(cli: Cli):
             if name.startswith("feature_"):
                 assert len(value.lstrip("-").replace(".", "")) <= 5  # rounded, not 1000.123456…
     assert "… 3 more rows added" in out and "… 1 more row removed" in out
+    assert "class balance of outcome: 0: 25 (62.5%) → 26 (61.9%)" in out
 
 
 def test_diff_json_keeps_every_example_with_every_column(cli: Cli):
@@ -377,3 +378,12 @@ def test_python_m_diff_exits_0_when_different_and_1_on_a_bad_revision(home: Path
 def test_python_m_dag_dot(home: Path):
     done = _python_m(home, "dag", "model@v1.0", "--dot")
     assert done.returncode == 0 and done.stdout.startswith("digraph lineage {")
+
+
+def test_every_public_name_resolves_including_lineage_diff():
+    for name in lineage.__all__:
+        assert getattr(lineage, name) is not None, name
+    from lineage.diff import LineageDiff
+    from lineage.runs import RunContext
+
+    assert lineage.LineageDiff is LineageDiff and lineage.RunContext is RunContext
