@@ -515,8 +515,8 @@ class Store:
                 self._materialized = Path(self.path) / "materialized"
         filename = artifact.summary.get("filename") or artifact.name or "content"
         target = self._materialized / artifact.blob.hex() / str(filename)
-        if target.exists():
-            return target
+        if os.path.lexists(target) and _holds(self.backend, target, artifact.blob):
+            return target  # an earlier copy, re-hashed: still exactly the stored content
         with self.read() as txn:
             kind = "directory" if artifact.format == "directory" else "file"
             checkout(self.backend, txn, kind, artifact.blob, target, force=True, read_only=True)
@@ -732,10 +732,28 @@ _VALUE_FORMATS: Final = frozenset(
 
 
 def _name_from_path(path: Path) -> str | None:
+    """A valid name from a file name: other characters become ``_`` (``my data.csv`` ->
+    ``my_data.csv``); ``None`` if nothing usable is left."""
+    import re
+
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", path.resolve().name).lstrip(".-")[:200]
     try:
-        return check_name(path.resolve().name)
+        return check_name(base)
     except InvalidName:
-        return None
+        try:
+            return check_name(f"file_{base}"[:200])  # an all-hex file name
+        except InvalidName:
+            return None
+
+
+def _holds(backend: Backend, path: Path, digest: Digest) -> bool:
+    from .errors import PathError as _PathError
+    from .files import path_digest
+
+    try:
+        return path_digest(backend, path) == digest
+    except _PathError:
+        return False
 
 
 def _file_format(path: Path) -> str:

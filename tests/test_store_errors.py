@@ -487,3 +487,26 @@ def test_closing_one_handle_leaves_another_on_the_same_path_open(tmp_path: Path)
         second.add(b"y", name="data")
     with lineage.open(tmp_path / "store") as reopened:
         assert reopened.load("data") == b"x"
+
+
+def test_a_file_name_with_spaces_becomes_a_valid_name(tmp_path: Path) -> None:
+    store = lineage.open(tmp_path / "s")
+    source = tmp_path / "my data (final).csv"
+    source.write_text("a\n1\n")
+    artifact = store.add(source)
+    assert artifact.name == "my_data__final_.csv"
+    assert store.gc().records == 0  # named, so reachable
+    assert store.load("my_data__final_.csv").read_text() == "a\n1\n"
+    store.close()
+
+
+def test_load_restores_a_tampered_materialized_copy(tmp_path: Path) -> None:
+    store = lineage.open(tmp_path / "s")
+    source = tmp_path / "data.txt"
+    source.write_text("original")
+    store.add(source, name="data")
+    copy = store.load("data")
+    copy.chmod(0o644)
+    copy.write_text("tampered")
+    assert store.load("data").read_text() == "original"
+    store.close()
