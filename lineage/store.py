@@ -485,7 +485,8 @@ class Store:
         with self.read() as txn:
             return read_blob(self.backend, txn, artifact.blob)
 
-    def load(self, revision: str | Artifact, *, trust: bool = False, as_name: str | None = None) -> Any:
+    def load(self, revision: str | Digest | Artifact, *, trust: bool = False,
+             as_name: str | None = None) -> Any:
         """The value an artifact holds: a DataFrame, array, dict, estimator or bytes back.
 
         Files and directories come back as a :class:`pathlib.Path` to a read-only copy.
