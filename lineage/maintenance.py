@@ -60,7 +60,9 @@ class GcReport:
                 "chunks": self.chunks, "bytes_freed": self.bytes_freed}
 
 
-def verify_store(backend: Backend, *, progress: Callable[[int], None] | None = None) -> VerifyReport:
+def verify_store(
+    backend: Backend, *, progress: Callable[[int], None] | None = None
+) -> VerifyReport:
     """Re-hash every record, chunk and blob of the store."""
     report = VerifyReport()
     with backend.read() as txn:
@@ -100,7 +102,9 @@ def _verify_record(txn: ReadTxn, digest: Digest, data: bytes, report: VerifyRepo
         return
     if isinstance(record, Artifact) and record.blob is not None:
         if txn.get("blobs", record.blob) is None:
-            report.problems.append(f"artifact {digest.hex()}: its blob {record.blob.hex()} is missing")
+            report.problems.append(
+                f"artifact {digest.hex()}: its blob {record.blob.hex()} is missing"
+            )
 
 
 def _verify_blob(backend: Backend, txn: ReadTxn, digest: Digest, raw: bytes,
