@@ -53,7 +53,7 @@ def _key_order(key: Any) -> tuple[int, Any]:
 
 def _float(value: float) -> float:
     if value != value:
-        return _CANONICAL_NAN
+        return float(_CANONICAL_NAN)
     return 0.0 if value == 0.0 else value
 
 
@@ -127,7 +127,8 @@ def encode(value: Any) -> bytes:
             valid Unicode.
     """
     try:
-        return msgpack.packb(normalize(value), **_packer_options)
+        packed: bytes = msgpack.packb(normalize(value), **_packer_options)
+        return packed
     except UnicodeEncodeError as exc:
         raise UnsupportedValue(f"string is not valid Unicode: {exc.reason}") from None
     except (OverflowError, ValueError) as exc:

@@ -72,14 +72,14 @@ def verify_store(
         for key, location in txn.items("chunks"):
             report.chunks += 1
             try:
-                data = backend.read_chunk(location)
+                chunk = backend.read_chunk(location)
             except Exception as exc:  # a missing or short pack: report, keep going
                 report.problems.append(f"chunk {key.hex()}: unreadable ({exc})")
                 continue
-            report.bytes += len(data)
+            report.bytes += len(chunk)
             if progress:
-                progress(len(data))
-            actual = digest_bytes(data)
+                progress(len(chunk))
+            actual = digest_bytes(chunk)
             if actual != key:
                 report.problems.append(
                     f"chunk {key.hex()}: content hashes to {actual.hex()} (corrupt)"

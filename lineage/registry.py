@@ -82,7 +82,7 @@ def add_version(
         check_name(version, "version")
         seq_bytes = txn.get("version_keys", name_key(name, version))
         if seq_bytes is not None:
-            old = encoding.decode(txn.get("versions", name.encode() + b"\0" + seq_bytes))
+            old = encoding.decode(txn.get("versions", name.encode() + b"\0" + seq_bytes) or b"")
             if old[1] == target:
                 return version
             raise InvalidName(

@@ -172,7 +172,11 @@ def _resolve_base(txn: ReadTxn, revision: Revision) -> tuple[Digest, str | None,
         raise RevisionNotFound(_not_found(txn, revision))
     seq = txn.get("version_keys", name_key(name, at))
     if seq is not None:
-        version, target, _time = encoding.decode(txn.get("versions", name.encode() + b"\0" + seq))
+        entry = txn.get("versions", name.encode() + b"\0" + seq)
+        if entry is None:
+            raise RevisionNotFound(f"{name}@{at}: the version index is inconsistent; run "
+                                   "`lineage verify`")
+        version, target, _time = encoding.decode(entry)
         return Digest(target), name, version
     staged = txn.get("stages", name_key(name, at))
     if staged is not None:

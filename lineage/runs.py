@@ -419,7 +419,8 @@ def metric_history(store: Store, run: Run, name: str) -> list[tuple[int, float, 
     """``(step, time, value)`` points of one metric of a run, in logging order."""
     prefix = run.id.encode() + b"\0" + name.encode() + b"\0"
     with store.read() as txn:
-        return [tuple(encoding.decode(v)) for _k, v in txn.items("metrics", prefix)]  # type: ignore[misc]
+        points = [encoding.decode(v) for _k, v in txn.items("metrics", prefix)]
+    return [(int(step), float(when), float(value)) for step, when, value in points]
 
 
 @atexit.register

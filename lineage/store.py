@@ -136,9 +136,9 @@ def index_record(txn: WriteTxn, record: Artifact | Run) -> Digest:
         if code_or_env is not None:
             add_edge(txn, code_or_env, EDGE_USED, digest)
     if record.parent is not None:
-        parent = txn.get("run_ids", record.parent.encode())
-        if parent is not None:
-            add_edge(txn, Digest(parent), EDGE_CHILD, digest)
+        parent_digest = txn.get("run_ids", record.parent.encode())
+        if parent_digest is not None:
+            add_edge(txn, Digest(parent_digest), EDGE_CHILD, digest)
     return digest
 
 
@@ -306,7 +306,7 @@ class Store:
         for _ in range(_STAGE_RETRIES):
             prepared = prepare()
             if prepared.unchanged(self):
-                latest = self._latest_version(prepared.name)
+                latest = self._latest_version(prepared.name or "")
                 return prepared.artifact.with_version(latest), prepared.written
             try:
                 version = self.write(partial(prepared.commit, reason=reason))
@@ -404,7 +404,8 @@ class Store:
 
     def _is_latest(self, artifact: Artifact) -> bool:
         with self.read() as txn:
-            latest = next(txn.items("versions", artifact.name.encode() + b"\0", reverse=True), None)
+            prefix = (artifact.name or "").encode() + b"\0"
+            latest = next(txn.items("versions", prefix, reverse=True), None)
             if latest is None:
                 return False
             return bool(encoding.decode(latest[1])[1] == artifact.raw_digest)
@@ -611,10 +612,11 @@ class Store:
     def promote(self, revision: str | Artifact, stage: str, *, reason: str = "") -> Artifact:
         """Point ``name@stage`` (e.g. ``model@production``) at ``revision``; kept in history."""
         artifact = self.artifact(revision)
-        if not artifact.name:
+        name = artifact.name
+        if not name:
             raise InvalidName(f"{artifact!r} has no name, so it cannot have stages")
-        self.write(lambda txn: registry.set_stage(txn, artifact.name, stage,
-                                                  artifact.raw_digest, reason=reason))
+        self.write(lambda txn: registry.set_stage(txn, name, stage, artifact.raw_digest,
+                                                  reason=reason))
         return artifact
 
     def log(self, name: str) -> list[RefEntry]:

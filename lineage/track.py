@@ -138,7 +138,8 @@ def _scalar_params_encoding(params: dict[str, Any]) -> bytes | None:
             return None
         items.append((key, value))
     try:
-        return msgpack.packb([{}, dict(items)], use_bin_type=True)
+        packed: bytes = msgpack.packb([{}, dict(items)], use_bin_type=True)
+        return packed
     except UnicodeEncodeError:
         return None  # the general encoder raises UnsupportedValue for it
 
@@ -197,7 +198,7 @@ class Step(Generic[P, R]):
         self._simple = all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in parameters)
         self._positional = tuple(p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD)
         self._defaults = {p.name: p.default for p in parameters}
-        functools.update_wrapper(self, function)  # type: ignore[arg-type]
+        functools.update_wrapper(self, function)
 
     def __repr__(self) -> str:
         return f"<lineage.step {self.name}>"

@@ -14,7 +14,7 @@ __all__ = ["BytesAdapter", "ConfigAdapter"]
 class BytesAdapter:
     """``bytes``, ``bytearray`` and ``memoryview``, stored as they are."""
 
-    formats = ("bytes",)
+    formats: tuple[str, ...] = ("bytes",)
 
     def claims(self, value: Any) -> bool:
         """Bytes-like values."""
@@ -42,7 +42,7 @@ def _describe(value: Any) -> dict[str, Any]:
 class ConfigAdapter:
     """Dicts and lists of str/int/float/bool/None (and nested), stored canonically."""
 
-    formats = ("msgpack",)
+    formats: tuple[str, ...] = ("msgpack",)
 
     def claims(self, value: Any) -> bool:
         """Dicts, lists and tuples whose contents encode canonically."""
