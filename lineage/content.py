@@ -14,10 +14,13 @@ Nothing is visible until phase 2 commits; if it never does, phase 1's bytes are 
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import xxhash
 
@@ -26,10 +29,17 @@ from .errors import CollisionError, IntegrityError
 from .hashing import Chunk, Digest, chunk_buffer, digest_bytes
 from .stores.base import Backend, ReadTxn, WriteTxn
 
-__all__ = ["StagedBlob", "iter_blob", "read_blob", "stage"]
+__all__ = ["StagedBlob", "Stager", "iter_blob", "read_blob", "stage"]
 
-_PARALLEL_WHOLE_HASH: Final = 8 * 1024 * 1024
+T = TypeVar("T")
+
+_BACKGROUND: Final = 8 * 1024 * 1024  # content this large hashes, compares, writes on workers
+_WRITE_BATCH: Final = 64 * 1024 * 1024  # queued new bytes that start a background write
+_WRITES_IN_FLIGHT: Final = 2  # queued batches held in memory at most
+_RUN: Final = 32 * 1024 * 1024  # reused bytes compared in one job at most
 _NUMPY_COMPARE: Final = 256 * 1024
+_COMPARE_BLOCK: Final = 1024 * 1024
+_RENEW_S: Final = 1.0  # age at which the shared read transaction is renewed
 
 
 class ChunkVanished(Exception):
@@ -68,15 +78,25 @@ class StagedBlob:
 
 
 def _same_bytes(stored: memoryview | bytes, new: memoryview | bytes) -> bool:
+    """Whether two buffers hold the same bytes; large ones are compared by numpy, which
+    releases the GIL, in blocks of 64-bit words (no copies)."""
     if len(stored) != len(new):
         return False
-    if len(new) >= _NUMPY_COMPARE:
-        import numpy as np
+    if len(new) < _NUMPY_COMPARE:
+        return bytes(stored) == bytes(new)
+    import numpy as np
 
-        return bool(
-            np.array_equal(np.frombuffer(stored, np.uint8), np.frombuffer(new, np.uint8))
-        )
-    return bytes(stored) == bytes(new)
+    left, right = memoryview(stored).cast("B"), memoryview(new).cast("B")
+    for start in range(0, len(left), _COMPARE_BLOCK):
+        a, b = left[start : start + _COMPARE_BLOCK], right[start : start + _COMPARE_BLOCK]
+        words = len(a) // 8
+        if words and not np.array_equal(
+            np.frombuffer(a, np.uint64, words), np.frombuffer(b, np.uint64, words)
+        ):
+            return False
+        if a[words * 8 :] != b[words * 8 :]:
+            return False
+    return True
 
 
 def _check_existing(backend: Backend, chunk: Chunk, location: bytes) -> None:
@@ -128,51 +148,247 @@ def stage(
     """Chunk, hash, dedupe and durably write the new chunks of ``data`` (phase 1).
 
     ``known`` maps chunk digests already written earlier in the same batch to their
-    locations, so a batch of files sharing chunks writes each once.
+    locations, so a batch of files sharing chunks writes each once. To stage many blobs
+    with one write, use a :class:`Stager`.
 
     Raises:
         CollisionError: a chunk's digest is stored with different bytes.
         IntegrityError: a stored chunk that should match is corrupt.
     """
-    view = memoryview(data)
-    whole: list[Digest] = []
-    hasher = None
-    if len(view) >= _PARALLEL_WHOLE_HASH:  # xxhash releases the GIL: overlap with chunking
-        hasher = threading.Thread(target=lambda: whole.append(digest_bytes(view)))
-        hasher.start()
-    chunks = list(chunk_buffer(view))
-    known = {} if known is None else known
-    pending: list[Chunk] = []
-    seen_here: dict[Digest, Chunk] = {}
-    with backend.read() as txn:
-        for chunk in chunks:
-            first = seen_here.setdefault(chunk.digest, chunk)
+    with Stager(backend, known=known) as stager:
+        return stager.add(data, children=children)
+
+
+_Run = list[tuple[bytes, Chunk]]  # reused chunks, back to back in the new content
+
+
+class Stager:
+    """Stages the blobs of one add: chunk, hash, dedupe, compare, write the new chunks.
+
+    New chunks are queued and written in few large batches (one fsync for a directory of
+    small files). For content of ``_BACKGROUND`` bytes or more, the whole-content hash, the
+    byte comparisons of reused chunks (joined into long runs) and the writes run on two
+    worker threads while this thread chunks: xxhash, numpy and file writes release the GIL.
+
+    A :class:`StagedBlob` from :meth:`add` is complete (its new chunks written and
+    compared) only after :meth:`finish`. Data given to :meth:`add` must stay valid until
+    :meth:`drain` or :meth:`finish` returns. Used as a context manager, leaving the block
+    finishes; leaving it with an error (or a failing finish) waits for the workers and takes
+    back what was written, so a failed add stores nothing.
+    """
+
+    def __init__(self, backend: Backend, *, known: dict[Digest, bytes] | None = None) -> None:
+        self._backend = backend
+        self._known = {} if known is None else known
+        self._located: dict[Digest, bytes] = {}  # written by this stager
+        self._unwritten: dict[Digest, memoryview | bytes] = {}  # queued, not yet located
+        self._queue: list[tuple[Digest, memoryview | bytes]] = []
+        self._queued_bytes = 0
+        self._writes: list[Future[list[tuple[Digest, bytes]]]] = []
+        self._checks: list[Future[None]] = []
+        self._blobs: list[StagedBlob] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._reading: AbstractContextManager[ReadTxn] | None = None
+        self._txn: ReadTxn | None = None
+        self._txn_since = 0.0
+
+    def __enter__(self) -> Stager:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_rest: object) -> None:
+        if kind is not None:
+            self.abort()
+            return
+        try:
+            self.finish()
+        except BaseException:
+            self.abort()
+            raise
+
+    def add(self, data: bytes | bytearray | memoryview | Any, *,
+            children: Sequence[Digest] = ()) -> StagedBlob:
+        """Stage one blob; its checks and writes may still be running when this returns.
+
+        Raises:
+            CollisionError: a chunk's digest is stored (or queued) with different bytes.
+            IntegrityError: a stored chunk that should match is corrupt.
+        """
+        view = memoryview(data)
+        background = len(view) >= _BACKGROUND
+        whole = self._submit(digest_bytes, view) if background else None
+        try:
+            txn = self.reader()
+            digests, written = self._add_chunks(txn, view, background)
+            if whole is not None:  # chunking outlasts hashing: this rarely waits
+                digest = whole.result()
+            else:
+                digest = digests[0] if len(digests) == 1 else digest_bytes(view)
+            _check_existing_blob(self._backend, txn, digest, view, digests)
+        except BaseException:
+            self._wait_all(whole)  # no worker may still read ``data`` once we return
+            raise
+        blob = StagedBlob(digest, len(view), digests, children=list(children), written=written)
+        self._blobs.append(blob)
+        return blob
+
+    def reader(self) -> ReadTxn:
+        """A read transaction shared by this stager's lookups (and its caller's), renewed
+        every ``_RENEW_S`` seconds so that a long add does not pin an old snapshot."""
+        now = time.monotonic()
+        if self._txn is None or now - self._txn_since > _RENEW_S:
+            self._end_read()
+            self._reading = self._backend.read()
+            self._txn = self._reading.__enter__()
+            self._txn_since = now
+        return self._txn
+
+    def _end_read(self) -> None:
+        reading, self._reading, self._txn = self._reading, None, None
+        if reading is not None:
+            reading.__exit__(None, None, None)
+
+    def _add_chunks(
+        self, txn: ReadTxn, view: memoryview, background: bool
+    ) -> tuple[list[Digest], int]:
+        digests: list[Digest] = []
+        written = 0
+        seen: dict[Digest, Chunk] = {}
+        run: _Run = []
+        for chunk in chunk_buffer(view):
+            digest = chunk.digest
+            digests.append(digest)
+            first = seen.setdefault(digest, chunk)
             if first is not chunk:  # a repeat within this content: same bytes, or a collision
                 if not _same_bytes(first.data, chunk.data):
-                    raise _collision(chunk.digest)
+                    raise _collision(digest)
                 continue
-            location = known.get(chunk.digest) or txn.get("chunks", chunk.digest)
+            queued = self._unwritten.get(digest)
+            if queued is not None:  # queued by an earlier blob of this add
+                if not _same_bytes(queued, chunk.data):
+                    raise _collision(digest)
+                continue
+            location = (
+                self._located.get(digest) or self._known.get(digest)
+                or txn.get("chunks", digest)
+            )
             if location is None:
-                pending.append(chunk)
+                self._enqueue(chunk)
+                written += chunk.length
+            elif background:
+                run = self._compare_later(run, view, chunk, location)
             else:
-                _check_existing(backend, chunk, location)
-        if hasher is not None:  # chunking outlasts hashing, so joining here costs nothing
-            hasher.join()
-            digest = whole[0]
-        else:
-            digest = chunks[0].digest if len(chunks) == 1 else digest_bytes(view)
-        _check_existing_blob(backend, txn, digest, view, [c.digest for c in chunks])
-    locations = backend.write_chunks([(c.digest, c.data) for c in pending])
-    new_locations = dict(zip((c.digest for c in pending), locations, strict=True))
-    known.update(new_locations)
-    return StagedBlob(
-        digest=digest,
-        size=len(view),
-        chunks=[c.digest for c in chunks],
-        new_locations=new_locations,
-        children=list(children),
-        written=sum(len(c.data) for c in pending),
-    )
+                _check_existing(self._backend, chunk, location)
+        if run:
+            self._checks.append(self._submit(_compare_run, self._backend, view, run))
+        return digests, written
+
+    def _compare_later(self, run: _Run, view: memoryview, chunk: Chunk, location: bytes) -> _Run:
+        if run:
+            start, last = run[0][1], run[-1][1]
+            if last.offset + last.length != chunk.offset or chunk.offset - start.offset >= _RUN:
+                self._checks.append(self._submit(_compare_run, self._backend, view, run))
+                run = []
+        run.append((location, chunk))
+        return run
+
+    def _enqueue(self, chunk: Chunk) -> None:
+        self._queue.append((chunk.digest, chunk.data))
+        self._unwritten[chunk.digest] = chunk.data
+        self._queued_bytes += chunk.length
+        if self._queued_bytes >= _WRITE_BATCH:
+            while len(self._writes) >= _WRITES_IN_FLIGHT:  # bound the memory held by writes
+                self._located_from(self._writes.pop(0).result())
+            self._writes.append(self._submit(self._write, self._take_queue()))
+
+    def _take_queue(self) -> list[tuple[Digest, memoryview | bytes]]:
+        batch, self._queue, self._queued_bytes = self._queue, [], 0
+        return batch
+
+    def _write(self, batch: list[tuple[Digest, memoryview | bytes]]) -> list[tuple[Digest, bytes]]:
+        locations = self._backend.write_chunks(batch)
+        return list(zip((digest for digest, _data in batch), locations, strict=True))
+
+    def _located_from(self, written: list[tuple[Digest, bytes]]) -> None:
+        for digest, location in written:
+            self._located[digest] = location
+            self._unwritten.pop(digest, None)
+
+    def _submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lineage-stage")
+        return self._pool.submit(fn, *args)
+
+    def drain(self) -> None:
+        """Finish the comparisons, then write every queued chunk; raise what they raised."""
+        try:
+            while self._checks:
+                self._checks.pop(0).result()
+            while self._writes:
+                self._located_from(self._writes.pop(0).result())
+            if self._queue:
+                self._located_from(self._write(self._take_queue()))
+        except BaseException:
+            self._wait_all()
+            raise
+
+    def finish(self) -> None:
+        """Drain, then give every staged blob the locations of the chunks written for it."""
+        self.drain()
+        for blob in self._blobs:
+            blob.new_locations = {d: self._located[d] for d in blob.chunks if d in self._located}
+        self._known.update(self._located)
+        self._blobs.clear()
+        self._end_read()
+        self._close_pool()
+
+    def abort(self) -> None:
+        """Wait for the workers, then take back the chunks written (best effort)."""
+        self._wait_all()
+        self._queue.clear()
+        self._unwritten.clear()
+        discard = getattr(self._backend, "discard_chunks", None)  # LMDB packs can cut back
+        if discard is not None and self._located:
+            discard(list(self._located.values()))
+        self._located.clear()
+        self._blobs.clear()
+        self._end_read()
+        self._close_pool()
+
+    def _wait_all(self, *extra: Future[Any] | None) -> None:
+        for future in extra:
+            if future is not None:
+                futures_wait([future])
+        for check in self._checks:
+            futures_wait([check])
+        self._checks.clear()
+        for write in self._writes:
+            try:
+                self._located_from(write.result())
+            except BaseException:  # noqa: S110 - the error that stopped us is raised instead
+                pass
+        self._writes.clear()
+
+    def _close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
+def _compare_run(backend: Backend, view: memoryview, run: _Run) -> None:
+    """Compare reused chunks, back to back in ``view``, with their stored bytes.
+
+    Chunks stored back to back too are compared in one call; on any difference, chunk by
+    chunk, to raise the precise error.
+    """
+    read_run = getattr(backend, "read_run", None)  # LMDB packs can join adjacent chunks
+    if read_run is not None and len(run) > 1:
+        stored = read_run([location for location, _chunk in run])
+        first, last = run[0][1], run[-1][1]
+        new = view[first.offset : last.offset + last.length]
+        if stored is not None and _same_bytes(stored, new):
+            return
+    for location, chunk in run:
+        _check_existing(backend, chunk, location)
 
 
 def manifest(txn: ReadTxn, digest: Digest) -> tuple[int, list[Digest], list[Digest]] | None:

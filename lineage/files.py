@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
 from . import encoding
-from .content import StagedBlob, iter_blob, manifest, stage
+from .content import StagedBlob, Stager, iter_blob, manifest
 from .errors import IntegrityError, PathError
 from .hashing import Digest, map_file
 from .stores.base import Backend, ReadTxn, WriteTxn
@@ -36,6 +36,7 @@ from .stores.base import Backend, ReadTxn, WriteTxn
 __all__ = ["StagedPath", "checkout", "stage_path", "tree_entries"]
 
 RACY_WINDOW_NS: Final = 2_000_000_000
+_READ_WHOLE: Final = 8 * 1024 * 1024  # smaller files are read, larger ones mapped
 TREE_TAG: Final = "lineage/tree"
 
 Progress = Callable[[int], None]
@@ -66,7 +67,7 @@ class StagedPath:
         return sum(b.written for b in self.blobs) + self.root.written
 
 
-def _stat_key(path: Path) -> bytes:
+def _stat_key(path: str | Path) -> bytes:
     return os.fsencode(path)
 
 
@@ -88,29 +89,20 @@ def _cached_digest(txn: ReadTxn, key: bytes, info: os.stat_result) -> tuple[Dige
 
 def _stage_file(
     backend: Backend,
-    path: Path,
+    path: str | Path,
     info: os.stat_result,
     out: StagedPath,
-    known: dict[Digest, bytes],
+    stager: Stager,
     progress: Progress | None,
 ) -> StagedBlob:
     key = _stat_key(path)
-    with backend.read() as txn:
-        cached = _cached_digest(txn, key, info)
+    cached = _cached_digest(stager.reader(), key, info)
     if cached is not None:
         if progress:
             progress(info.st_size)
         return StagedBlob(digest=cached[0], size=cached[1], chunks=[])
     stat_ns = time.time_ns()
-    try:
-        data = map_file(path)
-    except OSError as exc:
-        raise PathError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        blob = stage(backend, data, known=known)
-    finally:
-        if isinstance(data, mmap.mmap):
-            data.close()
+    blob = _stage_content(stager, path)
     if progress:
         progress(info.st_size)
     out.stat_entries[key] = encoding.encode(
@@ -120,9 +112,34 @@ def _stage_file(
     return blob
 
 
-def _walk(root: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
-    """Yield ``(relative posix path, path, lstat)`` for everything under ``root``, sorted."""
-    stack = [(root, "")]
+def _stage_content(stager: Stager, path: str | Path) -> StagedBlob:
+    """Small files are copied out of their map (their chunks wait for the batch's one
+    write); large ones are staged from the map, their chunks written before it closes."""
+    try:
+        data = map_file(path)
+    except OSError as exc:
+        raise PathError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        if len(data) < _READ_WHOLE:
+            return stager.add(bytes(data))
+        blob = stager.add(data)
+        stager.drain()
+        return blob
+    finally:
+        if isinstance(data, mmap.mmap):
+            try:
+                data.close()
+            except BufferError:
+                pass  # a traceback still holds a view; the map closes when it is dropped
+
+
+def _walk(root: Path) -> Iterator[tuple[str, str, os.stat_result]]:
+    """Yield ``(relative posix path, path, lstat)`` for everything under ``root``, sorted.
+
+    Paths are plain strings: building a ``Path`` per entry costs more than hashing a
+    small file.
+    """
+    stack: list[tuple[str | Path, str]] = [(root, "")]
     while stack:
         directory, prefix = stack.pop()
         try:
@@ -132,9 +149,9 @@ def _walk(root: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
         for entry in entries:
             relative = f"{prefix}{entry.name}"
             info = entry.stat(follow_symlinks=False)
-            yield relative, Path(entry.path), info
+            yield relative, entry.path, info
             if stat.S_ISDIR(info.st_mode):
-                stack.append((Path(entry.path), relative + "/"))
+                stack.append((entry.path, relative + "/"))
 
 
 def stage_path(
@@ -151,13 +168,20 @@ def stage_path(
         raise PathError(f"no such file or directory: {path}") from None
     except OSError as exc:
         raise PathError(f"cannot read {path}: {exc.strerror}") from None
-    known: dict[Digest, bytes] = {}
-    if stat.S_ISREG(info.st_mode):
-        out = StagedPath("file", StagedBlob(Digest(bytes(16)), 0, []), info.st_size, 1)
-        out.root = _stage_file(backend, path.resolve(), info, out, known, progress)
-        return out
-    if not stat.S_ISDIR(info.st_mode):
+    if not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
         raise PathError(f"{path} is neither a regular file nor a directory")
+    with Stager(backend) as stager:  # one write (and fsync) for all the new chunks
+        if stat.S_ISREG(info.st_mode):
+            out = StagedPath("file", StagedBlob(Digest(bytes(16)), 0, []), info.st_size, 1)
+            out.root = _stage_file(backend, path.resolve(), info, out, stager, progress)
+        else:
+            out = _stage_tree(backend, path, stager, progress)
+    return out
+
+
+def _stage_tree(
+    backend: Backend, path: Path, stager: Stager, progress: Progress | None
+) -> StagedPath:
     out = StagedPath("directory", StagedBlob(Digest(bytes(16)), 0, []), 0, 0)
     entries: list[list[Any]] = []
     for relative, entry_path, entry_info in _walk(path.resolve()):
@@ -167,7 +191,7 @@ def stage_path(
         elif stat.S_ISDIR(mode):
             entries.append([relative, "d", "", 0])
         elif stat.S_ISREG(mode):
-            blob = _stage_file(backend, entry_path, entry_info, out, known, progress)
+            blob = _stage_file(backend, entry_path, entry_info, out, stager, progress)
             out.blobs.append(blob)
             kind = "x" if mode & stat.S_IXUSR else "f"
             entries.append([relative, kind, blob.digest, entry_info.st_size])
@@ -178,7 +202,7 @@ def stage_path(
     entries.sort(key=lambda e: e[0].encode())
     tree = encoding.encode([TREE_TAG, 1, entries])
     children = sorted({Digest(e[2]) for e in entries if e[1] in "fx"})
-    out.root = stage(backend, tree, children=children, known=known)
+    out.root = stager.add(tree, children=children)
     return out
 
 
@@ -284,7 +308,7 @@ def path_digest(backend: Backend, path: Path) -> Digest:
     """
     from .hashing import digest_bytes, digest_file
 
-    def file_digest(file: Path, info: os.stat_result, txn: ReadTxn) -> Digest:
+    def file_digest(file: str | Path, info: os.stat_result, txn: ReadTxn) -> Digest:
         cached = _cached_digest(txn, _stat_key(file), info)
         if cached is not None:
             return cached[0]

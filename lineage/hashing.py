@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 DIGEST_SIZE: Final = 16
+READ_LIMIT: Final = 1024 * 1024  # smaller files are read into memory, larger ones mapped
 CHUNK_MIN: Final = 16 * 1024
 CHUNK_AVG: Final = 48 * 1024  # FastCDC's effective mean is avg + min: ~64 KiB
 CHUNK_MAX: Final = 256 * 1024
@@ -83,16 +84,28 @@ def digest_bytes(data: bytes | bytearray | memoryview) -> Digest:
 
 
 def map_file(path: str | os.PathLike[str]) -> mmap.mmap | bytes:
-    """Map a file read-only; an empty file (which mmap refuses) gives ``b""``."""
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size == 0:
-            return b""
-        return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    """Map a file read-only; a file under ``READ_LIMIT`` bytes is read instead (cheaper
+    than a map), and an empty file (which mmap refuses) gives ``b""``."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if size < READ_LIMIT:
+            return _read_all(fd, size)
+        return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    finally:
+        os.close(fd)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    parts: list[bytes] = []
+    while part := os.read(fd, size + 1 if not parts else READ_LIMIT):
+        parts.append(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def digest_file(path: str | os.PathLike[str]) -> Digest:
-    """XXH3-128 of a file's content, read through a memory map (never loaded whole)."""
+    """XXH3-128 of a file's content, read through a memory map (a large file is never
+    loaded whole)."""
     data = map_file(path)
     try:
         return digest_bytes(data)

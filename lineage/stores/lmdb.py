@@ -51,6 +51,7 @@ _INITIAL_MAP_SIZE: Final = 256 * 1024 * 1024
 _MAX_RETRIES: Final = 40
 _PACK_ROTATE_BYTES: Final = 4 * 1024**3
 _LOCATION: Final = struct.Struct(">QQ")
+_IOV_MAX: Final = 1024
 
 # Environments inherited across fork() must never be used or closed in the child; they are
 # parked here so that garbage collection does not close them either.
@@ -133,20 +134,46 @@ class _PackWriter:
         _fsync_directory(directory)
 
     def append(self, pieces: Sequence[memoryview | bytes]) -> list[tuple[int, int]]:
+        """Append ``pieces`` (few large writes) and fsync; return each one's (offset, length)."""
+        views = [memoryview(data).cast("B") for data in pieces]
         spans = []
-        for data in pieces:
-            offset = self.size
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-            self.size += len(data)
-            spans.append((offset, len(data)))
-        os.fsync(self._fd)
+        offset = self.size
+        for view in views:
+            spans.append((offset, len(view)))
+            offset += len(view)
+        try:
+            _write_all(self._fd, views)
+            os.fsync(self._fd)
+        except OSError:
+            self.size = os.fstat(self._fd).st_size  # a partial write still moved the end
+            raise
+        self.size = offset
         return spans
+
+    def truncate(self, size: int) -> None:
+        """Cut the pack back to ``size`` bytes (chunks past it were never committed)."""
+        os.ftruncate(self._fd, size)
+        self.size = size
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def _write_all(fd: int, views: list[memoryview]) -> None:
+    """Write every view in order with as few ``writev`` calls as the system allows."""
+    index = 0
+    while index < len(views):
+        written = os.writev(fd, views[index : index + _IOV_MAX])
+        while written:
+            first = views[index]
+            if written >= len(first):
+                written -= len(first)
+                index += 1
+            else:
+                views[index] = first[written:]
+                written = 0
+        while index < len(views) and not views[index]:
+            index += 1
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -278,6 +305,48 @@ class LmdbBackend(Backend):
         if mapped is None or offset + length > len(mapped):
             mapped = self._map_pack(name, offset + length)
         return memoryview(mapped)[offset : offset + length]
+
+    def read_run(self, locations: Sequence[bytes]) -> memoryview | None:
+        """The bytes of chunks stored back to back in one pack, as one view; else ``None``.
+
+        Lets a caller compare many consecutive chunks in one call instead of one by one.
+        """
+        if not locations:
+            return None
+        name = locations[0][_LOCATION.size :]
+        start, length = _LOCATION.unpack_from(locations[0])
+        end = start + length
+        for location in locations[1:]:
+            offset, length = _LOCATION.unpack_from(location)
+            if offset != end or location[_LOCATION.size :] != name:
+                return None
+            end += length
+        return self.read_chunk(_LOCATION.pack(start, end - start) + name)
+
+    def discard_chunks(self, locations: Sequence[bytes]) -> None:
+        """Take back chunks that :meth:`write_chunks` wrote and no transaction will name.
+
+        Best effort: when they are the whole tail of this process's pack, the pack is cut
+        back; otherwise they stay as garbage for :meth:`compact`.
+        """
+        with self._lock:
+            pack = self._pack
+            if pack is None or self._pid != os.getpid() or not locations:
+                return
+            spans = set()
+            for location in locations:
+                if location[_LOCATION.size :] != pack.name.encode():
+                    return
+                spans.add(_LOCATION.unpack_from(location))
+            start = min(offset for offset, _length in spans)
+            end = max(offset + length for offset, length in spans)
+            if end != pack.size or sum(length for _o, length in spans) != end - start:
+                return  # another writer's chunks sit between or after them: keep all
+            try:
+                pack.truncate(start)
+            except OSError:
+                return
+            self._maps.pop(pack.name, None)  # dropped, not closed: views may still use it
 
     def _map_pack(self, name: str, needed: int) -> mmap.mmap:
         path = self._packs_dir / f"{name}.pack"
