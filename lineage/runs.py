@@ -94,6 +94,7 @@ class RunContext:
         self.inputs: dict[str, Digest] = {}
         self.meta: dict[str, Any] = dict(meta or {})
         self.children: list[Digest] = []
+        self._step_outputs: dict[int, tuple[Any, Digest]] = {}  # id -> (object, artifact)
         self.record: Run | None = None
         self.artifacts: dict[str, Artifact] = {}
         self._outputs: dict[str, Prepared] = {}
@@ -209,6 +210,11 @@ class RunContext:
         with self._lock:
             self.children.append(run_digest)
 
+    def record_step_output(self, value: Any, artifact: Digest) -> None:
+        """Note that ``value`` (this very object) is the output ``artifact`` of a step."""
+        with self._lock:
+            self._step_outputs[id(value)] = (value, artifact)
+
     def log_artifact(self, value: Any, name: str | None = None, *, version: str | None = None,
                      kind: str | None = None, meta: dict[str, Any] | None = None,
                      target: str | None = None) -> Artifact:
@@ -223,8 +229,10 @@ class RunContext:
                 logged other content under ``name``.
         """
         self._check_open()
+        origin = self._step_outputs.get(id(value))
+        derived = [origin[1]] if origin is not None and origin[0] is value else []
         prepared = self.store.prepare(value, name, version=version, kind=kind, meta=meta,
-                                      target=target)
+                                      target=target, derived_from=derived)
         return self._add_output(prepared)
 
     def _add_output(self, prepared: Prepared) -> Artifact:
@@ -294,23 +302,15 @@ class RunContext:
 
     # -- committing -----------------------------------------------------------------------
 
-    def _flush_series(self) -> None:
+    def _take_series(self) -> list[tuple[str, int, float, float]]:
         with self._lock:
             batch, self._series = self._series, []
-        if not batch:
-            return
-        counters: dict[str, int] = {}
+        return batch
 
-        def apply(txn: WriteTxn) -> None:
-            for name, step, when, value in batch:
-                start = counters.get(name)
-                if start is None:  # the series' next free position, looked up once a batch
-                    start = _next_seq(txn, self.id, name)
-                counters[name] = start + 1
-                txn.put("metrics", metric_key(self.id, name, start),
-                        encoding.encode([step, when, value]))
-
-        self.store.write(apply)
+    def _flush_series(self) -> None:
+        batch = self._take_series()
+        if batch:
+            self.store.write(lambda txn: _write_series(txn, self.id, batch))
 
     def _finish(self, exc: BaseException | None) -> None:
         if self._closed:
@@ -331,7 +331,7 @@ class RunContext:
         error = None
         if exc is not None:
             error = {"type": type(exc).__name__, "message": str(exc)[:2000]}
-        self._flush_series()
+        series = self._take_series()  # committed with the run: one transaction, one fsync
         record = Run(
             op=self.op, id=self.id, name=self.name, inputs=dict(self.inputs),
             outputs={k: p.artifact.raw_digest for k, p in self._outputs.items()},
@@ -343,10 +343,10 @@ class RunContext:
         environment = self.store.environment_artifact()
         record = _with_environment(record, environment)
         try:
-            versions = self.store.write(lambda txn: _commit_run(txn, record, self._outputs,
-                                                                self.children, environment))
+            versions = self.store.write(lambda txn: _commit_run(
+                txn, record, self._outputs, self.children, environment, series))
         except (LineageError, ChunkVanished) as failure:
-            record = self._commit_without_versions(record, environment, exc, failure)
+            record = self._commit_without_versions(record, environment, exc, failure, series)
             versions = {}
         self.record = record
         self.artifacts = {k: p.artifact.with_version(versions.get(k))
@@ -356,7 +356,8 @@ class RunContext:
             parent.record_child(record.raw_digest)  # type: ignore[attr-defined]
 
     def _commit_without_versions(self, record: Run, environment: Prepared | None,
-                                 exc: BaseException | None, failure: Exception) -> Run:
+                                 exc: BaseException | None, failure: Exception,
+                                 series: list[tuple[str, int, float, float]]) -> Run:
         """Keep the run (as failed) when its outputs' versions cannot be committed.
 
         Happens when another process takes ``name@version`` between ``log_artifact`` and
@@ -370,7 +371,7 @@ class RunContext:
         error = record.error or {"type": type(failure).__name__, "message": message[:2000]}
         failed = replace(record, status="failed", error=error, _digest=None)
         self.store.write(lambda txn: _commit_run(txn, failed, self._outputs, self.children,
-                                                 environment, versioned=False))
+                                                 environment, series, versioned=False))
         if exc is None:
             self.record = failed
             raise failure
@@ -394,11 +395,25 @@ def _next_seq(txn: WriteTxn, run_id: str, name: str) -> int:
     return 0 if last is None else int.from_bytes(last[0][-8:], "big") + 1
 
 
+def _write_series(txn: WriteTxn, run_id: str,
+                  batch: list[tuple[str, int, float, float]]) -> None:
+    """Put a batch of metric points after each series' last stored point."""
+    counters: dict[str, int] = {}  # per attempt: a retried transaction looks up again
+    for name, step, when, value in batch:
+        start = counters.get(name)
+        if start is None:  # the series' next free position, looked up once a batch
+            start = _next_seq(txn, run_id, name)
+        counters[name] = start + 1
+        txn.put("metrics", metric_key(run_id, name, start), encoding.encode([step, when, value]))
+
+
 def _commit_run(txn: WriteTxn, record: Run, outputs: dict[str, Prepared],
                 children: list[Digest], environment: Prepared | None,
+                series: list[tuple[str, int, float, float]],
                 *, versioned: bool = True) -> dict[str, str | None]:
     from .store import EDGE_CHILD, add_edge, index_record
 
+    _write_series(txn, record.id, series)
     if versioned:
         versions = {key: prepared.commit(txn) for key, prepared in outputs.items()}
     else:
