@@ -43,7 +43,7 @@ from .errors import InvalidQuery
 from .hashing import Digest
 from .query import VersionLabels, downstream, upstream
 from .records import Artifact, Run
-from .store import EDGE_GENERATED, EDGE_USED
+from .store import EDGE_CHILD, EDGE_GENERATED, EDGE_USED
 from .stores.base import ReadTxn
 
 if TYPE_CHECKING:
@@ -142,6 +142,7 @@ class _Walker:
         explained = not walk_up
         if walk_up:
             explained = self.generators(a, b, path, context)
+            explained = self.derived(a, b, path, context) or explained
         leaf, what = _leaf_cause(a, b, content, context)
         cause = None if explained else leaf
         if cause is not None:
@@ -205,6 +206,49 @@ class _Walker:
         self.cause("pipeline", path, what)
         return True
 
+    def derived(self, a: Artifact, b: Artifact, path: str, context: str) -> bool:
+        """Walk declared ``derived_from`` parents (paired by name, then kind, when unique).
+
+        A logged model derived from a step's output reaches that step this way.
+        """
+        parents_a = [r for d in a.parents if isinstance(r := self.record(d), Artifact)]
+        parents_b = [r for d in b.parents if isinstance(r := self.record(d), Artifact)]
+        if not parents_a or not parents_b:
+            return False
+        walked = False
+        for left, right in _pair_parents(parents_a, parents_b):
+            self.artifacts(left, right, f"{path} ⇐ {left.name or left.kind}", context)
+            walked = True
+        return walked
+
+    def children(self, a: Run, b: Run, path: str, context: str) -> bool:
+        """Walk the nested runs (steps) of ``a`` and ``b``, matched by operation.
+
+        Returns whether any matched pair differs (which explains differing outputs).
+        """
+        def by_op(run: Run) -> dict[str, Run]:
+            found: dict[str, list[Run]] = {}
+            for _edge, digest in downstream(self.txn, run.raw_digest, EDGE_CHILD):
+                child = self.record(digest)
+                if isinstance(child, Run):
+                    found.setdefault(child.op, []).append(child)
+            return {op: r for op, runs in found.items() if (r := _newest(runs)) is not None}
+
+        children_a, children_b = by_op(a), by_op(b)
+        changed = False
+        for op in sorted(set(children_a) & set(children_b)):
+            left, right = children_a[op], children_b[op]
+            if left.raw_digest != right.raw_digest:
+                self.runs(left, right, f"{path} / {op}", context)
+                changed = True
+        for op in sorted(set(children_a) ^ set(children_b)):
+            side, run = ((self.removed, children_a[op]) if op in children_a
+                         else (self.added, children_b[op]))
+            side.append(StepOnly(f"{path} / {op}", self.label(run)))
+            self.cause("pipeline", path, f"step {op} on one side only")
+            changed = True
+        return changed
+
     # -- runs ------------------------------------------------------------------------------
 
     def runs(self, a: Run, b: Run, path: str, context: str) -> None:
@@ -232,9 +276,10 @@ class _Walker:
                 self.cause("environment", path, _environment_what(environment))
         status = (ValueChange("status", a.status, b.status) if a.status != b.status else None)
         inputs = self.inputs(a, b, path, context)
+        nested = self.children(a, b, path, context)
         metrics = self.metrics(a, b, path)
         self.outputs(a, b, path)
-        nondeterministic = not (params or code or environment or inputs or status) and (
+        nondeterministic = not (params or code or environment or inputs or status or nested) and (
             a.outputs != b.outputs
         )
         if nondeterministic:
@@ -413,6 +458,21 @@ class _Walker:
 
 
 # -- comparisons of summaries ----------------------------------------------------------------
+
+
+def _pair_parents(a: list[Artifact], b: list[Artifact]) -> list[tuple[Artifact, Artifact]]:
+    if len(a) == len(b) == 1:
+        return [(a[0], b[0])]
+    pairs = []
+    for key in ("name", "kind"):
+        left = {getattr(x, key): x for x in a}
+        right = {getattr(x, key): x for x in b}
+        if len(left) == len(a) and len(right) == len(b):
+            pairs = [(left[k], right[k]) for k in sorted(set(left) & set(right), key=str)
+                     if k is not None]
+            if pairs:
+                return pairs
+    return pairs
 
 
 def _metric_order(name: str) -> tuple[int, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -264,7 +264,7 @@ class Store:
         version: str | None = None,
         kind: str | None = None,
         meta: dict[str, Any] | None = None,
-        derived_from: list[str] | tuple[str, ...] = (),
+        derived_from: Sequence[str | Digest | Artifact] = (),
         target: str | None = None,
         progress: Callable[[int], None] | None = None,
         reason: str = "",
@@ -323,7 +323,7 @@ class Store:
         version: str | None = None,
         kind: str | None = None,
         meta: dict[str, Any] | None = None,
-        derived_from: list[str] | tuple[str, ...] = (),
+        derived_from: Sequence[str | Digest | Artifact] = (),
         target: str | None = None,
         progress: Callable[[int], None] | None = None,
         path_name: bool = True,

@@ -224,10 +224,12 @@ class Step(Generic[P, R]):
             summary["version"] = self.version
             if self.version is not None:
                 identity = encoding.digest_of(["lineage/code-version", self.name, self.version])
-            else:
+            elif summary["source"]:
                 identity = encoding.digest_of(
                     ["lineage/code", summary["qualname"], summary["source"]]
                 )
+            else:
+                identity = _bytecode_identity(self.function, summary["qualname"])
             self._code = (identity, summary)
         return self._code[0]
 
@@ -300,10 +302,10 @@ class Step(Generic[P, R]):
         memos = self._memo.get(store)
         memo = memos.get(plan.key) if memos is not None else None
         if memo is not None:
-            run_digest, rebuild = memo
+            run_digest, outputs, rebuild = memo
             result = rebuild()
             if result is not _MISSING:
-                _note_child(store, run_digest)
+                _note_child(store, run_digest, outputs, result)
                 return (result,)
         with store.read() as txn:
             run_digest = txn.get("call_keys", plan.key)
@@ -322,8 +324,8 @@ class Step(Generic[P, R]):
             memos = self._memo.setdefault(store, {})
             if len(memos) >= _MEMO_LIMIT:
                 memos.clear()
-            memos[plan.key] = (run.raw_digest, rebuild)
-        _note_child(store, run.raw_digest)
+            memos[plan.key] = (run.raw_digest, run.outputs, rebuild)
+        _note_child(store, run.raw_digest, run.outputs, result)
         return (result,)
 
     def _execute(self, store: Store, plan: CallPlan, args: Any, kwargs: Any) -> R:
@@ -371,7 +373,7 @@ class Step(Generic[P, R]):
         staged = [p for p, _v in inputs.values() if p is not None]
         staged += [*outputs.values(), code, *([environment] if environment else [])]
         store.write(lambda txn: _commit(txn, run, staged, recorder.children))
-        _note_child(store, run.raw_digest)
+        _note_child(store, run.raw_digest, run.outputs, result)
         return run
 
     def explain(self, *args: Any, **kwargs: Any) -> Explanation:
@@ -402,10 +404,24 @@ class _StepRecorder:
         self.children.append(run_digest)
 
 
-def _note_child(store: Store, run_digest: Digest) -> None:
+def _note_child(store: Store, run_digest: Digest, outputs: dict[str, Digest],
+                result: Any) -> None:
+    """Tell the enclosing run (if any) about this step run and the objects it returned.
+
+    Knowing the returned objects lets ``run.log_model(model)`` record that the logged
+    model derives from this step's output, so diffs and ancestors reach the step.
+    """
     recorder = active_recorder()
-    if recorder is not None and getattr(recorder, "store", None) is store:
-        recorder.record_child(run_digest)  # type: ignore[attr-defined]
+    if recorder is None or getattr(recorder, "store", None) is not store:
+        return
+    recorder.record_child(run_digest)  # type: ignore[attr-defined]
+    note = getattr(recorder, "record_step_output", None)
+    if note is None:
+        return
+    for name, value in _output_items(result):
+        digest = outputs.get(name)
+        if digest is not None and not _is_plain(value):  # plain values have no stable id
+            note(value, digest)
 
 
 def _flatten(bound: inspect.BoundArguments,
@@ -559,6 +575,26 @@ def _path_loader(store: Store, artifact: Artifact, path: Path) -> Callable[[], A
         return path
 
     return load
+
+
+def _bytecode_identity(function: Any, qualname: str) -> Digest:
+    """Identity of a function without source (``exec``, ``python -c``): its code object.
+
+    Marshalled bytecode is specific to the Python version, so such a step misses the cache
+    after an interpreter upgrade, which is the safe direction.
+
+    Raises:
+        UnsupportedValue: no source and no code object; pin one with ``version=``.
+    """
+    import marshal
+
+    code = getattr(inspect.unwrap(function), "__code__", None)
+    if code is None:
+        raise UnsupportedValue(
+            f"cannot identify the code of step {qualname!r}: no source and no bytecode; "
+            "pass @lineage.step(version=...) to pin its identity"
+        )
+    return encoding.digest_of(["lineage/bytecode", qualname, marshal.dumps(code)])
 
 
 # -- explain ----------------------------------------------------------------------------

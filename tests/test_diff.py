@@ -421,3 +421,29 @@ def test_diff_returns_plain_data(store: Store, healthcare: dict[str, Any]) -> No
     assert isinstance(d, LineageDiff)
     with pytest.raises(AttributeError):
         d.a = d.b  # type: ignore[misc]
+
+
+def test_a_code_change_inside_a_nested_step_is_reported_as_code(tmp_path: Path) -> None:
+    store = lineage.open(tmp_path / "s")
+    frame = patients(40, seed=3)
+    for version, scale in (("v1", 1.0), ("v2", 2.0)):
+        namespace: dict[str, Any] = {}
+        source = (
+            "def fit(table):\n"
+            f"    model = LogisticRegression(C={scale} * 0.5)\n"
+            "    return model.fit(table[['age']], table['outcome'])\n"
+        )
+        exec(compile(source, f"<fit {version}>", "exec"),  # noqa: S102 - two source versions
+             {"LogisticRegression": LogisticRegression}, namespace)
+        fit = lineage.step(namespace["fit"], name="fit", version=version, store=store)
+        with store.run("train_model") as run:
+            run.log_model(fit(frame), name="model")
+    difference = store.diff("model@v1", "model@v2")
+    categories = set(difference.summary.causes)
+    assert "code" in categories
+    assert "nondeterminism" not in categories
+    assert any(step.op == "fit" for step in difference.steps)
+    logged = store.artifact("model@v2")
+    assert len(logged.parents) == 1  # derived from the step's output artifact
+    assert store.artifact(logged.parents[0]).kind == "model"
+    store.close()

@@ -737,3 +737,12 @@ def test_a_dict_of_arrays_is_one_output_per_key_and_comes_back_whole(store: Stor
     assert again["note"] == "ok"
     run = store.runs_of("split")[0]
     assert sorted(run.outputs) == ["return.X", "return.note", "return.y"]
+
+
+def test_steps_without_source_are_told_apart_by_their_bytecode(store: Store) -> None:
+    results = []
+    for body in ("return x + 1", "return x + 2"):
+        namespace: dict[str, Any] = {}
+        exec(f"def bump(x):\n    {body}\n", namespace)  # noqa: S102 - no source file on purpose
+        results.append(lineage.step(namespace["bump"], store=store)(1))
+    assert results == [2, 3]
