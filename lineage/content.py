@@ -22,24 +22,28 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
+import msgpack
 import xxhash
 
 from . import encoding
+from .encoding import EXT_DIGEST
 from .errors import CollisionError, IntegrityError
 from .hashing import Chunk, Digest, chunk_buffer, digest_bytes
 from .stores.base import Backend, ReadTxn, WriteTxn
 
-__all__ = ["StagedBlob", "Stager", "iter_blob", "read_blob", "stage"]
+__all__ = ["StagedBlob", "Stager", "encode_digests", "iter_blob", "read_blob", "stage"]
 
 T = TypeVar("T")
 
 _BACKGROUND: Final = 8 * 1024 * 1024  # content this large hashes, compares, writes on workers
-_WRITE_BATCH: Final = 64 * 1024 * 1024  # queued new bytes that start a background write
+_WRITE_BATCH: Final = 16 * 1024 * 1024  # queued new bytes that start a background write
 _WRITES_IN_FLIGHT: Final = 2  # queued batches held in memory at most
 _RUN: Final = 32 * 1024 * 1024  # reused bytes compared in one job at most
 _NUMPY_COMPARE: Final = 256 * 1024
 _COMPARE_BLOCK: Final = 1024 * 1024
 _RENEW_S: Final = 1.0  # age at which the shared read transaction is renewed
+_INT64_MIN: Final = -(2**63)
+_UINT64_MAX: Final = 2**64 - 1
 
 
 class ChunkVanished(Exception):
@@ -72,9 +76,28 @@ class StagedBlob:
                     txn.put("chunks", chunk, location)
             elif txn.get("chunks", chunk) is None:
                 raise ChunkVanished(chunk.hex())
-        manifest = [self.size, list(self.chunks), list(self.children)]
-        txn.put("blobs", self.digest, encoding.encode(manifest))
+        txn.put("blobs", self.digest, encode_digests([self.size, self.chunks, self.children]))
         return True
+
+
+def encode_digests(value: list[Any]) -> bytes:
+    """``encoding.encode(value)`` for a list of ints, digests and lists of digests: the same
+    bytes, built without the general normalization (this runs several times per file).
+    Anything else goes through :func:`lineage.encoding.encode`.
+    """
+    ext = msgpack.ExtType
+    items: list[Any] = []
+    for item in value:
+        kind = type(item)
+        if kind is int and _INT64_MIN <= item <= _UINT64_MAX:
+            items.append(item)
+        elif kind is Digest:
+            items.append(ext(EXT_DIGEST, item))
+        elif kind is list and all(type(d) is Digest for d in item):
+            items.append([ext(EXT_DIGEST, d) for d in item])
+        else:
+            return encoding.encode(value)
+    return msgpack.packb(items, use_bin_type=True)  # type: ignore[no-any-return]
 
 
 def _same_bytes(stored: memoryview | bytes, new: memoryview | bytes) -> bool:
@@ -321,12 +344,14 @@ class Stager:
     def drain(self) -> None:
         """Finish the comparisons, then write every queued chunk; raise what they raised."""
         try:
-            while self._checks:
+            while self._checks:  # a collision must stop us before the last batch is written
                 self._checks.pop(0).result()
+            if self._queue and self._writes:  # alongside the writes still running
+                self._writes.append(self._submit(self._write, self._take_queue()))
+            elif self._queue:
+                self._located_from(self._write(self._take_queue()))
             while self._writes:
                 self._located_from(self._writes.pop(0).result())
-            if self._queue:
-                self._located_from(self._write(self._take_queue()))
         except BaseException:
             self._wait_all()
             raise

@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
 from . import encoding
-from .content import StagedBlob, Stager, iter_blob, manifest
+from .content import StagedBlob, Stager, encode_digests, iter_blob, manifest
 from .errors import IntegrityError, PathError
 from .hashing import Digest, map_file
 from .stores.base import Backend, ReadTxn, WriteTxn
@@ -105,7 +105,7 @@ def _stage_file(
     blob = _stage_content(stager, path)
     if progress:
         progress(info.st_size)
-    out.stat_entries[key] = encoding.encode(
+    out.stat_entries[key] = encode_digests(
         [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, blob.digest, stat_ns,
          info.st_ctime_ns]
     )

@@ -98,8 +98,10 @@ def map_file(path: str | os.PathLike[str]) -> mmap.mmap | bytes:
 
 def _read_all(fd: int, size: int) -> bytes:
     parts: list[bytes] = []
-    while part := os.read(fd, size + 1 if not parts else READ_LIMIT):
+    want = size + 1  # then small reads: a big request allocates its whole buffer first
+    while part := os.read(fd, want):
         parts.append(part)
+        want = 64 * 1024
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 

@@ -15,12 +15,15 @@ from typing import Any
 
 import pytest
 import xxhash
+from hypothesis import given
+from hypothesis import strategies as st
 
 import lineage.content
 import lineage.files
 import lineage.hashing
+from lineage import encoding
 from lineage.errors import CollisionError, IntegrityError, PathError
-from lineage.hashing import chunk_buffer
+from lineage.hashing import Digest, chunk_buffer
 from lineage.store import Store
 from lineage.testing import flip_byte, snapshot
 
@@ -187,3 +190,18 @@ def test_staging_on_the_memory_backend_takes_the_same_paths(memory_store: Store)
     assert memory_store.load("data@v1") == v1
     assert memory_store.load("data@v2") == v2
     assert memory_store.verify().ok
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(min_value=-(2**70), max_value=2**70),
+            st.binary(min_size=16, max_size=16).map(Digest),
+            st.lists(st.binary(min_size=16, max_size=16).map(Digest), max_size=4),
+            st.binary(max_size=4),
+        ),
+        max_size=8,
+    )
+)
+def test_encode_digests_gives_the_canonical_encoding(value: list[Any]) -> None:
+    assert lineage.content.encode_digests(value) == encoding.encode(value)

@@ -134,8 +134,9 @@ class _PackWriter:
         _fsync_directory(directory)
 
     def append(self, pieces: Sequence[memoryview | bytes]) -> list[tuple[int, int]]:
-        """Append ``pieces`` (few large writes) and fsync; return each one's (offset, length)."""
-        views = [memoryview(data).cast("B") for data in pieces]
+        """Append ``pieces`` with few large writes (not yet fsynced: see :meth:`sync_handle`);
+        return each one's (offset, length)."""
+        views = [data if type(data) is bytes else memoryview(data).cast("B") for data in pieces]
         spans = []
         offset = self.size
         for view in views:
@@ -143,12 +144,16 @@ class _PackWriter:
             offset += len(view)
         try:
             _write_all(self._fd, views)
-            os.fsync(self._fd)
         except OSError:
             self.size = os.fstat(self._fd).st_size  # a partial write still moved the end
             raise
         self.size = offset
         return spans
+
+    def sync_handle(self) -> int:
+        """A duplicate of the pack's descriptor, to fsync without holding the writer's lock
+        (a pack rotated meanwhile closes only its own descriptor)."""
+        return os.dup(self._fd)
 
     def truncate(self, size: int) -> None:
         """Cut the pack back to ``size`` bytes (chunks past it were never committed)."""
@@ -159,7 +164,7 @@ class _PackWriter:
         os.close(self._fd)
 
 
-def _write_all(fd: int, views: list[memoryview]) -> None:
+def _write_all(fd: int, views: list[memoryview | bytes]) -> None:
     """Write every view in order with as few ``writev`` calls as the system allows."""
     index = 0
     while index < len(views):
@@ -170,7 +175,7 @@ def _write_all(fd: int, views: list[memoryview]) -> None:
                 written -= len(first)
                 index += 1
             else:
-                views[index] = first[written:]
+                views[index] = memoryview(first)[written:]
                 written = 0
         while index < len(views) and not views[index]:
             index += 1
@@ -292,8 +297,15 @@ class LmdbBackend(Backend):
                     self._pack = _PackWriter(self._packs_dir)
                 pack = self._pack
                 spans = pack.append([data for _digest, data in chunks])
+                handle = pack.sync_handle()
             except OSError as exc:
                 raise _store_error(exc, "write content to the store") from None
+        try:  # outside the lock, so that another thread's next batch is written meanwhile
+            os.fsync(handle)
+        except OSError as exc:
+            raise _store_error(exc, "write content to the store") from None
+        finally:
+            os.close(handle)
         suffix = pack.name.encode()
         return [_LOCATION.pack(offset, length) + suffix for offset, length in spans]
 
