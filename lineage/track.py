@@ -116,6 +116,8 @@ def _is_plain(value: Any) -> bool:
 
 
 _INT64: Final = (-(2**63), 2**63 - 1)
+_SCALARS: Final = frozenset((str, int, float, bool, type(None)))
+_EMPTY: Final = inspect.Parameter.empty
 
 
 def _scalar_params_encoding(params: dict[str, Any]) -> bytes | None:
@@ -124,7 +126,7 @@ def _scalar_params_encoding(params: dict[str, Any]) -> bytes | None:
     Gives the same bytes as the general encoder (sorted keys, canonical floats), which
     ``tests/test_track.py`` checks.
     """
-    items = []
+    ordered = {}
     for key in sorted(params):
         value = params[key]
         kind = type(value)
@@ -136,9 +138,9 @@ def _scalar_params_encoding(params: dict[str, Any]) -> bytes | None:
                 return None
         elif kind is not str and kind is not bool and value is not None:
             return None
-        items.append((key, value))
+        ordered[key] = value
     try:
-        packed: bytes = msgpack.packb([{}, dict(items)], use_bin_type=True)
+        packed: bytes = msgpack.packb([{}, ordered], use_bin_type=True)
         return packed
     except UnicodeEncodeError:
         return None  # the general encoder raises UnsupportedValue for it
@@ -198,6 +200,13 @@ class Step(Generic[P, R]):
         self._simple = all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in parameters)
         self._positional = tuple(p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD)
         self._defaults = {p.name: p.default for p in parameters}
+        # a call with no keywords and at least this many positional args supplies every
+        # required parameter (unless one is keyword-only)
+        self._required_args = max((i + 1 for i, p in enumerate(parameters)
+                                    if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is _EMPTY),
+                                   default=0)
+        self._required_keywords = any(p.kind is p.KEYWORD_ONLY and p.default is _EMPTY
+                                      for p in parameters)
         functools.update_wrapper(self, function)
 
     def __repr__(self) -> str:
@@ -257,7 +266,7 @@ class Step(Generic[P, R]):
         for name, value in self._arguments(args, kwargs):
             if ignore and name in ignore:
                 continue
-            if _is_plain(value):
+            if type(value) in _SCALARS or _is_plain(value):
                 params[name] = value
             elif _numpy_scalar(value):
                 params[name] = value.item()
@@ -278,9 +287,11 @@ class Step(Generic[P, R]):
         if self._simple and len(args) <= len(self._positional):
             values = dict(self._defaults)
             values.update(zip(self._positional, args, strict=False))  # args may be fewer
+            if not kwargs and len(args) >= self._required_args and not self._required_keywords:
+                return values.items()
             if all(k in values and k not in self._positional[: len(args)] for k in kwargs):
                 values.update(kwargs)
-                if not any(v is inspect.Parameter.empty for v in values.values()):
+                if not any(v is _EMPTY for v in values.values()):
                     return values.items()
         bound = self._signature.bind(*args, **kwargs)  # slow path; raises the usual TypeError
         bound.apply_defaults()

@@ -1,0 +1,554 @@
+"""Tracking: ``@lineage.step`` cache hits, runs, metrics and models, beside joblib and MLflow.
+
+Each figure is measured in the same run as its peer or limit:
+
+- a ``@lineage.step`` cache hit with small arguments against ``joblib.Memory(...).cache``
+  wrapping the same function (both warm: the first, missing call is not timed);
+- a cache hit whose argument is a 100 MiB float64 array against raw ``xxhash.xxh3_128``
+  over the array's bytes (the least any content-keyed cache must do);
+- ``log_metric`` 10k times in one run (the run's commit included) against MLflow's
+  ``log_metric`` with its default local store (SQLite in the working directory) and with its
+  file store (``file:`` URI);
+- a run with two params and one metric against ``mlflow.start_run`` + ``log_params`` +
+  ``log_metric`` (+ the run's end);
+- ``log_model`` of a fitted scikit-learn ``LogisticRegression`` (breast-cancer data) in a
+  run against ``mlflow.sklearn.log_model`` in a run, and MLflow's quick-start (two params, a
+  fit, a metric, ``log_model`` with signature, input example and a registered model name)
+  against the lineage equivalent (``store.run`` + ``log_metric`` + ``log_model`` under a
+  name, which versions it).
+
+MLflow runs in two long-lived subprocesses (one per store, ``python
+benchmarks/bench_track.py mlflow SPEC``) that time one batch per request, so every round
+times lineage, then MLflow's stores, under the same machine load; each figure is the best
+round. MLflow is slow, so its batches are smaller; figures are per call, after an untimed
+warm-up. Its tracking data lives under ``benchmarks/.work/track-mlflow/``, telemetry off,
+and a ``sitecustomize`` guard refuses every non-loopback connection and DNS lookup (in the
+subprocesses MLflow starts too), so it never reaches the network.
+
+``python benchmarks/bench_track.py [--quick] [--results benchmarks/RESULTS.md]`` runs this
+section alone and writes its table under the heading "Tracking" of the results file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xxhash
+from harness import (
+    Context,
+    MiB,
+    Row,
+    format_value,
+    limit_row,
+    machine,
+    remove,
+    render_markdown,
+    render_text,
+    speed_row,
+    time_once,
+)
+
+SECTION = "track"
+ARRAY_BYTES = 100 * MiB
+METRIC_CALLS = 10_000
+MODEL_CS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
+REPLY = "@@bench "  # prefix of the MLflow side's answers (anything else on stdout is noise)
+MLFLOW_ENV = {
+    "DO_NOT_TRACK": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_ALLOW_FILE_STORE": "true",  # only consulted when the file store is asked for
+    "PIP_NO_INDEX": "1",
+    "GIT_PYTHON_REFRESH": "quiet",
+}
+GUARD = '''"""Written by benchmarks/bench_track.py: refuse network access for MLflow's processes."""
+import os
+import socket
+
+_LOG = os.environ.get("LINEAGE_BENCH_NET_LOG")
+_LOCAL = {"localhost", "127.0.0.1", "::1", "", None}
+
+
+def _refuse(what):
+    if _LOG:
+        with open(_LOG, "a") as handle:
+            handle.write(f"{os.getpid()} {what}\\n")
+    raise OSError(f"network access refused by the benchmark: {what}")
+
+
+def _local(address):
+    if not isinstance(address, tuple):
+        return True  # AF_UNIX path
+    host = address[0]
+    return host in _LOCAL or str(host).startswith("127.")
+
+
+_connect = socket.socket.connect
+_connect_ex = socket.socket.connect_ex
+_getaddrinfo = socket.getaddrinfo
+
+
+def connect(self, address):
+    if not _local(address):
+        _refuse(f"connect {address!r}")
+    return _connect(self, address)
+
+
+def connect_ex(self, address):
+    if not _local(address):
+        _refuse(f"connect {address!r}")
+    return _connect_ex(self, address)
+
+
+def getaddrinfo(host, *args, **kwargs):
+    if not _local((host,)):
+        _refuse(f"resolve {host!r}")
+    return _getaddrinfo(host, *args, **kwargs)
+
+
+socket.socket.connect = connect
+socket.socket.connect_ex = connect_ex
+socket.getaddrinfo = getaddrinfo
+'''
+
+
+def run(ctx: Context) -> list[Row]:
+    """Every tracking measurement, MLflow's rounds interleaved with ours."""
+    import lineage  # noqa: F401
+
+    rows: list[Row] = []
+    rows += _step_hits(ctx)
+    rows += _array_hit(ctx)
+    peers = {store: Mlflow.start(ctx, store) for store in ("default", "file")}
+    try:
+        rows += _metrics(ctx, peers)
+        rows += _runs(ctx, peers)
+        rows += _models(ctx, peers)
+    finally:
+        for peer in peers.values():
+            if peer is not None:
+                peer.close(ctx)
+    return rows
+
+
+# -- shared ------------------------------------------------------------------------------------
+
+
+def _repeat(ctx: Context) -> int:
+    """Rounds per figure: the machine is shared, so cheap figures get several."""
+    return max(ctx.repeat, 3 if ctx.quick else 7)
+
+
+def _heavy_repeat(ctx: Context) -> int:
+    """Rounds for MLflow's model logging (seconds each)."""
+    return 2 if ctx.quick else 3
+
+
+def _loop(fn: Callable[[], Any], calls: int) -> float:
+    """Wall time of ``calls`` calls of ``fn``."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return time.perf_counter() - start
+
+
+def _open(path: Path) -> Any:
+    import lineage
+
+    remove(path)
+    return lineage.open(path)
+
+
+def featurize(rows: int, scale: float, method: str = "zscore") -> dict[str, Any]:
+    """The small step both caches wrap (module level, so both can read its source)."""
+    return {"rows": rows, "scale": scale * 2, "method": method}
+
+
+def column_means(data: np.ndarray[Any, Any]) -> float:
+    """The step that takes the 100 MiB array."""
+    return float(data.mean())
+
+
+def _breast_cancer() -> tuple[Any, Any, Any, Any]:
+    """Standardized train/test frames (feature names kept) and labels."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=42)
+    scaler = StandardScaler().set_output(transform="pandas").fit(x_train)
+    return scaler.transform(x_train), scaler.transform(x_test), y_train, y_test
+
+
+def _fit(c: float, x: Any, y: Any) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=c, max_iter=1000).fit(x, y)
+
+
+# -- 1. step cache hits ------------------------------------------------------------------------
+
+
+def _step_hits(ctx: Context) -> list[Row]:
+    import joblib
+
+    import lineage
+
+    store = _open(ctx.work / "track-step")
+    calls, peer_calls = (5000, 300) if ctx.quick else (20_000, 1000)
+    ours_step = lineage.step(store=store)(featurize)
+    peer_step = joblib.Memory(ctx.scratch("track-joblib"), verbose=0).cache(featurize)
+    expected = featurize(100, 0.5)
+    assert ours_step(100, 0.5) == peer_step(100, 0.5) == expected  # noqa: S101 (the misses)
+    ctx.log(f"step hit: {calls:,} lineage calls, {peer_calls:,} joblib calls per round")
+    ours = peer = float("inf")
+    for _ in range(_repeat(ctx)):
+        ours = min(ours, _loop(lambda: ours_step(100, 0.5), calls) / calls)
+        peer = min(peer, _loop(lambda: peer_step(100, 0.5), peer_calls) / peer_calls)
+    assert ours_step(100, 0.5) == expected  # noqa: S101
+    store.close()
+    return [
+        speed_row(SECTION, "@step cache hit, small args (per call)", ours, peer,
+                  "joblib.Memory", at_least=20),
+        limit_row(SECTION, "@step cache hit, small args (aim)", ours, "s", 10e-6),
+    ]
+
+
+# -- 2. step hit with a 100 MiB array -----------------------------------------------------------
+
+
+def _array_hit(ctx: Context) -> list[Row]:
+    import lineage
+
+    store = _open(ctx.work / "track-array")
+    data = np.random.default_rng(7).random(ARRAY_BYTES // 8)
+    means = lineage.step(store=store)(column_means)
+    ctx.log("step hit with a 100 MiB array")
+    first, _ = time_once(lambda: means(data))  # the miss: hashes, stores 100 MiB, records
+    raw = hit = float("inf")
+    for _ in range(_repeat(ctx)):
+        raw = min(raw, time_once(lambda: xxhash.xxh3_128_digest(data))[0])
+        hit = min(hit, time_once(lambda: means(data))[0])
+    store.close()
+    ratio = hit / raw
+    ctx.note(f"step with a 100 MiB array: the first (missing) call took "
+             f"{format_value(first, 's')} (hash, store 100 MiB, record the run)")
+    return [Row(SECTION, "@step cache hit, 100 MiB numpy arg", hit, "s", raw, "raw xxh3_128",
+                ratio, "≤ 1.5× raw", ratio <= 1.5, "ratio = ours / raw hash (lower is better)")]
+
+
+# -- 3. log_metric ------------------------------------------------------------------------------
+
+
+def _metrics(ctx: Context, peers: dict[str, Mlflow | None]) -> list[Row]:
+    store = _open(ctx.work / "track-metrics")
+    peer_calls = 50 if ctx.quick else 200
+    ctx.log(f"log_metric: {METRIC_CALLS:,} calls in a run; MLflow {peer_calls} per round")
+
+    def one_run() -> None:
+        with store.run("train") as run:
+            for i in range(METRIC_CALLS):
+                run.log_metric("loss", 1.0 / (i + 1), step=i)
+
+    one_run()  # warm-up
+    rounds = _rounds(ctx, peers, lambda: time_once(one_run)[0] / METRIC_CALLS,
+                     "metric", peer_calls)
+    store.close()
+    ours = rounds["ours"]
+    return [
+        limit_row(SECTION, f"log_metric ×{METRIC_CALLS // 1000}k in a run (per call, commit "
+                  "incl.)", ours, "s", 25e-6),
+        speed_row(SECTION, "log_metric vs MLflow default store", ours, rounds.get("default"),
+                  "MLflow (SQLite)", at_least=200),
+        speed_row(SECTION, "log_metric vs MLflow file store", ours, rounds.get("file"),
+                  "MLflow (file)"),
+    ]
+
+
+def _rounds(ctx: Context, peers: dict[str, Mlflow | None], ours: Callable[[], float], op: str,
+            calls: int, *, repeat: int | None = None) -> dict[str, float]:
+    """Best per-call time of ``ours()`` and of MLflow's ``op`` on each store, interleaved."""
+    best = {"ours": float("inf")}
+    for index in range(repeat or _repeat(ctx)):
+        best["ours"] = min(best["ours"], ours())
+        for store, peer in peers.items():
+            if peer is not None:
+                seconds = peer.time(op, calls, index) / calls
+                best[store] = min(best.get(store, float("inf")), seconds)
+    return best
+
+
+# -- 4. a run with two params and a metric ------------------------------------------------------
+
+
+def _runs(ctx: Context, peers: dict[str, Mlflow | None]) -> list[Row]:
+    store = _open(ctx.work / "track-runs")
+    calls, peer_calls = (20, 5) if ctx.quick else (50, 10)
+    ctx.log(f"runs: {calls} lineage runs, {peer_calls} MLflow runs per round")
+    counter = iter(range(10**9))
+
+    def one_run() -> None:
+        i = next(counter)
+        with store.run("train") as run:
+            run.log_params({"C": 0.1 * (i % 100 + 1), "penalty": "l2"})
+            run.log_metric("accuracy", 0.9)
+
+    one_run()  # warm-up
+    rounds = _rounds(ctx, peers, lambda: _loop(one_run, calls) / calls, "run", peer_calls)
+    store.close()
+    return [
+        speed_row(SECTION, "run with 2 params + 1 metric", rounds["ours"],
+                  rounds.get("default"), "MLflow (SQLite)", at_least=20),
+        speed_row(SECTION, "run with 2 params + 1 metric vs file store", rounds["ours"],
+                  rounds.get("file"), "MLflow (file)"),
+    ]
+
+
+# -- 5. models ----------------------------------------------------------------------------------
+
+
+def _models(ctx: Context, peers: dict[str, Mlflow | None]) -> list[Row]:
+    from sklearn.metrics import accuracy_score
+
+    x_train, x_test, y_train, y_test = _breast_cancer()
+    repeat = min(_repeat(ctx), len(MODEL_CS))
+    heavy = _heavy_repeat(ctx)
+    models = [_fit(c, x_train, y_train) for c in MODEL_CS[:repeat]]  # new content each round
+    store = _open(ctx.work / "track-models")
+    ctx.log(f"log_model: {repeat} lineage rounds, {heavy} MLflow rounds; quick-start likewise")
+
+    def log_model(model: Any) -> float:
+        start = time.perf_counter()
+        with store.run("log-model") as run:
+            run.log_model(model, "breast_cancer_model")
+        return time.perf_counter() - start
+
+    cold = log_model(_fit(0.01, x_train, y_train))
+    rounds = iter(range(repeat))
+    logged = _rounds(ctx, {"default": peers.get("default")},
+                     lambda: log_model(models[next(rounds)]), "log_model", 1, repeat=heavy)
+    logged["ours"] = min([logged["ours"], *(log_model(m) for m in models[heavy:])])
+
+    def quickstart(c: float) -> float:
+        start = time.perf_counter()
+        params = {"C": c, "max_iter": 1000}
+        with store.run("quickstart", params=params) as run:
+            model = _fit(c, x_train, y_train)
+            run.log_metric("accuracy", accuracy_score(y_test, model.predict(x_test)))
+            run.log_model(model, "breast_cancer_quickstart")
+        return time.perf_counter() - start
+
+    quickstart(0.01)  # warm-up
+    rounds = iter(range(repeat))
+    quick = _rounds(ctx, peers, lambda: quickstart(MODEL_CS[next(rounds)]), "quickstart", 1,
+                    repeat=heavy)
+    quick["ours"] = min([quick["ours"], *(quickstart(c) for c in MODEL_CS[heavy:repeat])])
+    fit_s = min(time_once(lambda c=c: _fit(c, x_train, y_train))[0] for c in MODEL_CS[:repeat])
+    store.close()
+    ctx.note(f"log_model: lineage's first call in the process took {format_value(cold, 's')} "
+             "(it imports skops once); the quick-start's fit alone takes "
+             f"{format_value(fit_s, 's')} on either side (standardized features)")
+    return [
+        limit_row(SECTION, "log_model(LogisticRegression) in a run", logged["ours"], "s", 50e-3),
+        speed_row(SECTION, "log_model vs mlflow.sklearn.log_model", logged["ours"],
+                  logged.get("default"), "MLflow (SQLite)"),
+        speed_row(SECTION, "quick-start: 2 params, fit, metric, log_model", quick["ours"],
+                  quick.get("default"), "MLflow (SQLite)"),
+        speed_row(SECTION, "quick-start vs MLflow file store", quick["ours"], quick.get("file"),
+                  "MLflow (file)"),
+    ]
+
+
+# -- MLflow's side ------------------------------------------------------------------------------
+
+
+class Mlflow:
+    """MLflow in a subprocess that times one batch per request (see the module doc)."""
+
+    def __init__(self, ctx: Context, store: str) -> None:
+        self.store = store
+        self.root = ctx.scratch(f"track-mlflow/{store}")
+        guard = self.root / "guard"
+        guard.mkdir()
+        (guard / "sitecustomize.py").write_text(GUARD)
+        self.net_log = self.root / "network-attempts.log"
+        self.stderr_path = self.root / "stderr.log"
+        spec_file = self.root / "spec.json"
+        spec_file.write_text(json.dumps({"store": store, "root": str(self.root)}))
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("MLFLOW_") and k != "PYTHONPATH"}
+        env.update(MLFLOW_ENV, PYTHONPATH=str(guard), LINEAGE_BENCH_NET_LOG=str(self.net_log))
+        ctx.log(f"mlflow ({store} store): starting, warming up (a quick-start)")
+        self._stderr = open(self.stderr_path, "w")  # noqa: SIM115 - closed in close()
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "mlflow", str(spec_file)], cwd=self.root, env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
+        )
+        self.info = self._reply()
+
+    @classmethod
+    def start(cls, ctx: Context, store: str) -> Mlflow | None:
+        """The running peer, or ``None`` (with a note) when mlflow is not installed."""
+        probe = subprocess.run([sys.executable, "-c", "import mlflow"], capture_output=True,
+                               env={**os.environ, **MLFLOW_ENV})
+        if probe.returncode != 0:
+            if store == "default":
+                ctx.note("tracking: mlflow is not installed (pip install -e '.[bench]'); "
+                         "no MLflow figures")
+            return None
+        return cls(ctx, store)
+
+    def _reply(self) -> dict[str, Any]:
+        assert self.process.stdout is not None  # noqa: S101
+        for line in self.process.stdout:
+            if line.startswith(REPLY):
+                return json.loads(line[len(REPLY):])  # type: ignore[no-any-return]
+        self.process.wait()
+        tail = self.stderr_path.read_text()[-1500:]
+        raise RuntimeError(f"mlflow side ({self.store}) stopped: {tail}")
+
+    def time(self, op: str, calls: int, index: int) -> float:
+        """Seconds MLflow took for ``calls`` of ``op`` (round ``index`` picks a model)."""
+        assert self.process.stdin is not None  # noqa: S101
+        self.process.stdin.write(json.dumps({"op": op, "calls": calls, "index": index}) + "\n")
+        self.process.stdin.flush()
+        return float(self._reply()["s"])
+
+    def close(self, ctx: Context) -> None:
+        """Stop the subprocess; note its version, store and any refused network access."""
+        assert self.process.stdin is not None  # noqa: S101
+        self.process.stdin.close()
+        self.process.wait(timeout=120)
+        self._stderr.close()
+        if self.net_log.exists():
+            attempts = self.net_log.read_text().splitlines()
+            ctx.note(f"MLflow ({self.store} store) tried to reach the network "
+                     f"{len(attempts)} times (refused): {'; '.join(attempts[:3])}")
+        if self.store == "default":
+            ctx.note(f"MLflow {self.info['version']}: default store {self.info['uri']} "
+                     "(under benchmarks/.work/); the file store (file: URI) needs "
+                     "MLFLOW_ALLOW_FILE_STORE=true in this version. A first quick-start in "
+                     "a fresh process (database and experiment created) took "
+                     f"{format_value(self.info['first_s'], 's')}; log_model infers pip "
+                     "requirements in a Python subprocess on every call")
+
+
+def _mlflow_main(spec_file: Path) -> None:
+    """MLflow's side: warm up, then answer one timing per request line on stdin."""
+    spec = json.loads(spec_file.read_text())
+    root = Path(spec["root"])
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.metrics import accuracy_score
+
+    if spec["store"] == "file":
+        mlflow.set_tracking_uri((root / "mlruns").as_uri())
+    uri = mlflow.get_tracking_uri()
+    if not uri.startswith(("sqlite:", "file:")):
+        raise RuntimeError(f"refusing to benchmark a tracking store that is not local: {uri}")
+    x_train, x_test, y_train, y_test = _breast_cancer()
+    models = [_fit(c, x_train, y_train) for c in MODEL_CS]
+    step = iter(range(10**9))
+
+    def quickstart(c: float) -> None:
+        params = {"C": c, "max_iter": 1000}
+        with mlflow.start_run():
+            mlflow.log_params(params)
+            model = _fit(c, x_train, y_train)
+            mlflow.log_metric("accuracy", accuracy_score(y_test, model.predict(x_test)))
+            signature = infer_signature(x_train, model.predict(x_train))
+            mlflow.sklearn.log_model(model, name="breast_cancer_model", signature=signature,
+                                     input_example=x_train,
+                                     registered_model_name="breast-cancer-quickstart")
+
+    def metric(request: dict[str, Any]) -> float:
+        with mlflow.start_run():
+            return _loop(lambda: mlflow.log_metric("loss", 0.5, step=next(step)),
+                         request["calls"])
+
+    def one_run() -> None:
+        with mlflow.start_run():
+            mlflow.log_params({"C": 0.1, "penalty": "l2"})
+            mlflow.log_metric("accuracy", 0.9)
+
+    def log_model(model: Any) -> None:
+        with mlflow.start_run():
+            mlflow.sklearn.log_model(model, name="breast_cancer_model")
+
+    ops: dict[str, Callable[[dict[str, Any]], float]] = {
+        "metric": metric,
+        "run": lambda r: _loop(one_run, r["calls"]),
+        "log_model": lambda r: time_once(lambda: log_model(models[r["index"]]))[0],
+        "quickstart": lambda r: time_once(lambda: quickstart(MODEL_CS[r["index"]]))[0],
+    }
+    started = time.perf_counter()
+    mlflow.set_experiment("bench")
+    quickstart(0.01)
+    first = time.perf_counter() - started
+    metric({"calls": 5})
+    one_run()
+    log_model(_fit(0.01, x_train, y_train))
+    print(REPLY + json.dumps({"version": mlflow.__version__, "uri": uri, "first_s": first}),
+          flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        print(REPLY + json.dumps({"s": ops[request["op"]](request)}), flush=True)
+
+
+# -- running this section alone -----------------------------------------------------------------
+
+
+def write_results(path: Path, rows: list[Row], notes: list[str]) -> None:
+    """Put this section's table under "## Tracking" in ``path``, keeping the rest."""
+    body = (f"## Tracking\n\n{time.strftime('%Y-%m-%d %H:%M')}, {machine()}  \n"
+            "Produced by `python benchmarks/bench_track.py --results benchmarks/RESULTS.md` "
+            "(the `track` section of `python benchmarks/run.py`). Ratios: peer time / our "
+            "time, except where noted.\n\n"
+            f"{render_markdown(rows)}\n\n" + "".join(f"- {n}\n" for n in notes))
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    start = text.find("\n## Tracking\n")
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + body
+    else:
+        end = text.find("\n## ", start + 1)
+        text = text[:start + 1] + body + ("" if end < 0 else "\n" + text[end + 1:])
+    path.write_text(text)
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["mlflow"]:
+        _mlflow_main(Path(argv[1]))
+        return 0
+    parser = argparse.ArgumentParser(description="lineage tracking benchmarks")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeat", type=int, default=None)
+    parser.add_argument("--results", type=Path, help="write the table into this markdown file")
+    parser.add_argument("--work", type=Path, default=Path(__file__).resolve().parent / ".work")
+    args = parser.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    ctx = Context(size=0, files=0, repeat=args.repeat or (2 if args.quick else 3),
+                  work=args.work, quick=args.quick)
+    started = time.time()
+    rows = run(ctx)
+    print(render_text(rows))
+    for note in ctx.notes:
+        print(f"- {note}")
+    print(f"({time.time() - started:.0f} s)")
+    if args.results:
+        write_results(args.results, rows, ctx.notes)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
