@@ -242,7 +242,7 @@ def _edit(ctx: Context, big: Path, store_path: Path) -> list[Row]:
     ours, raw, growth = [], [], []
     store = _open(store_path)
     try:
-        for attempt in range(ctx.repeat):
+        for attempt in range(max(ctx.repeat, 5)):  # about a second each: noise matters
             _make_edit(big, edited, ctx.size, seed=100 + attempt)
             settle()
             _warm(edited)
@@ -344,13 +344,13 @@ def _small_files(ctx: Context) -> list[Row]:
     remove(store_path)
     assert artifact.summary["files"] == ctx.files
     dvc_s = None
-    found = _dvc_repo(ctx, "dvc-small")
-    if found is not None:
-        repo, dvc = found
+    for _ in range(2 if ctx.tool("dvc") else 0):  # best of two fresh repositories
+        repo, dvc = _dvc_repo(ctx, "dvc-small")  # type: ignore[misc]
         ctx.log(f"dvc add of {ctx.files} small files")
         shutil.copytree(tree, repo / tree.name)
         settle()
-        dvc_s = run_tool([dvc, "add", "-q", tree.name], repo, DVC_ENV)
+        elapsed = run_tool([dvc, "add", "-q", tree.name], repo, DVC_ENV)
+        dvc_s = elapsed if dvc_s is None else min(dvc_s, elapsed)
         remove(repo)
         remove(ctx.work / "dvc-small-site")
     per_file = min(ours) / ctx.files * 1e6

@@ -22,13 +22,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
-import msgpack
 import xxhash
 
 from . import encoding
 from .encoding import EXT_DIGEST
 from .errors import CollisionError, IntegrityError
-from .hashing import Chunk, Digest, chunk_buffer, digest_bytes
+from .hashing import CHUNK_MIN, Chunk, Digest, chunk_buffer, digest_bytes
 from .stores.base import Backend, ReadTxn, WriteTxn
 
 __all__ = ["StagedBlob", "Stager", "encode_digests", "iter_blob", "read_blob", "stage"]
@@ -82,22 +81,59 @@ class StagedBlob:
 
 def encode_digests(value: list[Any]) -> bytes:
     """``encoding.encode(value)`` for a list of ints, digests and lists of digests: the same
-    bytes, built without the general normalization (this runs several times per file).
-    Anything else goes through :func:`lineage.encoding.encode`.
+    msgpack bytes, written directly (this runs several times per file added). Anything
+    else goes through :func:`lineage.encoding.encode`.
     """
-    ext = msgpack.ExtType
-    items: list[Any] = []
+    if len(value) > 15:
+        return encoding.encode(value)
+    parts = [bytes((0x90 | len(value),))]  # fixarray
     for item in value:
         kind = type(item)
         if kind is int and _INT64_MIN <= item <= _UINT64_MAX:
-            items.append(item)
+            parts.append(_pack_int(item))
         elif kind is Digest:
-            items.append(ext(EXT_DIGEST, item))
+            parts.append(_DIGEST_PREFIX + item)
         elif kind is list and all(type(d) is Digest for d in item):
-            items.append([ext(EXT_DIGEST, d) for d in item])
+            parts.append(_array_header(len(item)))
+            if item:
+                parts.append(_DIGEST_PREFIX + _DIGEST_PREFIX.join(item))
         else:
             return encoding.encode(value)
-    return msgpack.packb(items, use_bin_type=True)  # type: ignore[no-any-return]
+    return b"".join(parts)
+
+
+_DIGEST_PREFIX: Final = bytes((0xD8, EXT_DIGEST))  # fixext 16 of the digest type
+
+
+def _array_header(length: int) -> bytes:
+    if length <= 15:
+        return bytes((0x90 | length,))
+    if length <= 0xFFFF:
+        return b"\xdc" + length.to_bytes(2, "big")
+    return b"\xdd" + length.to_bytes(4, "big")
+
+
+def _pack_int(n: int) -> bytes:
+    """msgpack's smallest form of ``n`` (-2**63 <= n < 2**64), as msgpack.packb writes it."""
+    if 0 <= n < 0x80:
+        return bytes((n,))
+    if -0x20 <= n < 0:
+        return bytes((n & 0xFF,))
+    if n > 0:
+        if n <= 0xFF:
+            return b"\xcc" + bytes((n,))
+        if n <= 0xFFFF:
+            return b"\xcd" + n.to_bytes(2, "big")
+        if n <= 0xFFFFFFFF:
+            return b"\xce" + n.to_bytes(4, "big")
+        return b"\xcf" + n.to_bytes(8, "big")
+    if n >= -0x80:
+        return b"\xd0" + n.to_bytes(1, "big", signed=True)
+    if n >= -0x8000:
+        return b"\xd1" + n.to_bytes(2, "big", signed=True)
+    if n >= -0x80000000:
+        return b"\xd2" + n.to_bytes(4, "big", signed=True)
+    return b"\xd3" + n.to_bytes(8, "big", signed=True)
 
 
 def _same_bytes(stored: memoryview | bytes, new: memoryview | bytes) -> bool:
@@ -188,10 +224,11 @@ _Run = list[tuple[bytes, Chunk]]  # reused chunks, back to back in the new conte
 class Stager:
     """Stages the blobs of one add: chunk, hash, dedupe, compare, write the new chunks.
 
-    New chunks are queued and written in few large batches (one fsync for a directory of
-    small files). For content of ``_BACKGROUND`` bytes or more, the whole-content hash, the
-    byte comparisons of reused chunks (joined into long runs) and the writes run on two
-    worker threads while this thread chunks: xxhash, numpy and file writes release the GIL.
+    New chunks are queued and appended in few large batches, then made durable with one
+    sync when the add drains (one fsync for a directory of small files or a 1 GiB file).
+    For content of ``_BACKGROUND`` bytes or more, the whole-content hash, the byte
+    comparisons of reused chunks (joined into long runs) and the appends run on two worker
+    threads while this thread chunks: xxhash, numpy and file writes release the GIL.
 
     A :class:`StagedBlob` from :meth:`add` is complete (its new chunks written and
     compared) only after :meth:`finish`. Data given to :meth:`add` must stay valid until
@@ -211,6 +248,7 @@ class Stager:
         self._checks: list[Future[None]] = []
         self._blobs: list[StagedBlob] = []
         self._pool: ThreadPoolExecutor | None = None
+        self._unsynced = False  # chunks appended since the last sync
         self._reading: AbstractContextManager[ReadTxn] | None = None
         self._txn: ReadTxn | None = None
         self._txn_since = 0.0
@@ -237,6 +275,8 @@ class Stager:
             IntegrityError: a stored chunk that should match is corrupt.
         """
         view = memoryview(data)
+        if 0 < len(view) <= CHUNK_MIN:
+            return self._add_one_chunk(view, children)
         background = len(view) >= _BACKGROUND
         whole = self._submit(digest_bytes, view) if background else None
         try:
@@ -251,6 +291,31 @@ class Stager:
             self._wait_all(whole)  # no worker may still read ``data`` once we return
             raise
         blob = StagedBlob(digest, len(view), digests, children=list(children), written=written)
+        self._blobs.append(blob)
+        return blob
+
+    def _add_one_chunk(self, view: memoryview, children: Sequence[Digest]) -> StagedBlob:
+        # The common case of a directory of small files: one chunk, whose digest is the
+        # blob's; the same steps as _add_chunks, without its per-content bookkeeping.
+        digest = digest_bytes(view)
+        txn = self.reader()
+        written = 0
+        queued = self._unwritten.get(digest)
+        if queued is not None:
+            if not _same_bytes(queued, view):
+                raise _collision(digest)
+        else:
+            location = (
+                self._located.get(digest) or self._known.get(digest)
+                or txn.get("chunks", digest)
+            )
+            if location is None:
+                self._enqueue(digest, view)
+                written = len(view)
+            else:
+                _check_existing(self._backend, Chunk(0, view, digest), location)
+        _check_existing_blob(self._backend, txn, digest, view, [digest])
+        blob = StagedBlob(digest, len(view), [digest], children=list(children), written=written)
         self._blobs.append(blob)
         return blob
 
@@ -295,7 +360,7 @@ class Stager:
                 or txn.get("chunks", digest)
             )
             if location is None:
-                self._enqueue(chunk)
+                self._enqueue(digest, chunk.data)
                 written += chunk.length
             elif background:
                 run = self._compare_later(run, view, chunk, location)
@@ -314,10 +379,10 @@ class Stager:
         run.append((location, chunk))
         return run
 
-    def _enqueue(self, chunk: Chunk) -> None:
-        self._queue.append((chunk.digest, chunk.data))
-        self._unwritten[chunk.digest] = chunk.data
-        self._queued_bytes += chunk.length
+    def _enqueue(self, digest: Digest, data: memoryview) -> None:
+        self._queue.append((digest, data))
+        self._unwritten[digest] = data
+        self._queued_bytes += len(data)
         if self._queued_bytes >= _WRITE_BATCH:
             while len(self._writes) >= _WRITES_IN_FLIGHT:  # bound the memory held by writes
                 self._located_from(self._writes.pop(0).result())
@@ -328,10 +393,11 @@ class Stager:
         return batch
 
     def _write(self, batch: list[tuple[Digest, memoryview | bytes]]) -> list[tuple[Digest, bytes]]:
-        locations = self._backend.write_chunks(batch)
+        locations = self._backend.append_chunks(batch)
         return list(zip((digest for digest, _data in batch), locations, strict=True))
 
     def _located_from(self, written: list[tuple[Digest, bytes]]) -> None:
+        self._unsynced = self._unsynced or bool(written)
         for digest, location in written:
             self._located[digest] = location
             self._unwritten.pop(digest, None)
@@ -352,6 +418,9 @@ class Stager:
                 self._located_from(self._write(self._take_queue()))
             while self._writes:
                 self._located_from(self._writes.pop(0).result())
+            if self._unsynced:  # one fsync for everything appended
+                self._backend.sync_chunks()
+                self._unsynced = False
         except BaseException:
             self._wait_all()
             raise
@@ -371,9 +440,8 @@ class Stager:
         self._wait_all()
         self._queue.clear()
         self._unwritten.clear()
-        discard = getattr(self._backend, "discard_chunks", None)  # LMDB packs can cut back
-        if discard is not None and self._located:
-            discard(list(self._located.values()))
+        if self._located:
+            self._backend.discard_chunks(list(self._located.values()))
         self._located.clear()
         self._blobs.clear()
         self._end_read()
@@ -405,9 +473,8 @@ def _compare_run(backend: Backend, view: memoryview, run: _Run) -> None:
     Chunks stored back to back too are compared in one call; on any difference, chunk by
     chunk, to raise the precise error.
     """
-    read_run = getattr(backend, "read_run", None)  # LMDB packs can join adjacent chunks
-    if read_run is not None and len(run) > 1:
-        stored = read_run([location for location, _chunk in run])
+    if len(run) > 1:
+        stored = backend.read_run([location for location, _chunk in run])
         first, last = run[0][1], run[-1][1]
         new = view[first.offset : last.offset + last.length]
         if stored is not None and _same_bytes(stored, new):

@@ -196,11 +196,12 @@ def test_staging_on_the_memory_backend_takes_the_same_paths(memory_store: Store)
     st.lists(
         st.one_of(
             st.integers(min_value=-(2**70), max_value=2**70),
+            st.sampled_from([0, 127, 128, -32, -33, 255, 256, 2**16, 2**32, 2**64 - 1, -(2**63)]),
             st.binary(min_size=16, max_size=16).map(Digest),
-            st.lists(st.binary(min_size=16, max_size=16).map(Digest), max_size=4),
+            st.lists(st.binary(min_size=16, max_size=16).map(Digest), max_size=20),
             st.binary(max_size=4),
         ),
-        max_size=8,
+        max_size=17,
     )
 )
 def test_encode_digests_gives_the_canonical_encoding(value: list[Any]) -> None:

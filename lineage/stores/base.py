@@ -99,6 +99,27 @@ class Backend(ABC):
     def read_chunk(self, location: bytes) -> memoryview | bytes:
         """The bytes at ``location`` (as returned by :meth:`write_chunks`)."""
 
+    # Optional refinements, used when adding large content; the defaults are always correct.
+
+    def append_chunks(self, chunks: Sequence[tuple[bytes, memoryview | bytes]]) -> list[bytes]:
+        """Like :meth:`write_chunks`, but the bytes need only be durable once
+        :meth:`sync_chunks` returns, so that the disk can work while the caller chunks."""
+        return self.write_chunks(chunks)
+
+    def sync_chunks(self) -> None:
+        """Make every chunk this process stored with :meth:`append_chunks` durable."""
+        return None  # write_chunks, the default append_chunks, is durable already
+
+    def read_run(self, locations: Sequence[bytes]) -> memoryview | bytes | None:
+        """The bytes of chunks stored back to back, as one buffer; ``None`` when they are
+        not, and the caller reads them one by one."""
+        return None
+
+    def discard_chunks(self, locations: Sequence[bytes]) -> None:
+        """Take back chunks stored but never named by a committed transaction (an add that
+        failed). Best effort: what stays is garbage for :meth:`compact`."""
+        return None  # the default keeps them, as garbage
+
     @abstractmethod
     def compact(self) -> int:
         """Reclaim the bytes of chunks no longer named in the ``chunks`` namespace.
