@@ -206,3 +206,22 @@ def test_staging_on_the_memory_backend_takes_the_same_paths(memory_store: Store)
 )
 def test_encode_digests_gives_the_canonical_encoding(value: list[Any]) -> None:
     assert lineage.content.encode_digests(value) == encoding.encode(value)
+
+
+def test_staged_chunks_are_fsynced_before_the_transaction_naming_them(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    prepared = [store.prepare(f"config {i}".encode() * 50) for i in range(20)]
+    pack = store.backend._pack  # type: ignore[attr-defined]
+    assert pack is not None and pack.unsynced  # staged, not yet durable
+    monkeypatch.setattr(os, "fsync", spy)
+    store.write(lambda txn: [p.commit(txn) for p in prepared])
+    assert not pack.unsynced and len(synced) == 1  # one fsync for all twenty, before commit
+    assert [store.load(p.artifact) for p in prepared[:2]] == [b"config 0" * 50, b"config 1" * 50]

@@ -102,12 +102,13 @@ class Backend(ABC):
     # Optional refinements, used when adding large content; the defaults are always correct.
 
     def append_chunks(self, chunks: Sequence[tuple[bytes, memoryview | bytes]]) -> list[bytes]:
-        """Like :meth:`write_chunks`, but the bytes need only be durable once
-        :meth:`sync_chunks` returns, so that the disk can work while the caller chunks."""
+        """Like :meth:`write_chunks`, but the bytes need only be durable after
+        :meth:`sync_chunks`, so that the disk can work while the caller chunks."""
         return self.write_chunks(chunks)
 
     def sync_chunks(self) -> None:
-        """Make every chunk this process stored with :meth:`append_chunks` durable."""
+        """Make every chunk this process stored with :meth:`append_chunks` durable before
+        any later write transaction of this backend commits (at once, or as it begins)."""
         return None  # write_chunks, the default append_chunks, is durable already
 
     def read_run(self, locations: Sequence[bytes]) -> memoryview | bytes | None:

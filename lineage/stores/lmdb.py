@@ -134,6 +134,7 @@ class _PackWriter:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         fcntl.flock(self._fd, fcntl.LOCK_SH)
         self.size = 0
+        self.unsynced = False  # appended since the last fsync
         _fsync_directory(directory)
 
     def append(self, pieces: Sequence[memoryview | bytes]) -> list[tuple[int, int]]:
@@ -145,6 +146,7 @@ class _PackWriter:
         for view in views:
             spans.append((offset, len(view)))
             offset += len(view)
+        self.unsynced = True
         try:
             _write_all(self._fd, views)
         except OSError:
@@ -152,6 +154,15 @@ class _PackWriter:
             raise
         self.size = offset
         return spans
+
+    def sync(self) -> None:
+        """fsync the pack."""
+        self.unsynced = False
+        try:
+            os.fsync(self._fd)
+        except OSError:
+            self.unsynced = True
+            raise
 
     def sync_handle(self) -> int:
         """A duplicate of the pack's descriptor, to fsync without holding the writer's lock
@@ -301,6 +312,7 @@ class LmdbBackend(Backend):
     def write(self, apply: Callable[[_Txn], T]) -> T:  # type: ignore[override]
         env = self._environment()
         with self._lock:
+            self._sync_pack()  # chunks appended by this process are durable before any commit
             for _ in range(_MAX_RETRIES):
                 try:
                     with env.begin(write=True) as txn:
@@ -323,7 +335,8 @@ class LmdbBackend(Backend):
     def write_chunks(self, chunks: Sequence[tuple[bytes, memoryview | bytes]]) -> list[bytes]:
         locations = self.append_chunks(chunks)
         if locations:
-            self.sync_chunks()
+            with self._lock:
+                self._sync_pack()
         return locations
 
     def append_chunks(self, chunks: Sequence[tuple[bytes, memoryview | bytes]]) -> list[bytes]:
@@ -348,18 +361,19 @@ class LmdbBackend(Backend):
         return [_LOCATION.pack(offset, length) + suffix for offset, length in spans]
 
     def sync_chunks(self) -> None:
-        """fsync this process's pack (a pack rotated out was fsynced as it closed)."""
+        """Nothing to do now: :meth:`write` fsyncs this process's pack before any write
+        transaction (the only way a chunk gets named) commits, so many staged blobs
+        committed together cost one fsync."""
         self._environment()
-        with self._lock:
-            if self._pack is None:
-                return
-            pack, handle = self._pack, self._pack.sync_handle()
-        try:  # outside the lock, so that appends continue meanwhile
-            os.fsync(handle)
-        except OSError as exc:
-            raise _store_error(exc, f"write pack {pack.name} to disk") from None
-        finally:
-            os.close(handle)
+
+    def _sync_pack(self) -> None:
+        # Called with the lock held. A pack rotated out was fsynced as it closed.
+        pack = self._pack
+        if pack is not None and pack.unsynced:
+            try:
+                pack.sync()
+            except OSError as exc:
+                raise _store_error(exc, f"write pack {pack.name} to disk") from None
 
     def _writable_pack(self) -> _PackWriter:
         if self._pack is None or self._pack.size > _PACK_ROTATE_BYTES:
