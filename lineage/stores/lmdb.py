@@ -61,6 +61,28 @@ _SYNC_FILE_RANGE_WRITE: Final = 2
 _ABANDONED_AFTER_FORK: list[Any] = []
 
 
+@contextmanager
+def _past_inherited_handles() -> Iterator[None]:
+    """Let a forked child open its own environment over files an inherited handle holds.
+
+    py-lmdb (3.x) refuses to open files that an Environment of this process holds, and a
+    forked child inherits the parent's handles in that registry. Those handles must never
+    be used or closed in the child (closing clears the parent's reader slots), so the
+    child opens a fresh environment past the check, as LMDB itself allows after fork.
+    """
+    try:
+        from lmdb import _envid  # the registry's key function (absent in older py-lmdb)
+    except ImportError:
+        yield
+        return
+    original = _envid.env_keys
+    _envid.env_keys = lambda path, subdir: ()
+    try:
+        yield
+    finally:
+        _envid.env_keys = original
+
+
 def _store_error(exc: BaseException, action: str) -> StoreError:
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "No space" in str(exc):
         return StoreError(f"cannot {action}: the disk is full; free space and retry")
@@ -290,7 +312,8 @@ class LmdbBackend(Backend):
         if self._pid != os.getpid():
             # Forked: the parent's handles belong to the parent. Park them and start fresh.
             _ABANDONED_AFTER_FORK.append((self._env, self._maps, self._pack))
-            self._open_environment()
+            with _past_inherited_handles():
+                self._open_environment()
         return self._env
 
     @contextmanager
