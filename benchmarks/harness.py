@@ -308,3 +308,17 @@ def machine() -> str:
 def as_dicts(rows: Sequence[Row]) -> list[dict[str, Any]]:
     """Rows as plain dicts (for ``--json``)."""
     return [asdict(r) for r in rows]
+
+
+def write_section(path: Path, heading: str, body: str) -> None:
+    """Put ``body`` under ``## heading`` in the markdown file ``path``, keeping the rest
+    (the other sections' tables) as it is."""
+    block = f"## {heading}\n\n{body.strip()}\n"
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    start = text.find(f"\n## {heading}\n")
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + block
+    else:
+        end = text.find("\n## ", start + 1)
+        text = text[: start + 1] + block + ("" if end < 0 else "\n" + text[end + 1 :])
+    path.write_text(text)

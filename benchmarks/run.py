@@ -3,7 +3,7 @@
     python benchmarks/run.py                 # every section, 1 GiB files
     python benchmarks/run.py --quick         # 128 MiB files, for a quick look
     python benchmarks/run.py --only core --size 256MiB
-    python benchmarks/run.py --markdown benchmarks/RESULTS.md
+    python benchmarks/run.py --markdown benchmarks/RESULTS.md   # one "## " section each
 
 A section is a module ``benchmarks/bench_<name>.py`` whose ``run(ctx)`` returns a list of
 :class:`harness.Row`; sections are found by file name. Data lives under ``benchmarks/.work/``
@@ -34,7 +34,10 @@ from harness import (  # noqa: E402
     parse_size,
     render_markdown,
     render_text,
+    write_section,
 )
+
+TITLES = {"core": "Core store", "track": "Tracking", "diff": "Queries and diff"}
 
 
 def sections() -> list[str]:
@@ -77,16 +80,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     rows: list[Row] = []
+    done: list[tuple[str, str, list[Row], list[str], float]] = []
     failed_sections = []
     started = time.time()
     for name in wanted:
         print(f"[{name}]", file=sys.stderr, flush=True)
+        section_started, notes_before = time.time(), len(ctx.notes)
         try:
             module = importlib.import_module(f"bench_{name}")
-            rows.extend(module.run(ctx))
+            section_rows = module.run(ctx)
         except Exception:  # a broken section must not hide the others' figures
             traceback.print_exc()
             failed_sections.append(name)
+            continue
+        rows.extend(section_rows)
+        title = getattr(module, "TITLE", TITLES.get(name, name.capitalize()))
+        done.append((name, title, section_rows, ctx.notes[notes_before:],
+                     time.time() - section_started))
 
     header = (f"lineage benchmarks — {time.strftime('%Y-%m-%d %H:%M')}, big file "
               f"{format_value(size, 'B')}, {files} small files, best of {repeat}\n"
@@ -101,12 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     if failed_sections:
         print(f"sections that crashed: {', '.join(failed_sections)}")
     if args.markdown:
-        notes = "\n".join(f"- {n}" for n in ctx.notes)
-        args.markdown.write_text(
-            f"# Benchmark results\n\n{header.replace(chr(10), '  ' + chr(10))}\n\n"
-            f"Produced by `python benchmarks/run.py` (`make bench`).\n\n"
-            f"{render_markdown(rows)}\n\n{notes}\n"
-        )
+        command = " ".join(["python benchmarks/run.py", *sys.argv[1:]] if argv is None
+                           else ["python benchmarks/run.py", *argv])
+        for name, title, section_rows, notes, seconds in done:
+            write_section(args.markdown, title, (
+                f"{time.strftime('%Y-%m-%d %H:%M')}; {machine()}; "
+                f"{format_value(size, 'B')} big file, {files} small files, best of "
+                f"{repeat}; {seconds:.0f} s.  \n"
+                f"Produced by `{command}` (section `{name}`; `make bench` runs them all).\n\n"
+                f"{render_markdown(section_rows)}\n\n" + "".join(f"- {n}\n" for n in notes)
+            ))
     if args.json:
         args.json.write_text(json.dumps({"header": header, "rows": as_dicts(rows),
                                          "notes": ctx.notes}, indent=2))
