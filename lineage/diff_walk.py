@@ -41,9 +41,9 @@ from .diff import (
 from .diff_data import dataset_diff, is_dataset
 from .errors import InvalidQuery
 from .hashing import Digest
+from .indexing import EDGE_CHILD, EDGE_GENERATED, EDGE_USED
 from .query import VersionLabels, downstream, upstream
 from .records import Artifact, Run
-from .store import EDGE_CHILD, EDGE_GENERATED, EDGE_USED
 from .stores.base import ReadTxn
 
 if TYPE_CHECKING:

@@ -45,6 +45,7 @@ class Digest(bytes):
     __slots__ = ()
 
     def __new__(cls, raw: bytes | bytearray | memoryview) -> Digest:
+        """Wrap 16 raw bytes; raise ``ValueError`` for any other length."""
         if len(raw) != DIGEST_SIZE:
             raise ValueError(f"a digest is {DIGEST_SIZE} bytes, got {len(raw)}")
         return super().__new__(cls, raw)

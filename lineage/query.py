@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any, Final
 from . import encoding
 from .errors import InvalidQuery
 from .hashing import Digest, digest_bytes
+from .indexing import EDGE_CHILD, EDGE_DERIVED, EDGE_GENERATED, EDGE_NAMES, EDGE_USED
 from .records import Artifact, Run
-from .store import EDGE_CHILD, EDGE_DERIVED, EDGE_GENERATED, EDGE_NAMES, EDGE_USED
 from .stores.base import ReadTxn
 
 if TYPE_CHECKING:

@@ -28,7 +28,8 @@ from .records import Artifact, Run
 from .stores.base import WriteTxn
 
 if TYPE_CHECKING:
-    from .store import Prepared, Store
+    from .indexing import Prepared
+    from .store import Store
 
 __all__ = ["RunContext", "plain_value"]
 
@@ -411,7 +412,7 @@ def _commit_run(txn: WriteTxn, record: Run, outputs: dict[str, Prepared],
                 children: list[Digest], environment: Prepared | None,
                 series: list[tuple[str, int, float, float]],
                 *, versioned: bool = True) -> dict[str, str | None]:
-    from .store import EDGE_CHILD, add_edge, index_record
+    from .indexing import EDGE_CHILD, add_edge, index_record
 
     _write_series(txn, record.id, series)
     if versioned:

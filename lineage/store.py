@@ -12,18 +12,29 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from . import encoding, registry
-from .adapters import adapter_for_format, adapter_for_value
-from .content import ChunkVanished, StagedBlob, read_blob, stage
+from .adapters import adapter_for_format
+from .content import ChunkVanished, read_blob
 from .context import active_recorder
-from .errors import CollisionError, InvalidName, PathError, RevisionNotFound, StoreError
-from .files import StagedPath, checkout, stage_path
+from .errors import InvalidName, PathError, RevisionNotFound, StoreError
+from .files import checkout
 from .hashing import Digest, digest_bytes
+from .indexing import (  # noqa: F401 - re-exported: lineage.store is where users look
+    EDGE_CHILD,
+    EDGE_DERIVED,
+    EDGE_GENERATED,
+    EDGE_NAMES,
+    EDGE_USED,
+    Prepared,
+    add_edge,
+    index_record,
+    latest_version,
+)
+from .ingest import name_from_path, prepare_path, prepare_value
 from .maintenance import GcReport, VerifyReport, collect_garbage, verify_store
 from .records import Artifact, RefEntry, Run, decode_record
 from .revisions import check_name, resolve
@@ -41,17 +52,6 @@ if TYPE_CHECKING:
 __all__ = ["Store", "default_path", "open_store"]
 
 _STAGE_RETRIES: Final = 5
-
-EDGE_USED: Final = b"u"  # artifact -> run
-EDGE_GENERATED: Final = b"g"  # run -> artifact
-EDGE_DERIVED: Final = b"d"  # parent artifact -> derived artifact
-EDGE_CHILD: Final = b"c"  # parent run -> child run
-EDGE_NAMES: Final = {
-    EDGE_USED: "used",
-    EDGE_GENERATED: "generated",
-    EDGE_DERIVED: "derived_from",
-    EDGE_CHILD: "child_of",
-}
 
 
 def default_path() -> Path:
@@ -87,106 +87,6 @@ def _release(backend: Backend) -> None:
                     backend.close()
                 return
     backend.close()
-
-
-def add_edge(txn: WriteTxn, src: Digest, edge: bytes, dst: Digest) -> None:
-    """Index an edge in both directions."""
-    txn.put("edges_out", src + edge + dst, b"")
-    txn.put("edges_in", dst + edge + src, b"")
-
-
-def index_record(txn: WriteTxn, record: Artifact | Run) -> Digest:
-    """Store ``record`` with its secondary indexes and edges; return its digest.
-
-    Raises:
-        CollisionError: a different record is stored under the same digest.
-    """
-    digest = record.raw_digest
-    encoded = record.encode()
-    stored = txn.get("records", digest)
-    if stored is not None and bytes(stored) == encoded:
-        return digest
-    if stored is not None and digest_bytes(stored) == digest:
-        raise CollisionError(
-            f"record {digest.hex()} differs from the stored record with that digest "
-            "(an XXH3-128 collision); nothing was stored"
-        )
-    txn.put("records", digest, encoded)  # new, or replacing a corrupt copy
-    txn.put("by_kind", record.kind.encode() + b"\0" + digest, b"")
-    if isinstance(record, Artifact):
-        if record.name:
-            txn.put("by_name", record.name.encode() + b"\0" + digest, b"")
-        for parent in record.parents:
-            add_edge(txn, parent, EDGE_DERIVED, digest)
-        return digest
-    started = int(record.started * 1e6).to_bytes(8, "big")
-    txn.put("by_op", record.op.encode() + b"\0" + started + digest, b"")
-    txn.put("run_ids", record.id.encode(), digest)
-    if record.call_key is not None and record.status == "ok":
-        txn.put("call_keys", record.call_key, digest)
-    from .query import run_index_entries  # params/metrics value indexes for store.runs()
-
-    for namespace, key in run_index_entries(record):
-        txn.put(namespace, key, b"")
-    for source in {*record.inputs.values(), *record.metric_datasets.values()}:
-        add_edge(txn, source, EDGE_USED, digest)
-    for made in set(record.outputs.values()):
-        add_edge(txn, digest, EDGE_GENERATED, made)
-    for code_or_env in (record.code, record.environment):
-        if code_or_env is not None:
-            add_edge(txn, code_or_env, EDGE_USED, digest)
-    if record.parent is not None:
-        parent_digest = txn.get("run_ids", record.parent.encode())
-        if parent_digest is not None:
-            add_edge(txn, Digest(parent_digest), EDGE_CHILD, digest)
-    return digest
-
-
-@dataclass(slots=True)
-class Prepared:
-    """An artifact whose content is staged (durable, invisible) awaiting its commit."""
-
-    artifact: Artifact
-    staged: list[StagedPath | StagedBlob]
-    version: str | None = None
-
-    @property
-    def name(self) -> str | None:
-        """The artifact's name."""
-        return self.artifact.name
-
-    @property
-    def written(self) -> int:
-        """Bytes of new chunk content staging wrote (0 if the store held it all)."""
-        return sum(part.written for part in self.staged)
-
-    def unchanged(self, store: Store) -> bool:
-        """Whether committing would change nothing: the latest version already holds it."""
-        fresh_stats = any(isinstance(s, StagedPath) and s.stat_entries for s in self.staged)
-        return (
-            self.artifact.name is not None
-            and self.version is None
-            and not fresh_stats
-            and store._is_latest(self.artifact)
-        )
-
-    def commit(self, txn: WriteTxn, *, reason: str = "") -> str | None:
-        """Name the staged content, index the record, and add its version (if named).
-
-        Returns the version string, or ``None`` for an unnamed artifact.
-
-        Raises:
-            ChunkVanished: a reused chunk was collected meanwhile; prepare again.
-            InvalidName: the explicit version already names other content.
-        """
-        for part in self.staged:
-            part.commit(txn)
-        index_record(txn, self.artifact)
-        if self.artifact.name is None:
-            return None
-        return registry.add_version(
-            txn, self.artifact.name, self.artifact.raw_digest, self.version, reason=reason
-        )
 
 
 class Store:
@@ -305,9 +205,10 @@ class Store:
         """
         for _ in range(_STAGE_RETRIES):
             prepared = prepare()
-            if prepared.unchanged(self):
-                latest = self._latest_version(prepared.name or "")
-                return prepared.artifact.with_version(latest), prepared.written
+            with self.read() as txn:
+                if prepared.unchanged(txn):
+                    latest = latest_version(txn, prepared.name or "")
+                    return prepared.artifact.with_version(latest), prepared.written
             try:
                 version = self.write(partial(prepared.commit, reason=reason))
             except ChunkVanished:
@@ -331,7 +232,8 @@ class Store:
         """Phase 1 of :meth:`add`: hash, summarize and durably stage ``value``'s content.
 
         Nothing is visible until :meth:`Prepared.commit` runs inside a write transaction,
-        so a run can commit its outputs, itself and its edges at once.
+        so a run can commit its outputs, itself and its edges at once. ``path_name=False``
+        leaves a path's artifact unnamed instead of naming it after the file.
         """
         self._check_open()
         if name is not None:
@@ -348,72 +250,13 @@ class Store:
         if isinstance(value, str | os.PathLike):
             path = Path(value)
             if name is None and path_name:
-                name = _name_from_path(path)
-            return self._prepare_path(path, name, version, kind, meta, parents, progress, target)
-        dumped = adapter_for_value(value).dump(value, target=target)
-        blob = stage(self.backend, dumped.data)
-        summary = dict(dumped.summary)
-        if dumped.identity is not None:
-            summary["identity"] = digest_bytes(dumped.identity)
-        attached = self._stage_attachments(dumped.attachments, summary)
-        artifact = Artifact(
-            kind=kind or dumped.kind, name=name, blob=blob.digest, format=dumped.format,
-            size=blob.size, summary=summary, meta=meta, parents=parents,
-        )
-        return Prepared(artifact, [*attached, blob], version)
-
-    def _prepare_path(
-        self,
-        path: Path,
-        name: str | None,
-        version: str | None,
-        kind: str | None,
-        meta: dict[str, Any],
-        parents: tuple[Digest, ...],
-        progress: Callable[[int], None] | None,
-        target: str | None,
-    ) -> Prepared:
-        staged = stage_path(self.backend, path, progress=progress)
-        summary: dict[str, Any] = {"files": staged.files}
-        attached: list[StagedBlob] = []
-        if staged.kind == "file":
-            file_summary, attachments = _file_summary(path, kind, target)
-            summary.update(file_summary)
-            attached = self._stage_attachments(attachments, summary)
-        artifact = Artifact(
-            kind=kind or staged.kind,
-            name=name,
-            blob=staged.root.digest,
-            format="directory" if staged.kind == "directory" else _file_format(path),
-            size=staged.size,
-            summary=summary,
-            meta=meta,
-            parents=parents,
-        )
-        return Prepared(artifact, [*attached, staged], version)
-
-    def _stage_attachments(
-        self, attachments: dict[str, bytes], summary: dict[str, Any]
-    ) -> list[StagedBlob]:
-        staged = []
-        for key, data in attachments.items():
-            blob = stage(self.backend, data)
-            summary[key] = blob.digest
-            staged.append(blob)
-        return staged
-
-    def _is_latest(self, artifact: Artifact) -> bool:
-        with self.read() as txn:
-            prefix = (artifact.name or "").encode() + b"\0"
-            latest = next(txn.items("versions", prefix, reverse=True), None)
-            if latest is None:
-                return False
-            return bool(encoding.decode(latest[1])[1] == artifact.raw_digest)
-
-    def _latest_version(self, name: str) -> str | None:
-        with self.read() as txn:
-            found = registry.versions(txn, name)
-        return found[-1][0] if found else None
+                name = name_from_path(path)
+            artifact, staged = prepare_path(self.backend, path, name=name, kind=kind, meta=meta,
+                                            parents=parents, target=target, progress=progress)
+        else:
+            artifact, staged = prepare_value(self.backend, value, name=name, kind=kind,
+                                             meta=meta, parents=parents, target=target)
+        return Prepared(artifact, staged, version)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -734,21 +577,6 @@ _VALUE_FORMATS: Final = frozenset(
 )
 
 
-def _name_from_path(path: Path) -> str | None:
-    """A valid name from a file name: other characters become ``_`` (``my data.csv`` ->
-    ``my_data.csv``); ``None`` if nothing usable is left."""
-    import re
-
-    base = re.sub(r"[^A-Za-z0-9._-]", "_", path.resolve().name).lstrip(".-")[:200]
-    try:
-        return check_name(base)
-    except InvalidName:
-        try:
-            return check_name(f"file_{base}"[:200])  # an all-hex file name
-        except InvalidName:
-            return None
-
-
 def _holds(backend: Backend, path: Path, digest: Digest) -> bool:
     from .errors import PathError as _PathError
     from .files import path_digest
@@ -757,32 +585,6 @@ def _holds(backend: Backend, path: Path, digest: Digest) -> bool:
         return path_digest(backend, path) == digest
     except _PathError:
         return False
-
-
-def _file_format(path: Path) -> str:
-    suffix = path.suffix.lower().lstrip(".")
-    return suffix or "file"
-
-
-def _file_summary(
-    path: Path, kind: str | None, target: str | None
-) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """Summary and attachments of a file: tabular files added as datasets are profiled.
-
-    Profiling needs pandas (``pip install 'lineage[pandas]'``); without it the dataset is
-    stored unprofiled and its summary says why.
-    """
-    summary: dict[str, Any] = {"filename": path.name}
-    if kind == "dataset" and path.suffix.lower() in (".csv", ".parquet", ".tsv"):
-        try:
-            from .adapters.pandas import summarize_table_file
-        except ImportError as exc:
-            summary["profile"] = f"not profiled: {exc}; install lineage[pandas]"
-            return summary, {}
-        table_summary, attachments = summarize_table_file(path, target=target)
-        summary.update(table_summary)
-        return summary, attachments
-    return summary, {}
 
 
 def _no_history(txn: ReadTxn, name: str) -> str:

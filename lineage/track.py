@@ -40,7 +40,8 @@ from .hashing import Digest, digest_bytes
 from .records import Artifact, Run
 
 if TYPE_CHECKING:
-    from .store import Prepared, Store
+    from .indexing import Prepared
+    from .store import Store
 
 __all__ = ["Explanation", "Step", "default_store", "pop_default_store", "push_default_store",
            "step"]
@@ -511,7 +512,7 @@ def _as_code(prepared: Prepared, summary: dict[str, Any]) -> Prepared:
 
 
 def _commit(txn: Any, run: Run, staged: list[Prepared], children: list[Digest]) -> None:
-    from .store import EDGE_CHILD, add_edge, index_record
+    from .indexing import EDGE_CHILD, add_edge, index_record
 
     for prepared in staged:
         prepared.commit(txn)
