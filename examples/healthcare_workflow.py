@@ -108,7 +108,8 @@ def main() -> None:
 
     build_version(store, "v1.0", C=1.0, test=test)
     build_version(store, "v1.1", C=0.3, test=test)
-    store.promote("model@v1.1", "production", reason="higher specificity at equal sensitivity on testset@v1")
+    store.promote("model@v1.1", "production",
+                  reason="higher specificity at equal sensitivity on testset@v1")
     store.tag("model@v1.0", "model_v1.0")
 
     print("== lineage of model@v1.1 ==")
