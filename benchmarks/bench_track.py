@@ -144,7 +144,8 @@ def run(ctx: Context) -> list[Row]:
 
 
 def _repeat(ctx: Context) -> int:
-    """Rounds per figure: the machine is shared, so cheap figures get several."""
+    """Rounds per figure: the machine is shared, so cheap figures get several (fsync-bound
+    ones twice as many: their latency swings most with other processes' writes)."""
     return max(ctx.repeat, 3 if ctx.quick else 7)
 
 
@@ -262,7 +263,7 @@ def _metrics(ctx: Context, peers: dict[str, Mlflow | None]) -> list[Row]:
 
     one_run()  # warm-up
     rounds = _rounds(ctx, peers, lambda: time_once(one_run)[0] / METRIC_CALLS,
-                     "metric", peer_calls)
+                     "metric", peer_calls, repeat=2 * _repeat(ctx))
     store.close()
     ours = rounds["ours"]
     return [
@@ -304,7 +305,8 @@ def _runs(ctx: Context, peers: dict[str, Mlflow | None]) -> list[Row]:
             run.log_metric("accuracy", 0.9)
 
     one_run()  # warm-up
-    rounds = _rounds(ctx, peers, lambda: _loop(one_run, calls) / calls, "run", peer_calls)
+    rounds = _rounds(ctx, peers, lambda: _loop(one_run, calls) / calls, "run", peer_calls,
+                     repeat=2 * _repeat(ctx))
     store.close()
     return [
         speed_row(SECTION, "run with 2 params + 1 metric", rounds["ours"],
