@@ -27,8 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
+import msgpack
+
 from . import encoding
 from .content import StagedBlob, Stager, encode_digests, iter_blob, manifest
+from .encoding import EXT_DIGEST
 from .errors import IntegrityError, PathError
 from .hashing import Digest, map_file
 from .stores.base import Backend, ReadTxn, WriteTxn
@@ -200,10 +203,25 @@ def _stage_tree(
         else:
             raise PathError(f"{entry_path} is a special file (fifo, socket or device)")
     entries.sort(key=lambda e: e[0].encode())
-    tree = encoding.encode([TREE_TAG, 1, entries])
-    children = sorted({Digest(e[2]) for e in entries if e[1] in "fx"})
-    out.root = stager.add(tree, children=children)
+    children = sorted({e[2] for e in entries if e[1] in "fx"})
+    out.root = stager.add(_encode_tree(entries), children=children)
     return out
+
+
+def _encode_tree(entries: list[list[Any]]) -> bytes:
+    """``encoding.encode([TREE_TAG, 1, entries])``: the same bytes, packed directly from
+    values that are canonical already (strs, sizes, digests), one entry per file."""
+    ext = msgpack.ExtType
+    try:
+        return msgpack.packb(  # type: ignore[no-any-return]
+            [TREE_TAG, 1, [
+                [path, kind, ext(EXT_DIGEST, value) if type(value) is Digest else value, size]
+                for path, kind, value, size in entries
+            ]],
+            use_bin_type=True,
+        )
+    except (UnicodeEncodeError, OverflowError, ValueError, TypeError):
+        return encoding.encode([TREE_TAG, 1, entries])  # raises the canonical error
 
 
 def tree_entries(backend: Backend, txn: ReadTxn, digest: Digest) -> list[list[Any]]:

@@ -225,3 +225,29 @@ def test_staged_chunks_are_fsynced_before_the_transaction_naming_them(
     store.write(lambda txn: [p.commit(txn) for p in prepared])
     assert not pack.unsynced and len(synced) == 1  # one fsync for all twenty, before commit
     assert [store.load(p.artifact) for p in prepared[:2]] == [b"config 0" * 50, b"config 1" * 50]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=40),
+            st.sampled_from(["f", "x", "l", "d"]),
+            st.binary(min_size=16, max_size=16).map(Digest),
+            st.text(max_size=20),
+            st.integers(min_value=0, max_value=2**63),
+        ),
+        max_size=30,
+    )
+)
+def test_a_tree_is_encoded_canonically(raw: list[tuple[str, str, Digest, str, int]]) -> None:
+    entries: list[list[Any]] = [
+        [path, kind, digest if kind in "fx" else target if kind == "l" else "", size]
+        for path, kind, digest, target, size in raw
+    ]
+    try:
+        expected = encoding.encode([lineage.files.TREE_TAG, 1, entries])
+    except Exception as exc:  # names that cannot be encoded raise the same error
+        with pytest.raises(type(exc)):
+            lineage.files._encode_tree(entries)
+        return
+    assert lineage.files._encode_tree(entries) == expected
