@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import time
 import traceback
@@ -38,6 +39,14 @@ from harness import (  # noqa: E402
 )
 
 TITLES = {"core": "Core store", "track": "Tracking", "diff": "Queries and diff"}
+
+
+def _load() -> str:
+    """The 1-minute load average (other work on the machine skews every figure)."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        return "?"
 
 
 def sections() -> list[str]:
@@ -80,12 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     rows: list[Row] = []
-    done: list[tuple[str, str, list[Row], list[str], float]] = []
+    done: list[tuple[str, str, list[Row], list[str], str]] = []
     failed_sections = []
     started = time.time()
     for name in wanted:
         print(f"[{name}]", file=sys.stderr, flush=True)
-        section_started, notes_before = time.time(), len(ctx.notes)
+        section_started, notes_before, load_before = time.time(), len(ctx.notes), _load()
         try:
             module = importlib.import_module(f"bench_{name}")
             section_rows = module.run(ctx)
@@ -95,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         rows.extend(section_rows)
         title = getattr(module, "TITLE", TITLES.get(name, name.capitalize()))
+        load = f"load average {load_before} before, {_load()} after"
         done.append((name, title, section_rows, ctx.notes[notes_before:],
-                     time.time() - section_started))
+                     f"{time.time() - section_started:.0f} s, {load}"))
 
     header = (f"lineage benchmarks — {time.strftime('%Y-%m-%d %H:%M')}, big file "
               f"{format_value(size, 'B')}, {files} small files, best of {repeat}\n"
@@ -107,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     print(render_text(rows))
     for note in ctx.notes:
         print(f"- {note}")
-    print(f"\n({time.time() - started:.0f} s)")
+    print(f"\n({time.time() - started:.0f} s; " + "; ".join(f"{d[0]}: {d[4]}" for d in done) + ")")
     if failed_sections:
         print(f"sections that crashed: {', '.join(failed_sections)}")
     if args.markdown:
@@ -117,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             write_section(args.markdown, title, (
                 f"{time.strftime('%Y-%m-%d %H:%M')}; {machine()}; "
                 f"{format_value(size, 'B')} big file, {files} small files, best of "
-                f"{repeat}; {seconds:.0f} s.  \n"
+                f"{repeat}; {seconds}.  \n"
                 f"Produced by `{command}` (section `{name}`; `make bench` runs them all).\n\n"
                 f"{render_markdown(section_rows)}\n\n" + "".join(f"- {n}\n" for n in notes)
             ))
