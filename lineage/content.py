@@ -35,8 +35,8 @@ __all__ = ["StagedBlob", "Stager", "encode_digests", "iter_blob", "read_blob", "
 T = TypeVar("T")
 
 _BACKGROUND: Final = 8 * 1024 * 1024  # content this large hashes, compares, writes on workers
-_WRITE_BATCH: Final = 16 * 1024 * 1024  # queued new bytes that start a background write
-_WRITES_IN_FLIGHT: Final = 2  # queued batches held in memory at most
+_WRITE_BATCH: Final = 4 * 1024 * 1024  # queued new bytes that start a background write
+_WRITES_IN_FLIGHT: Final = 16  # batches being written at once, at most (64 MiB)
 _RUN: Final = 32 * 1024 * 1024  # reused bytes compared in one job at most
 _NUMPY_COMPARE: Final = 256 * 1024
 _COMPARE_BLOCK: Final = 1024 * 1024
