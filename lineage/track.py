@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import threading
 import time
 import uuid
 import weakref
@@ -119,13 +120,14 @@ def _is_plain(value: Any) -> bool:
 _INT64: Final = (-(2**63), 2**63 - 1)
 _SCALARS: Final = frozenset((str, int, float, bool, type(None)))
 _EMPTY: Final = inspect.Parameter.empty
+_packers = threading.local()
 
 
 def _scalar_params_encoding(params: dict[str, Any]) -> bytes | None:
     """``encoding.encode([{}, params])`` for params of plain scalars, faster; else ``None``.
 
     Gives the same bytes as the general encoder (sorted keys, canonical floats), which
-    ``tests/test_track.py`` checks.
+    ``tests/test_step.py`` checks.
     """
     ordered = {}
     for key in sorted(params):
@@ -140,8 +142,11 @@ def _scalar_params_encoding(params: dict[str, Any]) -> bytes | None:
         elif kind is not str and kind is not bool and value is not None:
             return None
         ordered[key] = value
+    packer = getattr(_packers, "packer", None)
+    if packer is None:  # one per thread: a Packer is cheaper reused than built per call
+        packer = _packers.packer = msgpack.Packer(use_bin_type=True)
     try:
-        packed: bytes = msgpack.packb([{}, ordered], use_bin_type=True)
+        packed: bytes = packer.pack([{}, ordered])  # the buffer resets after an error too
         return packed
     except UnicodeEncodeError:
         return None  # the general encoder raises UnsupportedValue for it
@@ -544,6 +549,8 @@ def _rebuilder(store: Store, run: Run) -> Callable[[], Any]:
         else:
             data = store.read_bytes(artifact)
             loaders.append(_value_loader(artifact, data, name in scalars))
+    if size is None and keys is None and len(loaders) == 1:
+        return loaders[0]  # one output: its loader gives the value (or _MISSING)
 
     def rebuild() -> Any:
         values = [load() for load in loaders]
