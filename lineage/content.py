@@ -4,7 +4,8 @@ Adding content is two-phase so that LMDB's single writer is held only briefly:
 
 1. :func:`stage` (no write transaction): chunk and hash the bytes, look up which chunks the
    store already has, compare those byte for byte (an XXH3 collision raises
-   :class:`CollisionError`), and write only the new chunks to the backend's durable chunk area.
+   :class:`CollisionError`), and write only the new chunks to the backend's chunk area
+   (durable before any transaction naming them commits; see :class:`Stager`).
 2. :meth:`StagedBlob.commit` (inside the caller's write transaction): name the new chunks and
    the blob manifest in the index, after checking that every reused chunk is still there.
 
