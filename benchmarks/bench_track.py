@@ -25,13 +25,12 @@ warm-up. Its tracking data lives under ``benchmarks/.work/track-mlflow/``, telem
 and a ``sitecustomize`` guard refuses every non-loopback connection and DNS lookup (in the
 subprocesses MLflow starts too), so it never reaches the network.
 
-``python benchmarks/bench_track.py [--quick] [--results benchmarks/RESULTS.md]`` runs this
-section alone and writes its table under the heading "Tracking" of the results file.
+``python benchmarks/run.py --only track [--quick] --markdown benchmarks/RESULTS.md`` runs this
+section alone and rewrites its table under "## Tracking" in the results file.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -49,15 +48,13 @@ from harness import (
     Row,
     format_value,
     limit_row,
-    machine,
     remove,
-    render_markdown,
-    render_text,
     speed_row,
     time_once,
 )
 
 SECTION = "track"
+TITLE = "Tracking"
 ARRAY_BYTES = 100 * MiB
 METRIC_CALLS = 10_000
 MODEL_CS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
@@ -508,49 +505,11 @@ def _mlflow_main(spec_file: Path) -> None:
         print(REPLY + json.dumps({"s": ops[request["op"]](request)}), flush=True)
 
 
-# -- running this section alone -----------------------------------------------------------------
-
-
-def write_results(path: Path, rows: list[Row], notes: list[str]) -> None:
-    """Put this section's table under "## Tracking" in ``path``, keeping the rest."""
-    body = (f"## Tracking\n\n{time.strftime('%Y-%m-%d %H:%M')}, {machine()}  \n"
-            "Produced by `python benchmarks/bench_track.py --results benchmarks/RESULTS.md` "
-            "(the `track` section of `python benchmarks/run.py`). Ratios: peer time / our "
-            "time, except where noted.\n\n"
-            f"{render_markdown(rows)}\n\n" + "".join(f"- {n}\n" for n in notes))
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = text.find("\n## Tracking\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + body
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start + 1] + body + ("" if end < 0 else "\n" + text[end + 1:])
-    path.write_text(text)
-
-
-def main(argv: list[str]) -> int:
-    if argv[:1] == ["mlflow"]:
-        _mlflow_main(Path(argv[1]))
-        return 0
-    parser = argparse.ArgumentParser(description="lineage tracking benchmarks")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeat", type=int, default=None)
-    parser.add_argument("--results", type=Path, help="write the table into this markdown file")
-    parser.add_argument("--work", type=Path, default=Path(__file__).resolve().parent / ".work")
-    args = parser.parse_args(argv)
-    args.work.mkdir(parents=True, exist_ok=True)
-    ctx = Context(size=0, files=0, repeat=args.repeat or (2 if args.quick else 3),
-                  work=args.work, quick=args.quick)
-    started = time.time()
-    rows = run(ctx)
-    print(render_text(rows))
-    for note in ctx.notes:
-        print(f"- {note}")
-    print(f"({time.time() - started:.0f} s)")
-    if args.results:
-        write_results(args.results, rows, ctx.notes)
-    return 0
+# -- entry point of the MLflow subprocess -------------------------------------------------------
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    if sys.argv[1:2] != ["mlflow"]:
+        sys.exit("this is MLflow's side of the track section; run: "
+                 "python benchmarks/run.py --only track")
+    _mlflow_main(Path(sys.argv[2]))
