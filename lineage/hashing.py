@@ -98,12 +98,13 @@ def map_file(path: str | os.PathLike[str]) -> mmap.mmap | bytes:
 
 
 def _read_all(fd: int, size: int) -> bytes:
-    parts: list[bytes] = []
-    want = size + 1  # then small reads: a big request allocates its whole buffer first
-    while part := os.read(fd, want):
+    first = os.read(fd, size + 1)
+    if len(first) == size:  # all the file held when stat'ed, as a map would see it
+        return first
+    parts = [first]  # a short read, or a file that grew: read on to the end
+    while part := os.read(fd, 64 * 1024):  # small: a read allocates its whole buffer first
         parts.append(part)
-        want = 64 * 1024
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    return b"".join(parts)
 
 
 def digest_file(path: str | os.PathLike[str]) -> Digest:
