@@ -51,6 +51,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 _CALL_TAG: Final = "lineage/call"
 _MEMO_LIMIT: Final = 4096
+_SCALAR_KEYS_LIMIT: Final = 1024
 _MEMO_BYTES: Final = 1 << 20
 
 _entered: ContextVar[tuple[Store, ...]] = ContextVar("lineage_entered_stores", default=())
@@ -213,6 +214,11 @@ class Step(Generic[P, R]):
                                    default=0)
         self._required_keywords = any(p.kind is p.KEYWORD_ONLY and p.default is _EMPTY
                                       for p in parameters)
+        # call keys of keyword-less calls whose args and defaults are all scalars, by the
+        # args and their types (see _scalar_call): a repeated call skips building its key
+        self._scalar_keys: dict[tuple[Any, ...], Digest] = {}
+        self._scalar_calls = self._simple and all(
+            p.default is _EMPTY or type(p.default) in _SCALARS for p in parameters)
         functools.update_wrapper(self, function)
 
     def __repr__(self) -> str:
@@ -308,22 +314,52 @@ class Step(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call the function, or return its recorded result on a cache hit."""
         store = self.store()
+        scalar = self._scalar_call(args) if self.cache and not kwargs else None
+        if scalar is not None:
+            key = self._scalar_keys.get(scalar)
+            hit = self._memo_hit(store, key) if key is not None else None
+            if hit is not None:
+                return hit[0]  # type: ignore[no-any-return]
         plan = self.plan(store, *args, **kwargs)
+        if scalar is not None:
+            if len(self._scalar_keys) >= _SCALAR_KEYS_LIMIT:
+                self._scalar_keys.clear()
+            self._scalar_keys[scalar] = plan.key
         if self.cache:
             hit = self._cached(store, plan)
             if hit is not None:
                 return hit[0]  # type: ignore[no-any-return]
         return self._execute(store, plan, args, kwargs)
 
-    def _cached(self, store: Store, plan: CallPlan) -> tuple[Any] | None:
+    def _scalar_call(self, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """``args`` with their types when they and the defaults are str, int, float, bool or
+        None, else ``None``. Equal such tuples give equal call keys: the code identity is
+        fixed per step, the defaults are immutable, values of one type that compare equal
+        encode equal (``-0.0`` as ``0.0``), and the types keep ``1``, ``1.0`` and ``True``
+        apart."""
+        if not self._scalar_calls:
+            return None
+        types = tuple(map(type, args))
+        if not _SCALARS.issuperset(types):
+            return None
+        return (types, args)
+
+    def _memo_hit(self, store: Store, key: Digest) -> tuple[Any] | None:
+        """The result of the call with ``key`` rebuilt from this process's memo, if held."""
         memos = self._memo.get(store)
-        memo = memos.get(plan.key) if memos is not None else None
+        memo = memos.get(key) if memos is not None else None
         if memo is not None:
             run_digest, outputs, rebuild = memo
             result = rebuild()
             if result is not _MISSING:
                 _note_child(store, run_digest, outputs, result)
                 return (result,)
+        return None
+
+    def _cached(self, store: Store, plan: CallPlan) -> tuple[Any] | None:
+        hit = self._memo_hit(store, plan.key)
+        if hit is not None:
+            return hit
         with store.read() as txn:
             run_digest = txn.get("call_keys", plan.key)
         if run_digest is None:
