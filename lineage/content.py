@@ -15,6 +15,7 @@ Nothing is visible until phase 2 commits; if it never does, phase 1's bytes are 
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -109,25 +110,36 @@ _packers = threading.local()
 
 
 def _same_bytes(stored: memoryview | bytes, new: memoryview | bytes) -> bool:
-    """Whether two buffers hold the same bytes; large ones are compared by numpy, which
-    releases the GIL, in blocks of 64-bit words (no copies)."""
+    """Whether two buffers hold the same bytes. Large ones are compared in place (no
+    copies) by libc's ``memcmp`` through ctypes, or else by numpy; both release the GIL."""
     if len(stored) != len(new):
         return False
     if len(new) < _NUMPY_COMPARE:
         return bytes(stored) == bytes(new)
     import numpy as np
 
-    left, right = memoryview(stored).cast("B"), memoryview(new).cast("B")
+    left, right = np.frombuffer(stored, np.uint8), np.frombuffer(new, np.uint8)
+    memcmp = _memcmp()
+    if memcmp is not None:  # the arrays keep both buffers alive during the call
+        return memcmp(left.ctypes.data, right.ctypes.data, len(left)) == 0
     for start in range(0, len(left), _COMPARE_BLOCK):
-        a, b = left[start : start + _COMPARE_BLOCK], right[start : start + _COMPARE_BLOCK]
-        words = len(a) // 8
-        if words and not np.array_equal(
-            np.frombuffer(a, np.uint64, words), np.frombuffer(b, np.uint64, words)
-        ):
-            return False
-        if a[words * 8 :] != b[words * 8 :]:
+        if not np.array_equal(left[start : start + _COMPARE_BLOCK],
+                              right[start : start + _COMPARE_BLOCK]):
             return False
     return True
+
+
+@functools.cache
+def _memcmp() -> Callable[[int, int, int], int] | None:
+    try:
+        import ctypes
+
+        function = ctypes.CDLL(None).memcmp
+    except (OSError, AttributeError, TypeError):  # no C library to load by name (Windows)
+        return None
+    function.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+    function.restype = ctypes.c_int
+    return function
 
 
 def _check_existing(backend: Backend, chunk: Chunk, location: bytes) -> None:
@@ -310,10 +322,15 @@ class Stager:
     def _add_chunks(
         self, txn: ReadTxn, view: memoryview, background: bool
     ) -> tuple[list[Digest], int]:
+        # The per-chunk loop of a large add: names looked up once, runs kept inline.
         digests: list[Digest] = []
         written = 0
         seen: dict[Digest, Chunk] = {}
         run: _Run = []
+        run_start = run_end = -1
+        queued_get, located_get, known_get = (
+            self._unwritten.get, self._located.get, self._known.get
+        )
         for chunk in chunk_buffer(view):
             digest = chunk.digest
             digests.append(digest)
@@ -322,34 +339,29 @@ class Stager:
                 if not _same_bytes(first.data, chunk.data):
                     raise _collision(digest)
                 continue
-            queued = self._unwritten.get(digest)
+            queued = queued_get(digest)
             if queued is not None:  # queued by an earlier blob of this add
                 if not _same_bytes(queued, chunk.data):
                     raise _collision(digest)
                 continue
-            location = (
-                self._located.get(digest) or self._known.get(digest)
-                or txn.get("chunks", digest)
-            )
+            location = located_get(digest) or known_get(digest) or txn.get("chunks", digest)
             if location is None:
                 self._enqueue(digest, chunk.data)
-                written += chunk.length
-            elif background:
-                run = self._compare_later(run, view, chunk, location)
-            else:
+                written += len(chunk.data)
+            elif not background:
                 _check_existing(self._backend, chunk, location)
+            else:  # compared later on a worker, with its neighbours
+                offset = chunk.offset
+                if run and (offset != run_end or offset - run_start >= _RUN):
+                    self._checks.append(self._submit(_compare_run, self._backend, view, run))
+                    run = []
+                if not run:
+                    run_start = offset
+                run.append((location, chunk))
+                run_end = offset + len(chunk.data)
         if run:
             self._checks.append(self._submit(_compare_run, self._backend, view, run))
         return digests, written
-
-    def _compare_later(self, run: _Run, view: memoryview, chunk: Chunk, location: bytes) -> _Run:
-        if run:
-            start, last = run[0][1], run[-1][1]
-            if last.offset + last.length != chunk.offset or chunk.offset - start.offset >= _RUN:
-                self._checks.append(self._submit(_compare_run, self._backend, view, run))
-                run = []
-        run.append((location, chunk))
-        return run
 
     def _enqueue(self, digest: Digest, data: memoryview) -> None:
         self._queue.append((digest, data))

@@ -251,3 +251,19 @@ def test_a_tree_is_encoded_canonically(raw: list[tuple[str, str, Digest, str, in
             lineage.files._encode_tree(entries)
         return
     assert lineage.files._encode_tree(entries) == expected
+
+
+@pytest.mark.parametrize("with_memcmp", [True, False], ids=["memcmp", "numpy"])
+def test_large_buffers_compare_byte_for_byte(
+    monkeypatch: pytest.MonkeyPatch, with_memcmp: bool
+) -> None:
+    if not with_memcmp:
+        monkeypatch.setattr(lineage.content, "_memcmp", lambda: None)
+    same = lineage.content._same_bytes
+    data = random_bytes(3 * MiB + 5, seed=14)
+    assert same(data, bytes(data)) and same(memoryview(data), memoryview(bytes(data)))
+    for position in (0, MiB - 1, MiB, len(data) - 1):
+        changed = bytearray(data)
+        changed[position] ^= 0x01
+        assert not same(data, bytes(changed))
+    assert not same(data, data[:-1])
