@@ -79,7 +79,7 @@ def is_hex(text: str) -> bool:
     return bool(text) and _HEX.issuperset(text)
 
 
-def digest_bytes(data: bytes | bytearray | memoryview) -> Digest:
+def digest_bytes(data: bytes | bytearray | memoryview | mmap.mmap) -> Digest:
     """XXH3-128 of ``data``."""
     return Digest(xxhash.xxh3_128_digest(data))
 
