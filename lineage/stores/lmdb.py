@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import lmdb
 
@@ -99,7 +99,8 @@ class _Txn:
         self._dbs = dbs
 
     def get(self, namespace: str, key: bytes) -> bytes | None:
-        return self._txn.get(key, db=self._dbs[namespace])  # type: ignore[no-any-return]
+        # Transactions are begun with buffers=False, so values are bytes, never memoryviews.
+        return cast("bytes | None", self._txn.get(key, db=self._dbs[namespace]))
 
     def items(
         self, namespace: str, prefix: bytes = b"", *, reverse: bool = False
@@ -108,18 +109,18 @@ class _Txn:
         if not reverse:
             found = cursor.set_range(prefix) if prefix else cursor.first()
             while found:
-                key = cursor.key()
+                key = cast(bytes, cursor.key())
                 if not key.startswith(prefix):
                     return
-                yield key, cursor.value()
+                yield key, cast(bytes, cursor.value())
                 found = cursor.next()
             return
         found = _seek_last_with_prefix(cursor, prefix)
         while found:
-            key = cursor.key()
+            key = cast(bytes, cursor.key())
             if not key.startswith(prefix):
                 return
-            yield key, cursor.value()
+            yield key, cast(bytes, cursor.value())
             found = cursor.prev()
 
     def put(self, namespace: str, key: bytes, value: bytes) -> None:
@@ -332,7 +333,7 @@ class LmdbBackend(Backend):
         finally:
             txn.abort()
 
-    def write(self, apply: Callable[[_Txn], T]) -> T:  # type: ignore[override]
+    def write(self, apply: Callable[[_Txn], T]) -> T:
         env = self._environment()
         with self._lock:
             self._sync_pack()  # chunks appended by this process are durable before any commit

@@ -104,7 +104,7 @@ class MemoryBackend(Backend):
             frozen = {ns: dict(table) for ns, table in self._state.items()}
         yield _Snapshot(frozen)
 
-    def write(self, apply: Callable[[_Overlay], T]) -> T:  # type: ignore[override]
+    def write(self, apply: Callable[[_Overlay], T]) -> T:
         self._check_open()
         with self._lock:
             overlay = _Overlay(self._state)

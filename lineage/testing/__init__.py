@@ -39,8 +39,9 @@ from ..errors import (
     StoreError,
 )
 from ..hashing import Digest, digest_bytes
+from ..indexing import index_record
 from ..records import Run
-from ..store import Store, index_record
+from ..store import Store
 from ..stores.base import NAMESPACES, Backend, ReadTxn, WriteTxn
 
 __all__ = ["StoreContract", "flip_byte", "snapshot"]
