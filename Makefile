@@ -23,6 +23,8 @@ demo: $(VENV)/.installed
 
 test: $(STAMP)
 	$(PY) -m pytest
+	$(VENV)/bin/ruff check lineage tests benchmarks examples
+	$(VENV)/bin/mypy
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lineage tests benchmarks examples
