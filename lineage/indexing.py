@@ -8,7 +8,8 @@ committing it inside a write transaction makes both visible together, with its v
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Final
 
 from . import encoding, registry
@@ -103,6 +104,8 @@ class Prepared:
     artifact: Artifact
     staged: list[StagedPath | StagedBlob]
     version: str | None = None
+    #: stages the same value again (after ChunkVanished: a concurrent gc took reused content)
+    restage: Callable[[], Prepared] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str | None:

@@ -17,12 +17,13 @@ import uuid
 import weakref
 from contextvars import Token
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 from . import encoding
 from .content import ChunkVanished
 from .context import RunRecorder, active_recorder, active_recorder_var
-from .errors import InvalidName, LineageError, RunError, UnsupportedValue
+from .errors import InvalidName, LineageError, RunError, StoreError, UnsupportedValue
 from .hashing import Digest
 from .records import Artifact, Run
 from .stores.base import WriteTxn
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["RunContext", "plain_value"]
 
 METRIC_BATCH: Final = 4096
+_COMMIT_RETRIES: Final = 5
 _MAX_METRIC_NAME: Final = 250
 _open_runs: weakref.WeakSet[RunContext] = weakref.WeakSet()
 
@@ -202,9 +204,10 @@ class RunContext:
 
     def record_use(self, artifact: Artifact, name: str | None) -> None:
         """Note an artifact read inside the run (called by ``Store.load``)."""
-        key = name or artifact.name or artifact.digest[:12]
+        from .track import add_input
+
         with self._lock:
-            self.inputs[key] = artifact.raw_digest
+            add_input(self.inputs, artifact, name)
 
     def record_child(self, run_digest: Digest) -> None:
         """Note a step run (or a cache hit's recorded run) made inside this run."""
@@ -344,9 +347,8 @@ class RunContext:
         environment = self.store.environment_artifact()
         record = _with_environment(record, environment)
         try:
-            versions = self.store.write(lambda txn: _commit_run(
-                txn, record, self._outputs, self.children, environment, series))
-        except (LineageError, ChunkVanished) as failure:
+            versions = self._write_retrying(record, environment, series)
+        except InvalidName as failure:  # name@version taken by another writer meanwhile
             record = self._commit_without_versions(record, environment, exc, failure, series)
             versions = {}
         self.record = record
@@ -355,6 +357,26 @@ class RunContext:
         parent = self._parent
         if parent is not None and getattr(parent, "store", None) is self.store:
             parent.record_child(record.raw_digest)  # type: ignore[attr-defined]
+
+    def _write_retrying(self, record: Run, environment: Prepared | None,
+                        series: list[tuple[str, int, float, float]]) -> dict[str, str | None]:
+        """Commit the run; if a concurrent gc took content its outputs reuse, stage again.
+
+        Outputs are re-staged from the values they were logged with, so the Run record (which
+        names them by digest) is unchanged.
+        """
+        for _ in range(_COMMIT_RETRIES):
+            try:
+                return self.store.write(partial(_commit_run, record=record,
+                                                outputs=self._outputs, children=self.children,
+                                                environment=environment, series=series))
+            except ChunkVanished:
+                self._outputs = {k: p.restage() if p.restage else p
+                                 for k, p in self._outputs.items()}
+                self.store.forget_environment()
+                environment = self.store.environment_artifact()
+        raise StoreError(f"run {self.op!r}: content kept disappearing while committing "
+                         "(a concurrent gc?); nothing was recorded")
 
     def _commit_without_versions(self, record: Run, environment: Prepared | None,
                                  exc: BaseException | None, failure: Exception,

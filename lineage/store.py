@@ -256,7 +256,9 @@ class Store:
         else:
             artifact, staged = prepare_value(self.backend, value, name=name, kind=kind,
                                              meta=meta, parents=parents, target=target)
-        return Prepared(artifact, staged, version)
+        restage = partial(self.prepare, value, name, version=version, kind=kind, meta=meta,
+                          derived_from=parents, target=target, path_name=path_name)
+        return Prepared(artifact, staged, version, restage=restage)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -422,6 +424,10 @@ class Store:
         if not isinstance(record, Run):
             raise RevisionNotFound(f"{run!r} names an artifact, not a run")
         return metric_history(self, record, name)
+
+    def forget_environment(self) -> None:
+        """Drop the staged environment artifacts kept for reuse (stage them again)."""
+        self._environments.clear()
 
     def environment_artifact(self) -> Prepared:
         """The staged ``environment`` artifact of this process now (shared by digest)."""

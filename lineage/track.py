@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING, Any, Final, Generic, ParamSpec, TypeVar, overl
 import msgpack
 
 from . import encoding
+from .content import ChunkVanished
 from .context import active_recorder, active_recorder_var
-from .errors import CorruptRecordError, LineageError, UnsupportedValue
+from .errors import CorruptRecordError, LineageError, StoreError, UnsupportedValue
 from .hashing import Digest, digest_bytes
 from .records import Artifact, Run
 
@@ -158,12 +159,17 @@ def _numpy_scalar(value: Any) -> bool:
 
 
 def _identity(store: Store, name: str, value: Any) -> Digest:
+    """The content identity of an input, tagged with what it is.
+
+    The tag keeps a ``Path`` to a file holding ``b"hello"``, the bytes ``b"hello"`` and an
+    artifact apart even where their content digests agree.
+    """
     if isinstance(value, Path):
         from .files import path_digest
 
-        return path_digest(store.backend, value)
+        return encoding.digest_of(["path", path_digest(store.backend, value)])
     if isinstance(value, Artifact):
-        return value.raw_digest
+        return encoding.digest_of(["artifact", value.raw_digest])
     from .adapters import adapter_for_value
 
     try:
@@ -174,7 +180,10 @@ def _identity(store: Store, name: str, value: Any) -> Digest:
             f"argument {name!r} is a {kind.__module__}.{kind.__qualname__}, which lineage "
             "cannot hash; pass it as a pathlib.Path, a plain value, or add it to `ignore=`"
         ) from None
-    return digest_bytes(adapter.key(value))
+    kind = type(value)
+    return encoding.digest_of(
+        ["value", f"{kind.__module__}.{kind.__qualname__}", digest_bytes(adapter.key(value))]
+    )
 
 
 class Step(Generic[P, R]):
@@ -396,10 +405,21 @@ class Step(Generic[P, R]):
             if error is not None:
                 self._record(store, plan, recorder, started, None, error)
         self._record(store, plan, recorder, started, result, None)
-        return result
+        return _as_recorded(result)  # what a later cache hit will return
 
     def _record(self, store: Store, plan: CallPlan, recorder: _StepRecorder, started: float,
                 result: Any, error: BaseException | None) -> Run:
+        """Stage and commit the run; stage again if a concurrent gc took reused content."""
+        for _ in range(_COMMIT_RETRIES):
+            try:
+                return self._record_once(store, plan, recorder, started, result, error)
+            except ChunkVanished:
+                store.forget_environment()
+        raise StoreError(f"step {self.name!r}: content kept disappearing while recording "
+                         "(a concurrent gc?); nothing was recorded")
+
+    def _record_once(self, store: Store, plan: CallPlan, recorder: _StepRecorder,
+                     started: float, result: Any, error: BaseException | None) -> Run:
         inputs = {name: _prepare_input(store, value) for name, value in plan.inputs.items()}
         outputs, paths, shape = (
             ({}, {}, {}) if error is not None else _prepare_outputs(store, result)
@@ -436,6 +456,34 @@ class Step(Generic[P, R]):
 
 
 _MISSING: Final = object()
+_COMMIT_RETRIES: Final = 5
+
+
+def add_input(inputs: dict[str, Digest], artifact: Artifact, name: str | None) -> None:
+    """Record ``artifact`` as an input under ``name`` (default: its name), never replacing
+    a different artifact already recorded there (``testset@v1`` and ``testset@v2`` both stay).
+    """
+    key = name or artifact.name or artifact.digest[:12]
+    if inputs.get(key, artifact.raw_digest) != artifact.raw_digest:
+        key = f"{key}@{artifact.version}" if artifact.version else f"{key}@{artifact.digest[:12]}"
+    inputs[key] = artifact.raw_digest
+
+
+def _as_recorded(result: Any) -> Any:
+    """``result`` as a cache hit rebuilds it: numpy scalars as Python numbers, plain
+    containers through the canonical encoding (inner tuples become lists)."""
+    def recorded(value: Any) -> Any:
+        if _numpy_scalar(value):
+            return value.item()
+        if isinstance(value, list | tuple | dict) and _is_plain(value):
+            return encoding.decode(encoding.encode(value))
+        return value
+
+    if type(result) is tuple:
+        return tuple(recorded(v) for v in result)
+    if _is_output_dict(result):
+        return {k: recorded(v) for k, v in result.items()}
+    return recorded(result)
 
 
 class _StepRecorder:
@@ -451,7 +499,7 @@ class _StepRecorder:
         self.parent_id: str | None = getattr(parent, "id", None)
 
     def record_use(self, artifact: Artifact, name: str | None) -> None:
-        self.inputs[name or artifact.name or artifact.digest[:12]] = artifact.raw_digest
+        add_input(self.inputs, artifact, name)
 
     def record_child(self, run_digest: Digest) -> None:
         self.children.append(run_digest)
@@ -625,8 +673,10 @@ def _path_loader(store: Store, artifact: Artifact, path: Path) -> Callable[[], A
             current = path_digest(store.backend, path) if os.path.lexists(path) else None
         except LineageError:
             current = None
-        if current != artifact.blob:
-            store.checkout(artifact, path, force=True)  # restore a missing or changed output
+        if current is None:
+            store.checkout(artifact, path)  # restore a missing output
+        elif current != artifact.blob:
+            return _MISSING  # edited since it was recorded: run the step, never overwrite
         return path
 
     return load
