@@ -367,9 +367,10 @@ class RunContext:
         """
         for _ in range(_COMMIT_RETRIES):
             try:
-                return self.store.write(partial(_commit_run, record=record,
-                                                outputs=self._outputs, children=self.children,
-                                                environment=environment, series=series))
+                versions: dict[str, str | None] = self.store.write(partial(
+                    _commit_run, record=record, outputs=self._outputs,
+                    children=self.children, environment=environment, series=series))
+                return versions
             except ChunkVanished:
                 self._outputs = {k: p.restage() if p.restage else p
                                  for k, p in self._outputs.items()}

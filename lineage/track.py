@@ -405,7 +405,8 @@ class Step(Generic[P, R]):
             if error is not None:
                 self._record(store, plan, recorder, started, None, error)
         self._record(store, plan, recorder, started, result, None)
-        return _as_recorded(result)  # what a later cache hit will return
+        recorded: R = _as_recorded(result)  # what a later cache hit will return
+        return recorded
 
     def _record(self, store: Store, plan: CallPlan, recorder: _StepRecorder, started: float,
                 result: Any, error: BaseException | None) -> Run:
