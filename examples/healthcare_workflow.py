@@ -70,7 +70,7 @@ def build_version(store: lineage.Store, version: str, C: float, test: pd.DataFra
     """Preprocess, train, log and evaluate one model version inside a tracked run."""
     with store.run("train_model", params={"C": C}) as run:
         raw = run.log_input(f"dataset@{version}", name="dataset")
-        cohort = pd.read_csv(store.load(raw))
+        cohort = store.load(raw)  # a DataFrame: the CSV was added as a dataset
         table = preprocess(cohort)
         model = train(table, C=C)
         run.log_model(model, name="model", version=version,
@@ -124,7 +124,7 @@ def main() -> None:
         print(f"  {run.digest[:12]} {run.op} C={run.params['C']}: {shown}")
     print()
     print("== would preprocess(dataset@v1.1) run again? ==")
-    print(" ", store.explain(preprocess, pd.read_csv(store.load("dataset@v1.1"))))
+    print(" ", store.explain(preprocess, store.load("dataset@v1.1")))
     print()
     difference = store.diff("model@v1.0", "model@v1.1")
     print(difference)

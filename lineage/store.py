@@ -332,11 +332,13 @@ class Store:
             return read_blob(self.backend, txn, artifact.blob)
 
     def load(self, revision: str | Digest | Artifact, *, trust: bool = False,
-             as_name: str | None = None) -> Any:
+             as_name: str | None = None, as_path: bool = False) -> Any:
         """The value an artifact holds: a DataFrame, array, dict, estimator or bytes back.
 
-        Files and directories come back as a :class:`pathlib.Path` to a read-only copy.
-        Inside a run or step, the load is recorded as a ``used`` edge (input ``as_name``).
+        A CSV/TSV/Parquet file added as ``kind="dataset"`` comes back as a DataFrame (needs
+        pandas); other files and directories, and any file with ``as_path=True``, as a
+        :class:`pathlib.Path` to a read-only copy. Inside a run or step, the load is recorded
+        as a ``used`` edge (input ``as_name``).
 
         Raises:
             UntrustedContentError: the content is a pickle and ``trust`` is false.
@@ -349,7 +351,12 @@ class Store:
         if artifact.format == "directory" or artifact.kind in ("file", "directory") or (
             artifact.format not in _VALUE_FORMATS
         ):
-            return self._materialize(artifact)
+            path = self._materialize(artifact)
+            if not as_path and artifact.kind == "dataset" and artifact.format in _TABLE_FORMATS:
+                from .adapters.pandas import read_table_file
+
+                return read_table_file(path)
+            return path
         data = self.read_bytes(artifact)
         return adapter_for_format(artifact.format).load(data, artifact.format, trust=trust)
 
@@ -578,6 +585,7 @@ class Store:
         return collect_garbage(self.backend, dry_run=dry_run, materialized=materialized)
 
 
+_TABLE_FORMATS: Final = frozenset({"csv", "tsv", "parquet"})
 _VALUE_FORMATS: Final = frozenset(
     {"bytes", "msgpack", "numpy", "pandas-parquet", "pandas-pickle", "sklearn-pickle", "skops"}
 )

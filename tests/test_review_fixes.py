@@ -90,3 +90,17 @@ def test_a_run_whose_reused_content_vanishes_is_staged_again_and_kept(
     assert record is not None and record.status == "ok"
     assert store.load("weights") == {"w": [1, 2]}
     assert store.resolve(record.digest).metrics == {"loss": 0.25}
+
+
+def test_a_csv_dataset_loads_as_a_dataframe_and_as_a_path_on_request(
+    store: Store, tmp_path: Path
+) -> None:
+    source = tmp_path / "cohort.csv"
+    source.write_text("age,label\n30,0\n71,1\n")
+    store.add(source, name="cohort", kind="dataset", target="label")
+    frame = store.load("cohort")
+    assert list(frame.columns) == ["age", "label"]
+    assert frame["age"].tolist() == [30, 71]
+    assert store.load("cohort", as_path=True).read_text() == source.read_text()
+    store.add(source, name="plain")  # not a dataset: a file, so a path
+    assert isinstance(store.load("plain"), Path)

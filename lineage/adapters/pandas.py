@@ -245,6 +245,18 @@ def summarize_table_file(
     Raises:
         UnsupportedValue: the file cannot be read as a table, or ``target`` is not a column.
     """
+    frame = read_table_file(path)
+    summary, identity, attachments = _profile(frame, target)
+    summary["identity"] = digest_bytes(identity)
+    return summary, attachments
+
+
+def read_table_file(path: str | PathLike[str]) -> pd.DataFrame:
+    """A CSV/TSV/Parquet file as a DataFrame (CSV floats parsed exactly).
+
+    Raises:
+        UnsupportedValue: the file cannot be read as a table.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _TABLE_SUFFIXES:
@@ -260,9 +272,7 @@ def summarize_table_file(
             f"cannot read {path} as a table ({type(exc).__name__}: {exc}); fix the file, or "
             "add it without kind='dataset' to store it as a plain file"
         ) from None
-    summary, identity, attachments = _profile(frame, target)
-    summary["identity"] = digest_bytes(identity)
-    return summary, attachments
+    return frame
 
 
 # -- storage -----------------------------------------------------------------------------
