@@ -408,9 +408,10 @@ class Store:
     def explain(self, step: Any, *args: Any, **kwargs: Any) -> Any:
         """Would ``step(*args, **kwargs)`` hit the cache? If not, what changed.
 
-        Returns an :class:`~lineage.track.Explanation` (printable, ``to_dict()``).
+        Returns an :class:`~lineage.explain.Explanation` (printable, ``to_dict()``).
         """
-        from .track import Step, explain_call
+        from .explain import explain_call
+        from .track import Step
 
         if not isinstance(step, Step):
             raise TypeError(f"explain() takes a @lineage.step function, got {step!r}")

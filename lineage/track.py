@@ -28,7 +28,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar, Token
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Generic, ParamSpec, TypeVar, overload
 
@@ -37,15 +37,25 @@ import msgpack
 from . import encoding
 from .content import ChunkVanished
 from .context import active_recorder, active_recorder_var
-from .errors import CorruptRecordError, LineageError, StoreError, UnsupportedValue
+from .errors import LineageError, StoreError, UnsupportedValue
 from .hashing import Digest, digest_bytes
 from .records import Artifact, Run
+from .step_outputs import (
+    MISSING,
+    as_recorded,
+    is_plain,
+    numpy_scalar,
+    output_bytes,
+    output_items,
+    prepare_outputs,
+    rebuilder,
+)
 
 if TYPE_CHECKING:
     from .indexing import Prepared
     from .store import Store
 
-__all__ = ["Explanation", "Step", "default_store", "pop_default_store", "push_default_store",
+__all__ = ["Step", "default_store", "pop_default_store", "push_default_store",
            "step"]
 
 P = ParamSpec("P")
@@ -108,17 +118,6 @@ class CallPlan:
     identities: dict[str, Digest]  # name -> content identity used in the key
 
 
-def _is_plain(value: Any) -> bool:
-    kind = type(value)
-    if kind in (str, int, float, bool) or value is None:
-        return True
-    if kind in (list, tuple):
-        return all(_is_plain(v) for v in value)
-    if kind is dict:
-        return all(type(k) is str and _is_plain(v) for k, v in value.items())
-    return False
-
-
 _INT64: Final = (-(2**63), 2**63 - 1)
 _SCALARS: Final = frozenset((str, int, float, bool, type(None)))
 _EMPTY: Final = inspect.Parameter.empty
@@ -152,10 +151,6 @@ def _scalar_params_encoding(params: dict[str, Any]) -> bytes | None:
         return packed
     except UnicodeEncodeError:
         return None  # the general encoder raises UnsupportedValue for it
-
-
-def _numpy_scalar(value: Any) -> bool:
-    return type(value).__module__ == "numpy" and getattr(value, "shape", None) == ()
 
 
 def _identity(store: Store, name: str, value: Any) -> Digest:
@@ -287,9 +282,9 @@ class Step(Generic[P, R]):
         for name, value in self._arguments(args, kwargs):
             if ignore and name in ignore:
                 continue
-            if type(value) in _SCALARS or _is_plain(value):
+            if type(value) in _SCALARS or is_plain(value):
                 params[name] = value
-            elif _numpy_scalar(value):
+            elif numpy_scalar(value):
                 params[name] = value.item()
             else:
                 inputs[name] = value
@@ -360,7 +355,7 @@ class Step(Generic[P, R]):
         if memo is not None:
             run_digest, outputs, rebuild = memo
             result = rebuild()
-            if result is not _MISSING:
+            if result is not MISSING:
                 _note_child(store, run_digest, outputs, result)
                 return (result,)
         return None
@@ -376,13 +371,13 @@ class Step(Generic[P, R]):
         try:
             run = store.record(Digest(run_digest))
             assert isinstance(run, Run)  # noqa: S101 - call_keys only index runs
-            rebuild = _rebuilder(store, run)
+            rebuild = rebuilder(store, run)
             result = rebuild()
         except LineageError:
             return None  # outputs gone or corrupt: run again
-        if result is _MISSING:
+        if result is MISSING:
             return None
-        if _output_bytes(store, run) <= _MEMO_BYTES:  # keep small outputs' bytes in memory
+        if output_bytes(store, run) <= _MEMO_BYTES:  # keep small outputs' bytes in memory
             memos = self._memo.setdefault(store, {})
             if len(memos) >= _MEMO_LIMIT:
                 memos.clear()
@@ -405,7 +400,7 @@ class Step(Generic[P, R]):
             if error is not None:
                 self._record(store, plan, recorder, started, None, error)
         self._record(store, plan, recorder, started, result, None)
-        recorded: R = _as_recorded(result)  # what a later cache hit will return
+        recorded: R = as_recorded(result)  # what a later cache hit will return
         return recorded
 
     def _record(self, store: Store, plan: CallPlan, recorder: _StepRecorder, started: float,
@@ -423,7 +418,7 @@ class Step(Generic[P, R]):
                      started: float, result: Any, error: BaseException | None) -> Run:
         inputs = {name: _prepare_input(store, value) for name, value in plan.inputs.items()}
         outputs, paths, shape = (
-            ({}, {}, {}) if error is not None else _prepare_outputs(store, result)
+            ({}, {}, {}) if error is not None else prepare_outputs(store, result)
         )
         code = store.prepare(self.code_summary()["source"].encode(), kind="code")
         code = _as_code(code, self.code_summary())
@@ -450,13 +445,14 @@ class Step(Generic[P, R]):
         _note_child(store, run.raw_digest, run.outputs, result)
         return run
 
-    def explain(self, *args: Any, **kwargs: Any) -> Explanation:
+    def explain(self, *args: Any, **kwargs: Any) -> Any:
         """Would this call hit the cache? If not, what changed against the nearest call."""
         store = self.store()
+        from .explain import explain_call
+
         return explain_call(store, self, *args, **kwargs)
 
 
-_MISSING: Final = object()
 _COMMIT_RETRIES: Final = 5
 
 
@@ -468,23 +464,6 @@ def add_input(inputs: dict[str, Digest], artifact: Artifact, name: str | None) -
     if inputs.get(key, artifact.raw_digest) != artifact.raw_digest:
         key = f"{key}@{artifact.version}" if artifact.version else f"{key}@{artifact.digest[:12]}"
     inputs[key] = artifact.raw_digest
-
-
-def _as_recorded(result: Any) -> Any:
-    """``result`` as a cache hit rebuilds it: numpy scalars as Python numbers, plain
-    containers through the canonical encoding (inner tuples become lists)."""
-    def recorded(value: Any) -> Any:
-        if _numpy_scalar(value):
-            return value.item()
-        if isinstance(value, list | tuple | dict) and _is_plain(value):
-            return encoding.decode(encoding.encode(value))
-        return value
-
-    if type(result) is tuple:
-        return tuple(recorded(v) for v in result)
-    if _is_output_dict(result):
-        return {k: recorded(v) for k, v in result.items()}
-    return recorded(result)
 
 
 class _StepRecorder:
@@ -520,9 +499,9 @@ def _note_child(store: Store, run_digest: Digest, outputs: dict[str, Digest],
     note = getattr(recorder, "record_step_output", None)
     if note is None:
         return
-    for name, value in _output_items(result):
+    for name, value in output_items(result):
         digest = outputs.get(name)
-        if digest is not None and not _is_plain(value):  # plain values have no stable id
+        if digest is not None and not is_plain(value):  # plain values have no stable id
             note(value, digest)
 
 
@@ -544,54 +523,6 @@ def _prepare_input(store: Store, value: Any) -> tuple[Prepared | None, Any]:
     return store.prepare(value, path_name=False), value
 
 
-def _is_output_dict(result: Any) -> bool:
-    """A dict with str keys holding some non-plain value: one output per key."""
-    return (type(result) is dict and bool(result) and all(type(k) is str for k in result)
-            and not _is_plain(result))
-
-
-def _output_items(result: Any) -> list[tuple[str, Any]]:
-    if result is None:
-        return []
-    if type(result) is tuple:
-        return [(f"return.{i}", v) for i, v in enumerate(result)]
-    if _is_output_dict(result):
-        return [(f"return.{key}", v) for key, v in result.items()]
-    return [("return", result)]
-
-
-def _prepare_outputs(store: Store, result: Any) -> tuple[dict[str, Prepared], dict[str, str],
-                                                          dict[str, Any]]:
-    """Staged outputs, the paths of Path outputs, and the return shape for the run's meta.
-
-    The shape is ``{"tuple": n}`` for a tuple return, ``{"dict": [keys]}`` for a dict of
-    non-plain values (one output per key), and ``{"scalars": [output names]}`` for
-    outputs stored as a one-key ``{"value": v}`` config, so a hit rebuilds exactly the
-    returned value (a returned ``{"value": 3}`` stays a dict).
-    """
-    outputs: dict[str, Prepared] = {}
-    paths: dict[str, str] = {}
-    scalars: list[str] = []
-    for name, value in _output_items(result):
-        if isinstance(value, Path):
-            paths[name] = str(value.resolve())
-        if _numpy_scalar(value):
-            value = value.item()
-        if _is_plain(value) and not isinstance(value, list | dict | tuple):
-            value = {"value": value}  # scalars are stored as a one-key config
-            scalars.append(name)
-        try:
-            outputs[name] = store.prepare(value, path_name=False)
-        except UnsupportedValue as exc:
-            raise UnsupportedValue(f"step output {name!r} cannot be stored: {exc}") from None
-    shape: dict[str, Any] = {"scalars": scalars} if scalars else {}
-    if type(result) is tuple:
-        shape["tuple"] = len(result)
-    elif _is_output_dict(result):
-        shape["dict"] = list(result)
-    return outputs, paths, shape
-
-
 def _as_code(prepared: Prepared, summary: dict[str, Any]) -> Prepared:
     from dataclasses import replace
 
@@ -609,78 +540,6 @@ def _commit(txn: Any, run: Run, staged: list[Prepared], children: list[Digest]) 
     digest = index_record(txn, run)
     for child in children:
         add_edge(txn, digest, EDGE_CHILD, child)
-
-
-def _rebuilder(store: Store, run: Run) -> Callable[[], Any]:
-    """A function rebuilding ``run``'s return value from the store (``_MISSING`` if gone)."""
-    paths = run.meta.get("paths", {})
-    scalars = set(run.meta.get("scalars", ()))
-    size = run.meta.get("tuple")
-    keys = run.meta.get("dict")
-    if size is not None:
-        names = [f"return.{i}" for i in range(size)]
-    elif keys is not None:
-        names = [f"return.{key}" for key in keys]
-    else:
-        names = sorted(run.outputs)
-    if set(names) != set(run.outputs):
-        raise CorruptRecordError(f"run {run.digest} records outputs {sorted(run.outputs)} that "
-                             "do not match the shape of its return value")
-    loaders = []
-    for name in names:
-        artifact = store.artifact(run.outputs[name])
-        if name in paths:
-            loaders.append(_path_loader(store, artifact, Path(paths[name])))
-        else:
-            data = store.read_bytes(artifact)
-            loaders.append(_value_loader(artifact, data, name in scalars))
-    if size is None and keys is None and len(loaders) == 1:
-        return loaders[0]  # one output: its loader gives the value (or _MISSING)
-
-    def rebuild() -> Any:
-        values = [load() for load in loaders]
-        if any(v is _MISSING for v in values):
-            return _MISSING
-        if size is not None:
-            return tuple(values)
-        if keys is not None:
-            return dict(zip(keys, values, strict=True))
-        return values[0] if values else None
-
-    return rebuild
-
-
-def _output_bytes(store: Store, run: Run) -> int:
-    return sum(store.artifact(d).size for d in run.outputs.values())
-
-
-def _value_loader(artifact: Artifact, data: bytes, scalar: bool) -> Callable[[], Any]:
-    from .adapters import adapter_for_format
-
-    adapter = adapter_for_format(artifact.format)
-
-    def load() -> Any:
-        value = adapter.load(data, artifact.format, trust=True)  # our own recorded output
-        return value["value"] if scalar else value
-
-    return load
-
-
-def _path_loader(store: Store, artifact: Artifact, path: Path) -> Callable[[], Any]:
-    from .files import path_digest
-
-    def load() -> Any:
-        try:
-            current = path_digest(store.backend, path) if os.path.lexists(path) else None
-        except LineageError:
-            current = None
-        if current is None:
-            store.checkout(artifact, path)  # restore a missing output
-        elif current != artifact.blob:
-            return _MISSING  # edited since it was recorded: run the step, never overwrite
-        return path
-
-    return load
 
 
 def _bytecode_identity(function: Any, qualname: str) -> Digest:
@@ -701,75 +560,6 @@ def _bytecode_identity(function: Any, qualname: str) -> Digest:
             "pass @lineage.step(version=...) to pin its identity"
         )
     return encoding.digest_of(["lineage/bytecode", qualname, marshal.dumps(code)])
-
-
-# -- explain ----------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Explanation:
-    """Whether a call would hit the cache and, if not, what differs from the nearest call."""
-
-    step: str
-    hit: bool
-    run: Run | None = None
-    nearest: Run | None = None
-    changes: list[str] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        if self.hit:
-            return f"{self.step}: cache hit (run {self.run.digest[:12] if self.run else '?'})"
-        if self.nearest is None:
-            return f"{self.step}: cache miss: no earlier successful call of this step"
-        lines = [f"{self.step}: cache miss; nearest earlier call "
-                 f"{self.nearest.digest[:12]} differs in:"]
-        lines += [f"  - {change}" for change in self.changes]
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form."""
-        return {"step": self.step, "hit": self.hit,
-                "run": self.run.digest if self.run else None,
-                "nearest": self.nearest.digest if self.nearest else None,
-                "changes": list(self.changes)}
-
-
-def explain_call(store: Store, step_: Step[Any, Any], *args: Any, **kwargs: Any) -> Explanation:
-    """See :meth:`Store.explain`."""
-    plan = step_.plan(store, *args, **kwargs)
-    with store.read() as txn:
-        found = txn.get("call_keys", plan.key)
-    if found is not None:
-        run = store.record(Digest(found))
-        return Explanation(step_.name, True, run=run if isinstance(run, Run) else None)
-    best: tuple[int, Run, list[str]] | None = None
-    for run in store.runs_of(step_.name):
-        if run.status != "ok":
-            continue
-        changes = _differences(plan, run)
-        if best is None or len(changes) < best[0]:
-            best = (len(changes), run, changes)
-    if best is None:
-        return Explanation(step_.name, False)
-    return Explanation(step_.name, False, nearest=best[1], changes=best[2])
-
-
-def _differences(plan: CallPlan, run: Run) -> list[str]:
-    call = run.meta.get("call", {})
-    changes = []
-    if call.get("code") != plan.code:
-        changes.append("code: the step's source (or version=) changed")
-    old_inputs = call.get("inputs", {})
-    for name in sorted(set(old_inputs) | set(plan.identities)):
-        old, new = old_inputs.get(name), plan.identities.get(name)
-        if old != new:
-            state = "added" if old is None else "removed" if new is None else "content changed"
-            changes.append(f"input {name!r}: {state}")
-    for name in sorted(set(run.params) | set(plan.params)):
-        old, new = run.params.get(name, "<absent>"), plan.params.get(name, "<absent>")
-        if encoding.encode(old) != encoding.encode(new):
-            changes.append(f"param {name!r}: {old!r} -> {new!r}")
-    return changes
 
 
 # -- the decorator ----------------------------------------------------------------------
