@@ -7,7 +7,9 @@ Adding content is two-phase so that LMDB's single writer is held only briefly:
    :class:`CollisionError`), and write only the new chunks to the backend's chunk area
    (durable before any transaction naming them commits; see :class:`Stager`).
 2. :meth:`StagedBlob.commit` (inside the caller's write transaction): name the new chunks and
-   the blob manifest in the index, after checking that every reused chunk is still there.
+   the blob manifest in the index, after checking that every reused chunk is still there
+   (else :class:`ChunkVanished`: stage again) and comparing, byte for byte, whatever another
+   writer stored under one of our digests since we staged (else :class:`CollisionError`).
 
 Nothing is visible until phase 2 commits; if it never does, phase 1's bytes are garbage that
 ``gc`` reclaims.
@@ -30,11 +32,13 @@ import xxhash
 
 from . import encoding
 from .encoding import EXT_DIGEST
-from .errors import CollisionError, IntegrityError
+from .errors import ChunkVanished, CollisionError, IntegrityError
 from .hashing import CHUNK_MIN, Chunk, Digest, chunk_buffer, digest_bytes
 from .stores.base import Backend, ReadTxn, WriteTxn
 
-__all__ = ["StagedBlob", "Stager", "encode_digests", "iter_blob", "read_blob", "stage"]
+__all__ = [
+    "ChunkVanished", "StagedBlob", "Stager", "encode_digests", "iter_blob", "read_blob", "stage",
+]
 
 T = TypeVar("T")
 
@@ -49,13 +53,13 @@ _INT64_MIN: Final = -(2**63)
 _UINT64_MAX: Final = 2**64 - 1
 
 
-class ChunkVanished(Exception):
-    """A chunk reused by a staged blob was removed (by gc) before it committed."""
-
-
 @dataclass(slots=True)
 class StagedBlob:
-    """Content whose new chunks are durable but not yet named in the index."""
+    """Content whose new chunks are durable but not yet named in the index.
+
+    ``reused`` marks a blob the store already held when it was staged (a stat-cache hit):
+    its chunks are not listed, and committing only checks that it is still there.
+    """
 
     digest: Digest
     size: int
@@ -63,24 +67,122 @@ class StagedBlob:
     new_locations: dict[Digest, bytes] = field(default_factory=dict)
     children: list[Digest] = field(default_factory=list)
     written: int = 0
+    backend: Backend = field(kw_only=True, repr=False, compare=False)
+    reused: bool = field(default=False, kw_only=True)
 
     def commit(self, txn: WriteTxn) -> bool:
         """Name this blob and its new chunks in ``txn``; return whether the blob is new.
 
+        A chunk we wrote that another writer named meanwhile, and a manifest another writer
+        stored meanwhile with other chunks or size, are compared byte for byte with ours.
+
         Raises:
-            ChunkVanished: a reused chunk is gone; stage again.
+            ChunkVanished: a reused chunk or reused blob is gone; stage again.
+            CollisionError: another writer stored different bytes under one of our digests.
+            IntegrityError: stored bytes that should match ours are corrupt, or the blob
+                would be stored without chunks although it is not empty.
         """
-        if txn.get("blobs", self.digest) is not None:
+        stored = txn.get("blobs", self.digest)
+        if self.reused:
+            if stored is None:
+                raise ChunkVanished(
+                    f"content {self.digest.hex()} was removed (by gc) before its add "
+                    "committed; stage it again"
+                )
             return False
-        for chunk in self.chunks:
-            location = self.new_locations.get(chunk)
-            if location is not None:
-                if txn.get("chunks", chunk) is None:
-                    txn.put("chunks", chunk, location)
-            elif txn.get("chunks", chunk) is None:
-                raise ChunkVanished(chunk.hex())
-        txn.put("blobs", self.digest, encode_digests([self.size, self.chunks, self.children]))
+        encoded = encode_digests([self.size, self.chunks, self.children])
+        if stored == encoded:  # stored meanwhile (or before) as the same chunks
+            for chunk, ours in self.new_locations.items():
+                named = txn.get("chunks", chunk)
+                if named is not None and named != ours:
+                    _check_same_chunk(self.backend, chunk, ours, named)
+            return False
+        unnamed = self._check_chunks(txn)
+        if stored is not None:
+            self._check_same_content(txn)
+            return False
+        if self.size and not self.chunks:
+            raise IntegrityError(
+                f"refusing to store content {self.digest.hex()} of {self.size} bytes "
+                "without its chunks; stage it again"
+            )
+        for chunk, location in unnamed:
+            txn.put("chunks", chunk, location)
+        txn.put("blobs", self.digest, encoded)
         return True
+
+    def _check_chunks(self, txn: ReadTxn) -> list[tuple[Digest, bytes]]:
+        """The chunks to name; compares those another writer named since we wrote them."""
+        unnamed = []
+        for chunk in self.chunks:
+            ours = self.new_locations.get(chunk)
+            named = txn.get("chunks", chunk)
+            if named is None:
+                if ours is None:
+                    raise ChunkVanished(
+                        f"chunk {chunk.hex()} was removed (by gc) before its add committed; "
+                        "stage it again"
+                    )
+                unnamed.append((chunk, ours))
+            elif ours is not None and named != ours:
+                _check_same_chunk(self.backend, chunk, ours, named)
+        return unnamed
+
+    def _check_same_content(self, txn: ReadTxn) -> None:
+        """Compare the stored blob of our digest (other chunks or size) with our bytes."""
+        stored = iter_blob(self.backend, txn, self.digest)
+        ours = (
+            self.backend.read_chunk(self.new_locations.get(chunk) or _location(txn, chunk))
+            for chunk in self.chunks
+        )
+        if not _same_stream(stored, ours):
+            for _part in stored:  # corrupt stored content raises IntegrityError instead
+                pass
+            raise _collision(self.digest)
+
+
+def _location(txn: ReadTxn, chunk: Digest) -> bytes:
+    location = txn.get("chunks", chunk)
+    if location is None:  # checked just before, in the same transaction
+        raise ChunkVanished(f"chunk {chunk.hex()} was removed before its add committed")
+    return location
+
+
+def _check_same_chunk(backend: Backend, digest: Digest, ours: bytes, named: bytes) -> None:
+    """Compare the chunk another writer named under ``digest`` with the copy we wrote."""
+    stored, mine = backend.read_chunk(named), backend.read_chunk(ours)
+    if _same_bytes(stored, mine):
+        return
+    for what, data in (("stored", stored), ("staged", mine)):
+        actual = digest_bytes(data)
+        if actual != digest:
+            raise IntegrityError(
+                f"{what} chunk {digest.hex()} is corrupt (its bytes hash to {actual.hex()}); "
+                "run `lineage verify`"
+            )
+    raise _collision(digest)
+
+
+def _same_stream(left: Iterator[memoryview | bytes], right: Iterator[memoryview | bytes]) -> bool:
+    """Whether two sequences of buffers, cut at different places, hold the same bytes."""
+    a = b = memoryview(b"")
+    while True:
+        while not a:
+            part = next(left, None)
+            if part is None:
+                break
+            a = memoryview(part).cast("B")
+        while not b:
+            part = next(right, None)
+            if part is None:
+                break
+            b = memoryview(part).cast("B")
+        if not a or not b:
+            return not a and not b
+        n = min(len(a), len(b))
+        if not _same_bytes(a[:n], b[:n]):
+            return False
+        a, b = a[n:], b[n:]
 
 
 def encode_digests(value: list[Any]) -> bytes:
@@ -277,7 +379,8 @@ class Stager:
         except BaseException:
             self._wait_all(whole)  # no worker may still read ``data`` once we return
             raise
-        blob = StagedBlob(digest, len(view), digests, children=list(children), written=written)
+        blob = StagedBlob(digest, len(view), digests, children=list(children), written=written,
+                          backend=self._backend)
         self._blobs.append(blob)
         return blob
 
@@ -302,7 +405,8 @@ class Stager:
             else:
                 _check_existing(self._backend, Chunk(0, view, digest), location)
         _check_existing_blob(self._backend, txn, digest, view, [digest])
-        blob = StagedBlob(digest, len(view), [digest], children=list(children), written=written)
+        blob = StagedBlob(digest, len(view), [digest], children=list(children), written=written,
+                          backend=self._backend)
         self._blobs.append(blob)
         return blob
 

@@ -13,6 +13,8 @@ Where an error is also a kind of builtin error, it subclasses that builtin too, 
 - ``UnsupportedValue`` (``TypeError``): a value has no canonical encoding or adapter.
 - ``IntegrityError``: stored content does not hash to its digest.
 - ``CollisionError``: two different contents share one digest.
+- ``ChunkVanished``: content reused by a staged add was removed by a concurrent gc before it
+  committed; stage again — ``Store.add`` retries by itself.
 - ``CorruptRecordError``: stored bytes do not decode as a record.
 - ``UntrustedContentError``: loading would unpickle without ``trust=True``.
 - ``PathError`` (``OSError``): a path to add is missing, or a checkout target is unsafe.
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 __all__ = [
     "AmbiguousRevision",
+    "ChunkVanished",
     "CollisionError",
     "CorruptRecordError",
     "IntegrityError",
@@ -80,6 +83,13 @@ class IntegrityError(LineageError):
 
 class CollisionError(LineageError):
     """New content has the digest of different content already stored."""
+
+
+class ChunkVanished(LineageError):
+    """Content reused by a staged add was removed (by a concurrent gc) before it committed.
+
+    Stage again; :meth:`lineage.store.Store.add` does so by itself.
+    """
 
 
 class CorruptRecordError(LineageError):

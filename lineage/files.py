@@ -57,7 +57,13 @@ class StagedPath:
     stat_entries: dict[bytes, bytes] = field(default_factory=dict)
 
     def commit(self, txn: WriteTxn) -> None:
-        """Name every blob (and refresh the stat cache) inside ``txn``."""
+        """Name every blob (and refresh the stat cache) inside ``txn``.
+
+        Raises:
+            ChunkVanished: content reused from the store (a stat-cache hit, a shared chunk)
+                was removed by a gc since staging; stage again.
+            CollisionError: another writer stored different bytes under one of our digests.
+        """
         for blob in self.blobs:
             blob.commit(txn)
         self.root.commit(txn)
@@ -103,7 +109,9 @@ def _stage_file(
     if cached is not None:
         if progress:
             progress(info.st_size)
-        return StagedBlob(digest=cached[0], size=cached[1], chunks=[])
+        # Reused whole: commit checks it is still stored (a gc meanwhile: ChunkVanished).
+        return StagedBlob(digest=cached[0], size=cached[1], chunks=[], backend=backend,
+                          reused=True)
     stat_ns = time.time_ns()
     blob = _stage_content(stager, path)
     if progress:
@@ -175,7 +183,8 @@ def stage_path(
         raise PathError(f"{path} is neither a regular file nor a directory")
     with Stager(backend) as stager:  # one write (and fsync) for all the new chunks
         if stat.S_ISREG(info.st_mode):
-            out = StagedPath("file", StagedBlob(Digest(bytes(16)), 0, []), info.st_size, 1)
+            placeholder = StagedBlob(Digest(bytes(16)), 0, [], backend=backend)
+            out = StagedPath("file", placeholder, info.st_size, 1)
             out.root = _stage_file(backend, path.resolve(), info, out, stager, progress)
         else:
             out = _stage_tree(backend, path, stager, progress)
@@ -185,7 +194,7 @@ def stage_path(
 def _stage_tree(
     backend: Backend, path: Path, stager: Stager, progress: Progress | None
 ) -> StagedPath:
-    out = StagedPath("directory", StagedBlob(Digest(bytes(16)), 0, []), 0, 0)
+    out = StagedPath("directory", StagedBlob(Digest(bytes(16)), 0, [], backend=backend), 0, 0)
     entries: list[list[Any]] = []
     for relative, entry_path, entry_info in _walk(path.resolve()):
         mode = entry_info.st_mode

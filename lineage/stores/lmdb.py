@@ -20,7 +20,9 @@ Guarantees:
 - fork-safe: a process that forks after opening gets a fresh environment and a fresh pack
   in the child; the inherited handles are never touched again;
 - each writing process appends only to its own pack and holds a shared ``flock`` on it, so
-  compaction (``gc``) never rewrites a pack that a live writer may still be filling.
+  compaction (``gc``) never rewrites a pack that a live writer may still be filling; a pack
+  rotated out (at 4 GiB) stays open and locked until the backend closes, since it may hold
+  chunks staged by adds that have not committed yet.
 """
 
 from __future__ import annotations
@@ -269,6 +271,7 @@ class LmdbBackend(Backend):
         self._closed = False
         self._maps: dict[str, mmap.mmap] = {}
         self._pack: _PackWriter | None = None
+        self._rotated: list[_PackWriter] = []  # full packs, kept locked until close
         self._pid = -1
         try:
             self._packs_dir.mkdir(parents=True, exist_ok=True)
@@ -306,13 +309,14 @@ class LmdbBackend(Backend):
         self._pid = os.getpid()
         self._maps = {}
         self._pack = None
+        self._rotated = []
 
     def _environment(self) -> lmdb.Environment:
         if self._closed:
             raise StoreError("the store is closed; open it again with lineage.open()")
         if self._pid != os.getpid():
             # Forked: the parent's handles belong to the parent. Park them and start fresh.
-            _ABANDONED_AFTER_FORK.append((self._env, self._maps, self._pack))
+            _ABANDONED_AFTER_FORK.append((self._env, self._maps, self._pack, self._rotated))
             with _past_inherited_handles():
                 self._open_environment()
         return self._env
@@ -402,7 +406,11 @@ class LmdbBackend(Backend):
     def _writable_pack(self) -> _PackWriter:
         if self._pack is None or self._pack.size > _PACK_ROTATE_BYTES:
             if self._pack is not None:
-                self._pack.sync_and_close()  # its chunks' adds may not have synced yet
+                # Synced now (its chunks' adds may not have synced yet), but kept open and
+                # locked: it may hold chunks of adds not committed yet, which compact()
+                # would otherwise see as dead and delete.
+                self._pack.sync()
+                self._rotated.append(self._pack)
             self._pack = _PackWriter(self._packs_dir)
         return self._pack
 
@@ -545,4 +553,7 @@ class LmdbBackend(Backend):
         if self._pack is not None:
             self._pack.close()
             self._pack = None
+        for rotated in self._rotated:
+            rotated.close()
+        self._rotated.clear()
         self._env.close()
