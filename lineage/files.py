@@ -195,26 +195,43 @@ def _stage_tree(
     backend: Backend, path: Path, stager: Stager, progress: Progress | None
 ) -> StagedPath:
     out = StagedPath("directory", StagedBlob(Digest(bytes(16)), 0, [], backend=backend), 0, 0)
+
+    def stage_file(entry_path: str, entry_info: os.stat_result) -> Digest:
+        blob = _stage_file(backend, entry_path, entry_info, out, stager, progress)
+        out.blobs.append(blob)
+        out.size += entry_info.st_size
+        out.files += 1
+        return blob.digest
+
+    entries = _tree_entries(path, stage_file)
+    children = sorted({e[2] for e in entries if e[1] in "fx"})
+    out.root = stager.add(_encode_tree(entries), children=children)
+    return out
+
+
+def _tree_entries(
+    root: Path, file_digest: Callable[[str, os.stat_result], Digest]
+) -> list[list[Any]]:
+    """The sorted tree entries of directory ``root``; ``file_digest`` names each file.
+
+    Raises:
+        PathError: the tree holds a special file (fifo, socket or device).
+    """
     entries: list[list[Any]] = []
-    for relative, entry_path, entry_info in _walk(path.resolve()):
+    for relative, entry_path, entry_info in _walk(root.resolve()):
         mode = entry_info.st_mode
         if stat.S_ISLNK(mode):
             entries.append([relative, "l", os.readlink(entry_path), 0])
         elif stat.S_ISDIR(mode):
             entries.append([relative, "d", "", 0])
         elif stat.S_ISREG(mode):
-            blob = _stage_file(backend, entry_path, entry_info, out, stager, progress)
-            out.blobs.append(blob)
             kind = "x" if mode & stat.S_IXUSR else "f"
-            entries.append([relative, kind, blob.digest, entry_info.st_size])
-            out.size += entry_info.st_size
-            out.files += 1
+            digest = file_digest(entry_path, entry_info)
+            entries.append([relative, kind, digest, entry_info.st_size])
         else:
             raise PathError(f"{entry_path} is a special file (fifo, socket or device)")
     entries.sort(key=lambda e: e[0].encode())
-    children = sorted({e[2] for e in entries if e[1] in "fx"})
-    out.root = stager.add(_encode_tree(entries), children=children)
-    return out
+    return entries
 
 
 def _encode_tree(entries: list[list[Any]]) -> bytes:
@@ -353,18 +370,5 @@ def path_digest(backend: Backend, path: Path) -> Digest:
             return file_digest(path.resolve(), info, txn)
         if not stat.S_ISDIR(info.st_mode):
             raise PathError(f"{path} is neither a regular file nor a directory")
-        entries: list[list[Any]] = []
-        for relative, entry_path, entry_info in _walk(path.resolve()):
-            mode = entry_info.st_mode
-            if stat.S_ISLNK(mode):
-                entries.append([relative, "l", os.readlink(entry_path), 0])
-            elif stat.S_ISDIR(mode):
-                entries.append([relative, "d", "", 0])
-            elif stat.S_ISREG(mode):
-                kind = "x" if mode & stat.S_IXUSR else "f"
-                digest = file_digest(entry_path, entry_info, txn)
-                entries.append([relative, kind, digest, entry_info.st_size])
-            else:
-                raise PathError(f"{entry_path} is a special file (fifo, socket or device)")
-    entries.sort(key=lambda e: e[0].encode())
-    return digest_bytes(encoding.encode([TREE_TAG, 1, entries]))
+        entries = _tree_entries(path, lambda file, info: file_digest(file, info, txn))
+    return digest_bytes(_encode_tree(entries))
