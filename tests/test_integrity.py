@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import xxhash
 
 import lineage.hashing
 import lineage.records
@@ -16,7 +15,7 @@ from lineage import encoding
 from lineage.errors import CollisionError, IntegrityError
 from lineage.hashing import Digest, chunk_buffer, digest_bytes
 from lineage.store import Store
-from lineage.testing import flip_byte, snapshot
+from lineage.testing import collide, flip_byte, snapshot
 
 
 def random_bytes(size: int, seed: int = 0) -> bytes:
@@ -34,26 +33,6 @@ def chunk_location(store: Store, chunk: Digest) -> tuple[Path, int, int]:
 
 def pack_sizes(store: Store) -> dict[str, int]:
     return {p.name: p.stat().st_size for p in (Path(store.path) / "packs").glob("*.pack")}
-
-
-class FakeXxhash:
-    """``xxhash`` whose XXH3-128 maps some digests to others: a crafted collision."""
-
-    def __init__(self, collide: dict[bytes, bytes]) -> None:
-        self.collide = collide
-
-    def xxh3_128_digest(self, data: Any) -> bytes:
-        real = xxhash.xxh3_128_digest(data)
-        return self.collide.get(real, real)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(xxhash, name)
-
-
-def collide(monkeypatch: pytest.MonkeyPatch, evil: bytes, good: bytes) -> None:
-    """Make content ``evil`` hash to the digest of ``good`` everywhere lineage hashes."""
-    fake = FakeXxhash({xxhash.xxh3_128_digest(evil): xxhash.xxh3_128_digest(good)})
-    monkeypatch.setattr(lineage.hashing, "xxhash", fake)
 
 
 # -- flipped bytes ---------------------------------------------------------------------

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import xxhash
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -25,7 +24,7 @@ from lineage import encoding
 from lineage.errors import CollisionError, IntegrityError, PathError
 from lineage.hashing import Digest, chunk_buffer
 from lineage.store import Store
-from lineage.testing import flip_byte, snapshot
+from lineage.testing import collide, flip_byte, snapshot
 
 MiB = 1024 * 1024
 
@@ -59,19 +58,6 @@ def stored_bytes(store: Store) -> int:
     return sum(pack_sizes(store).values())
 
 
-def collide(monkeypatch: pytest.MonkeyPatch, evil: bytes, good: bytes) -> None:
-    real = xxhash.xxh3_128_digest
-    target = {real(evil): real(good)}
-
-    class Fake:
-        def xxh3_128_digest(self, data: Any) -> bytes:
-            digest = real(data)
-            return target.get(digest, digest)
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(xxhash, name)
-
-    monkeypatch.setattr(lineage.hashing, "xxhash", Fake())
 
 
 def test_large_content_and_an_edited_version_round_trip_and_share_chunks(store: Store) -> None:

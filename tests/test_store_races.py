@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import xxhash
 
 import lineage
 import lineage.content
@@ -26,7 +25,7 @@ from lineage.files import stage_path
 from lineage.hashing import Digest, chunk_buffer, digest_bytes
 from lineage.indexing import Prepared
 from lineage.store import Store
-from lineage.testing import snapshot
+from lineage.testing import collide, snapshot
 
 
 @pytest.fixture
@@ -42,24 +41,6 @@ def random_bytes(size: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
-class FakeXxhash:
-    """``xxhash`` whose XXH3-128 maps some digests to others: a crafted collision."""
-
-    def __init__(self, collide: dict[bytes, bytes]) -> None:
-        self.collide = collide
-
-    def xxh3_128_digest(self, data: Any) -> bytes:
-        real = xxhash.xxh3_128_digest(data)
-        return self.collide.get(real, real)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(xxhash, name)
-
-
-def collide(monkeypatch: pytest.MonkeyPatch, evil: bytes, good: bytes) -> None:
-    """Make content ``evil`` hash to the digest of ``good``."""
-    fake = FakeXxhash({xxhash.xxh3_128_digest(evil): xxhash.xxh3_128_digest(good)})
-    monkeypatch.setattr(lineage.hashing, "xxhash", fake)
 
 
 def chunk_location(store: Store, digest: Digest) -> bytes | None:

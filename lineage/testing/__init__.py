@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import xxhash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -44,13 +45,35 @@ from ..records import Run
 from ..store import Store
 from ..stores.base import NAMESPACES, Backend, ReadTxn, WriteTxn
 
-__all__ = ["StoreContract", "flip_byte", "snapshot"]
+__all__ = ["StoreContract", "collide", "flip_byte", "snapshot"]
 
 
 def snapshot(backend: Backend) -> dict[str, dict[bytes, bytes]]:
     """Every key and value of every namespace, to compare a store before and after."""
     with backend.read() as txn:
         return {ns: dict(txn.items(ns)) for ns in NAMESPACES}
+
+
+class _CollidingXxhash:
+    """``xxhash`` whose XXH3-128 maps some digests to others: a crafted collision."""
+
+    def __init__(self, mapping: dict[bytes, bytes]) -> None:
+        self.mapping = mapping
+
+    def xxh3_128_digest(self, data: Any) -> bytes:
+        real: bytes = xxhash.xxh3_128_digest(data)
+        return self.mapping.get(real, real)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(xxhash, name)
+
+
+def collide(monkeypatch: pytest.MonkeyPatch, evil: bytes, good: bytes) -> None:
+    """Make content ``evil`` hash to the digest of ``good`` everywhere lineage hashes."""
+    from .. import hashing
+
+    real = xxhash.xxh3_128_digest
+    monkeypatch.setattr(hashing, "xxhash", _CollidingXxhash({real(evil): real(good)}))
 
 
 def flip_byte(path: Path, offset: int) -> None:
