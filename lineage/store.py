@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     import networkx
 
     from .diff import LineageDiff
+    from .lint import Finding
     from .runs import RunContext
 
 __all__ = ["Store", "default_path", "open_store"]
@@ -571,6 +572,13 @@ class Store:
 
         self._check_open()
         return diff(self, a, b, examples=examples)
+
+    def lint(self) -> list[Finding]:
+        """What a reviewer would flag, errors first (see :func:`lineage.lint.lint`)."""
+        from .lint import lint
+
+        self._check_open()
+        return lint(self)
 
     # -- maintenance --------------------------------------------------------------------
 
