@@ -31,6 +31,7 @@ as aligned text otherwise.
                 "roles": [str]}]}  where node = {"digest", "kind", "name", "version", "op",
                 "status"} (runs have op and status, artifacts name and version)
     ancestors, descendants  {"revision": node, "records": [node]}  (nearest first)
+    lint, run  see :mod:`lineage.cli_extra` (``run`` exits with a failed command's code)
 
 ``diff`` exits 0 whether or not the revisions differ, like ``git diff``.
 
@@ -323,6 +324,15 @@ def _records(root: Artifact | Run, found: list[Artifact | Run], empty: str) -> R
                   graph.records_text(rows, empty))
 
 
+def _extra(name: str) -> Callable[[Context, argparse.Namespace], Result]:
+    """A verb defined in :mod:`lineage.cli_extra` (imported when it runs)."""
+    def verb(ctx: Context, args: argparse.Namespace) -> Result:
+        from . import cli_extra
+
+        return getattr(cli_extra, name)(ctx, args)  # type: ignore[no-any-return]
+    return verb
+
+
 _REASON: Final = arg("--reason", default="", help="why (kept in the ref history)")
 _DEPTH: Final = arg("--depth", type=_positive, metavar="N", help="follow at most N edges")
 _KIND: Final = arg("--kind", action="append", metavar="K",
@@ -383,6 +393,16 @@ VERBS: Final[tuple[Verb, ...]] = (
         arg("revision", metavar="REV"), _DEPTH, _KIND)),
     Verb("descendants", _descendants, "records made from REV, nearest first", (
         arg("revision", metavar="REV"), _DEPTH, _KIND)),
+    Verb("lint", _extra("lint"), "what a reviewer would flag; exit 1 on any error finding"),
+    Verb("run", _extra("run"), "run a command as a recorded run, or skip it if its "
+         "dependencies are unchanged", (
+        arg("-n", "--name", required=True, help="the run's name (its op)"),
+        arg("-d", "--dep", action="extend", nargs="+", metavar="DEP", help="files or "
+            "directories it reads"),
+        arg("-o", "--out", action="extend", nargs="+", metavar="OUT", help="files or "
+            "directories it writes"),
+        arg("--force", action="store_true", help="run even if an earlier run can be reused"),
+        arg("command", nargs=argparse.REMAINDER, metavar="-- CMD", help="the command"))),
 )
 
 
