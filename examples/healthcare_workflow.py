@@ -93,7 +93,8 @@ def main() -> None:
     store = lineage.open(os.environ.get("LINEAGE_HOME", HERE / ".lineage"))
     store.add(DATA / "testset.csv", name="testset", version="v1", kind="dataset", target=TARGET,
               meta={"origin": "Wisconsin diagnostic breast cancer data, every 4th patient",
-                    "selection": "fixed hold-out; never used for training"})
+                    "selection": "fixed hold-out; never used for training",
+                    "biases": "same referral population as the training data"})
     store.add(DATA / "train_v1.0.csv", name="dataset", version="v1.0", kind="dataset",
               target=TARGET,
               meta={"origin": "site A, 2019-2021 biopsies",
@@ -125,6 +126,11 @@ def main() -> None:
     print()
     print("== would preprocess(dataset@v1.1) run again? ==")
     print(" ", store.explain(preprocess, store.load("dataset@v1.1")))
+    print()
+    findings = store.lint()
+    print("== lint ==")
+    print("\n".join(f"  {f.severity} {f.code} {f.label}: {f.message}" for f in findings)
+          or "  no findings: every model has data, every metric a test set")
     print()
     difference = store.diff("model@v1.0", "model@v1.1")
     print(difference)
