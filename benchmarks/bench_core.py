@@ -114,7 +114,7 @@ def _open(path: Path) -> Any:
 
 
 def _hashing(ctx: Context, big: Path) -> list[Row]:
-    from lineage.hashing import digest_file
+    from lineage.core.hashing import digest_file
 
     ctx.log("hashing")
 
@@ -223,7 +223,7 @@ def _chunk_and_hash(path: Path) -> int:
     """The raw work of an add: FastCDC cut + xxh3 per chunk, then xxh3 of the whole file."""
     from pyfastcdc import FastCDC
 
-    from lineage.hashing import CHUNK_AVG, CHUNK_MAX, CHUNK_MIN
+    from lineage.core.hashing import CHUNK_AVG, CHUNK_MAX, CHUNK_MIN
 
     cdc = FastCDC(CHUNK_AVG, min_size=CHUNK_MIN, max_size=CHUNK_MAX)
     count = 0
@@ -409,7 +409,7 @@ def _raw_lmdb(ctx: Context, payloads: list[tuple[bytes, bytes]]) -> dict[str, fl
 
 
 def _records(ctx: Context) -> list[Row]:
-    from lineage import encoding
+    from lineage.core import encoding
 
     n = 1000 if not ctx.quick else 400
     configs = _configs(2 * n)
@@ -425,8 +425,8 @@ def _records(ctx: Context) -> list[Row]:
         added = [store.add(c) for c in configs[:n]]
         put_each = n / (time.perf_counter() - start)
         start = time.perf_counter()
-        prepared = [store.prepare(c) for c in configs[n:]]
-        store.write(lambda txn: [p.commit(txn) for p in prepared])
+        prepared = [store._prepare(c) for c in configs[n:]]
+        store._write(lambda txn: [p.commit(txn) for p in prepared])
         put_batch = n / (time.perf_counter() - start)
         added += [p.artifact for p in prepared]
         revisions = [a.digest for a in added]

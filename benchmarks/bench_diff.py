@@ -75,11 +75,11 @@ def _open(path: Path) -> Any:
 
 def _write(store: Any, records: list[Any]) -> None:
     """Index ``records`` in transactions of :data:`BATCH` records."""
-    from lineage.store import index_record
+    from lineage.store.store import index_record
 
     for start in range(0, len(records), BATCH):
         batch = records[start:start + BATCH]
-        store.write(lambda txn, b=batch: [index_record(txn, r) for r in b])
+        store._write(lambda txn, b=batch: [index_record(txn, r) for r in b])
 
 
 def _fast_repeat(ctx: Context) -> int:
@@ -159,7 +159,7 @@ def _healthcare(store: Any) -> Any:
 
 def _unrelated(start: int, stop: int, environment: Any) -> list[Any]:
     """Runs of other projects (each with its output artifact) sharing only the environment."""
-    from lineage.records import Artifact, Run
+    from lineage.core.records import Artifact, Run
 
     sources = [Artifact(kind="dataset", name=f"source{k}", summary={"rows": 1000 + k})
                for k in range(100)]
@@ -223,7 +223,7 @@ def _run_specs(n: int) -> list[dict[str, Any]]:
 
 
 def _sweep_runs(specs: list[dict[str, Any]], data: list[Any]) -> list[Any]:
-    from lineage.records import Run
+    from lineage.core.records import Run
 
     return [Run(op="train", id=f"sweep{s['seed']:08d}",
                 inputs={"dataset": data[s["seed"] % len(data)].raw_digest},
@@ -233,7 +233,7 @@ def _sweep_runs(specs: list[dict[str, Any]], data: list[Any]) -> list[Any]:
 
 
 def _runs_query(ctx: Context) -> list[Row]:
-    from lineage.records import Artifact
+    from lineage.core.records import Artifact
 
     n, n_peer = 10_000, 500 if ctx.quick else 2000
     specs = _run_specs(n)
@@ -419,7 +419,7 @@ class _History:
     """
 
     def __init__(self) -> None:
-        from lineage.records import Artifact
+        from lineage.core.records import Artifact
 
         self.environment = Artifact(kind="environment", summary={"python": "3.11"})
         self.code = {op: Artifact(kind="code", summary={"qualname": op, "source": f"def {op}"})
@@ -431,7 +431,7 @@ class _History:
         return [self.environment, *self.code.values()]
 
     def _run(self, op: str, key: str, inputs: dict[str, Any], output: Any, **fields: Any) -> Any:
-        from lineage.records import Run
+        from lineage.core.records import Run
 
         return Run(op=op, id=key, inputs={k: v.raw_digest for k, v in inputs.items()},
                    outputs={"return": output.raw_digest}, code=self.code[op].raw_digest,
@@ -440,7 +440,7 @@ class _History:
 
     def chain(self, length: int) -> tuple[Any, list[Any]]:
         """The end of a chain of ``length`` steps, and the chain's records."""
-        from lineage.records import Artifact
+        from lineage.core.records import Artifact
 
         current = Artifact(kind="dataset", summary={"chain": length, "step": 0})
         found = [current]
@@ -455,7 +455,7 @@ class _History:
 
     def filler(self, count: int) -> Iterator[list[Any]]:
         """Batches of independent pipelines, ``count`` records in all (rounded up)."""
-        from lineage.records import Artifact
+        from lineage.core.records import Artifact
 
         batch: list[Any] = []
         goal = self.written + count
@@ -487,10 +487,10 @@ def _networkx_ancestors(store: Any, target: Any) -> set[bytes]:
     """Ancestors by way of a networkx graph of every data-flow edge of the store."""
     import networkx
 
-    from lineage.store import EDGE_DERIVED, EDGE_GENERATED, EDGE_USED
+    from lineage.store.store import EDGE_DERIVED, EDGE_GENERATED, EDGE_USED
 
     flow = (EDGE_USED, EDGE_GENERATED, EDGE_DERIVED)
-    with store.read() as txn:
+    with store._read() as txn:
         edges = [(key[:16], key[17:]) for key, _ in txn.items("edges_out")
                  if key[16:17] in flow]
     graph = networkx.DiGraph()
@@ -499,7 +499,7 @@ def _networkx_ancestors(store: Any, target: Any) -> set[bytes]:
 
 
 def _ancestors(ctx: Context) -> list[Row]:
-    from lineage.store import index_record
+    from lineage.store.store import index_record
 
     small, big = (20_000, 200_000) if ctx.quick else (100_000, _history_size())
     history = _History()
@@ -517,7 +517,7 @@ def _ancestors(ctx: Context) -> list[Row]:
             ctx.log(f"history of {_count(size)} records")
             start = time.perf_counter()
             for batch in history.filler(size - history.written):
-                store.write(lambda txn, b=batch: [index_record(txn, r) for r in b])
+                store._write(lambda txn, b=batch: [index_record(txn, r) for r in b])
             ctx.log(f"  written in {time.perf_counter() - start:.0f} s")
             for length, end in ends.items():
                 answer = store.ancestors(end)

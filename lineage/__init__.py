@@ -6,8 +6,9 @@
 >>> store.load("config")
 {'C': 0.5}
 
-Everything beyond :mod:`lineage.errors` is imported on first use, so ``import lineage``
-stays cheap in scripts that only sometimes record.
+This module holds the public names only; every type a public call returns is importable
+from here. Everything beyond :mod:`lineage.errors` is imported on first use, so
+``import lineage`` stays cheap in scripts that only sometimes record.
 """
 
 from __future__ import annotations
@@ -16,43 +17,65 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
-from . import errors
-from ._version import __version__
+from lineage import errors
+from lineage._version import __version__
 
 if TYPE_CHECKING:
-    from .adapters import register_adapter
-    from .diff import LineageDiff
-    from .hashing import Digest
-    from .records import Artifact, RefEntry, Run
-    from .runs import RunContext
-    from .store import Store
-    from .track import step
+    from lineage.adapters import Adapter, Dumped, register_adapter
+    from lineage.core.hashing import Digest
+    from lineage.core.records import Artifact, RefEntry, Run
+    from lineage.diff.model import LineageDiff
+    from lineage.storage.maintenance import GcReport, VerifyReport
+    from lineage.store.store import Store
+    from lineage.tracking.command import CommandResult, run_command
+    from lineage.tracking.explain import Explanation
+    from lineage.tracking.runs import RunContext
+    from lineage.tracking.step import Step, step
+    from lineage.views.lint import Finding
 
 __all__ = [
+    "Adapter",
     "Artifact",
+    "CommandResult",
     "Digest",
+    "Dumped",
+    "Explanation",
+    "Finding",
+    "GcReport",
     "LineageDiff",
     "RefEntry",
     "Run",
     "RunContext",
+    "Step",
     "Store",
+    "VerifyReport",
     "__version__",
     "errors",
     "open",
     "register_adapter",
+    "run_command",
     "step",
 ]
 
 _LAZY = {
-    "Artifact": "records",
-    "RefEntry": "records",
-    "Run": "records",
-    "Digest": "hashing",
-    "LineageDiff": "diff",
-    "Store": "store",
-    "register_adapter": "adapters",
-    "step": "track",
-    "RunContext": "runs",
+    "Adapter": "lineage.adapters",
+    "Dumped": "lineage.adapters",
+    "register_adapter": "lineage.adapters",
+    "Digest": "lineage.core.hashing",
+    "Artifact": "lineage.core.records",
+    "RefEntry": "lineage.core.records",
+    "Run": "lineage.core.records",
+    "LineageDiff": "lineage.diff.model",
+    "GcReport": "lineage.storage.maintenance",
+    "VerifyReport": "lineage.storage.maintenance",
+    "Store": "lineage.store.store",
+    "CommandResult": "lineage.tracking.command",
+    "run_command": "lineage.tracking.command",
+    "Explanation": "lineage.tracking.explain",
+    "RunContext": "lineage.tracking.runs",
+    "Step": "lineage.tracking.step",
+    "step": "lineage.tracking.step",
+    "Finding": "lineage.views.lint",
 }
 
 
@@ -61,9 +84,12 @@ def open(path: str | os.PathLike[str] | None = None) -> Store:  # noqa: A001
 
     ``path`` defaults to ``LINEAGE_HOME``, else ``./.lineage``; ``":memory:"`` gives a
     scratch store. The store is also a context manager.
+
+    Raises:
+        StoreError: the path is not a store directory, or cannot be created or opened.
     """
-    from .store import open_store
-    from .track import remember_opened
+    from lineage.context import remember_opened
+    from lineage.store.opening import open_store
 
     store = open_store(path)
     remember_opened(store)
@@ -74,7 +100,7 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'lineage' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

@@ -1,5 +1,5 @@
 """``python -m lineage`` runs the command line."""
 
-from .cli import main
+from lineage.cli.app import main
 
 raise SystemExit(main())

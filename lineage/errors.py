@@ -2,27 +2,56 @@
 
 ``LineageError`` is the root; catch it to catch anything lineage raises on purpose.
 Where an error is also a kind of builtin error, it subclasses that builtin too, so
-``except LookupError`` or ``except ValueError`` keeps working in user code.
+``except LookupError`` or ``except ValueError`` keeps working in user code. The same
+condition raises the same type everywhere.
 
-- ``RevisionNotFound`` (``LookupError``): a revision names nothing in the store.
+Looking things up
+
+- ``RevisionNotFound`` (``LookupError``): a revision names nothing in the store (or nothing
+  as of the moment a point-in-time view looks at).
 - ``AmbiguousRevision`` (``LookupError``): a digest prefix matches several records.
+- ``RecordTypeError`` (``TypeError``): a revision names the wrong sort of record (a run
+  where an artifact is needed, a dataset where a model is).
+
+Bad input
+
 - ``InvalidRevision`` (``ValueError``): a revision string is malformed.
-- ``InvalidName`` (``ValueError``): a name, version, tag or stage breaks the naming rules.
-- ``InvalidQuery`` (``ValueError``): a query or diff was asked something malformed (an
-  unknown comparison operator, a negative depth, an artifact diffed against a run).
+- ``InvalidName`` (``ValueError``): a name, version, tag or stage breaks the naming rules,
+  or a version label is already taken by other content.
+- ``InvalidQuery`` (``ValueError``): a query, diff, export or report was asked something
+  malformed (an unknown operator or format, a negative depth, an unparseable date).
 - ``UnsupportedValue`` (``TypeError``): a value has no canonical encoding or adapter.
-- ``IntegrityError``: stored content does not hash to its digest.
-- ``CollisionError``: two different contents share one digest.
-- ``ChunkVanished``: content reused by a staged add was removed by a concurrent gc before it
-  committed; stage again — ``Store.add`` retries by itself.
-- ``CorruptRecordError``: stored bytes do not decode as a record.
-- ``UntrustedContentError``: loading would unpickle without ``trust=True``.
+- ``StepDefinitionError`` (``TypeError``): a step is defined or used wrongly (``ignore=``
+  names no parameter; something that is not a step given to ``explain``).
 - ``PathError`` (``OSError``): a path to add is missing, or a checkout target is unsafe.
+
+Stored content
+
+- ``IntegrityError``: stored content does not hash to its digest, or is missing; carries
+  ``expected`` and ``actual`` digests (``actual`` is ``None`` when the content is gone).
+- ``CollisionError``: two different contents share one digest; carries ``digest``.
+- ``CorruptRecordError``: stored bytes do not decode as a record.
+- ``ChunkVanished``: content reused by a staged add was removed by a concurrent gc before it
+  committed; stage again (the store does so by itself).
+- ``UntrustedContentError``: loading would unpickle without ``trust=True``.
+
+Life cycle and sharing
+
 - ``RunError`` (``RuntimeError``): a run is used after it closed, or nested wrongly.
-- ``StoreError``: the store cannot be opened or written (disk full, bad permissions).
+- ``StoreError``: the store cannot be opened or written (disk full, bad permissions), or
+  a read-only view was asked to write.
+- ``PromotionBlocked``: a stage's policy refused a promotion; carries ``failures``.
+- ``RefConflict``: a remote's ref moved since it was read; nothing was overwritten.
+- ``RemoteError``: a remote cannot be reached or used (unknown scheme, missing bucket,
+  bad credentials, unreachable endpoint).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lineage.core.hashing import Digest
 
 __all__ = [
     "AmbiguousRevision",
@@ -35,8 +64,13 @@ __all__ = [
     "InvalidRevision",
     "LineageError",
     "PathError",
+    "PromotionBlocked",
+    "RecordTypeError",
+    "RefConflict",
+    "RemoteError",
     "RevisionNotFound",
     "RunError",
+    "StepDefinitionError",
     "StoreError",
     "UnsupportedValue",
     "UntrustedContentError",
@@ -46,65 +80,81 @@ __all__ = [
 class LineageError(Exception):
     """Root of every error lineage raises deliberately."""
 
+    def __str__(self) -> str:  # LookupError and OSError would repr() a single argument
+        return str(self.args[0]) if self.args else ""
+
 
 class RevisionNotFound(LineageError, LookupError):
     """A revision names no artifact or run in the store."""
-
-    def __str__(self) -> str:  # LookupError would repr() a single argument
-        return str(self.args[0]) if self.args else ""
 
 
 class AmbiguousRevision(LineageError, LookupError):
     """A digest prefix or name matches more than one record."""
 
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
+
+class RecordTypeError(LineageError, TypeError):
+    """A revision names a record of the wrong type or kind for the call."""
 
 
 class InvalidRevision(LineageError, ValueError):
-    """A revision string is malformed (bad ``~N``, empty, stray ``@``)."""
+    """A revision string is malformed (bad ``~N``, empty, stray ``@``, whitespace)."""
 
 
 class InvalidName(LineageError, ValueError):
-    """A name, version, tag or stage does not follow the naming rules."""
+    """A name, version, tag or stage does not follow the naming rules, or is taken."""
 
 
 class InvalidQuery(LineageError, ValueError):
-    """A query or diff was given arguments it cannot answer (bad operator, depth, pairing)."""
+    """A query, diff, export or report was given arguments it cannot answer."""
 
 
 class UnsupportedValue(LineageError, TypeError):
     """A value cannot be encoded canonically and no adapter claims it."""
 
 
+class StepDefinitionError(LineageError, TypeError):
+    """A step is defined or used in a way lineage cannot record."""
+
+
+class PathError(LineageError, OSError):
+    """A path is missing, unreadable, or a checkout would write where it must not."""
+
+
 class IntegrityError(LineageError):
-    """Content read from the store does not hash to the digest it is stored under."""
+    """Stored content does not hash to the digest it is stored under, or is missing.
+
+    ``expected`` is the digest the content is stored under; ``actual`` what it hashes to
+    now (``None`` when the content is missing or unreadable).
+    """
+
+    def __init__(self, message: str, *, expected: Digest | None = None,
+                 actual: Digest | None = None) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
 
 
 class CollisionError(LineageError):
     """New content has the digest of different content already stored."""
 
-
-class ChunkVanished(LineageError):
-    """Content reused by a staged add was removed (by a concurrent gc) before it committed.
-
-    Stage again; :meth:`lineage.store.Store.add` does so by itself.
-    """
+    def __init__(self, message: str, *, digest: Digest | None = None) -> None:
+        super().__init__(message)
+        self.digest = digest
 
 
 class CorruptRecordError(LineageError):
     """Stored bytes do not decode as a valid record."""
 
 
+class ChunkVanished(LineageError):
+    """Content reused by a staged add was removed (by a concurrent gc) before it committed.
+
+    Stage again; the store does so by itself.
+    """
+
+
 class UntrustedContentError(LineageError):
     """Loading this content would run a pickle; pass ``trust=True`` if you trust it."""
-
-
-class PathError(LineageError, OSError):
-    """A path is missing, unreadable, or a checkout would write where it must not."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 class RunError(LineageError, RuntimeError):
@@ -113,3 +163,19 @@ class RunError(LineageError, RuntimeError):
 
 class StoreError(LineageError):
     """The store cannot be opened, grown or written."""
+
+
+class PromotionBlocked(LineageError):
+    """A stage's policy refused a promotion; ``failures`` lists each failed check."""
+
+    def __init__(self, message: str, *, failures: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.failures = failures
+
+
+class RefConflict(LineageError):
+    """A ref on a remote moved since it was read; nothing was overwritten."""
+
+
+class RemoteError(LineageError):
+    """A remote cannot be reached or used."""

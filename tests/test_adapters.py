@@ -30,9 +30,9 @@ from lineage.adapters import adapter_for_value
 from lineage.adapters import sklearn as sklearn_adapter
 from lineage.adapters.numpy import NumpyAdapter
 from lineage.adapters.pandas import PandasAdapter, summarize_table_file
-from lineage.content import read_blob
+from lineage.core.hashing import Digest, digest_bytes
 from lineage.errors import UnsupportedValue, UntrustedContentError
-from lineage.hashing import Digest, digest_bytes
+from lineage.storage.blobs import read_blob
 from lineage.store import Store
 
 NUMPY = NumpyAdapter()
@@ -59,8 +59,8 @@ def identity_of(value: Any) -> Digest:
 
 
 def blob(store: Store, digest: Digest) -> bytes:
-    with store.read() as txn:
-        return read_blob(store.backend, txn, digest)
+    with store._read() as txn:
+        return read_blob(store._backend, txn, digest)
 
 
 # -- numpy ---------------------------------------------------------------------------------
@@ -439,7 +439,7 @@ def test_values_without_an_adapter_raise_naming_their_type(store: Store) -> None
         store.add(object())
     with pytest.raises(UnsupportedValue, match="target"):
         store.add(np.arange(3), target="label")
-    assert store.names() == [] and list(store.iter_records()) == []
+    assert store.names() == [] and list(store._iter_records()) == []
 
 
 def test_importing_lineage_imports_no_heavy_library() -> None:

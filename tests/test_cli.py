@@ -6,7 +6,6 @@ tracebacks as a user's shell sees them.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -17,8 +16,9 @@ from typing import Any
 import pytest
 
 import lineage
-from lineage.cli import main
-from lineage.progress import LARGE_BYTES, SLOW_SECONDS, Progress, format_bytes, total_size
+from lineage.cli.app import main
+from lineage.cli.format import format_bytes
+from lineage.cli.progress import LARGE_BYTES, SLOW_SECONDS, progress_bar, total_size
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ def test_add_takes_several_paths_and_prints_a_line_each(cli: Cli, files: Path):
     assert len(lines) == 3
     assert "train.csv@v1" in lines[0] and "notes.txt@v1" in lines[1]
     assert "images@v1" in lines[2]
-    assert all(line.endswith("new") for line in lines)
+    assert all(line.split()[0] and "B" in line for line in lines)
     with _open(cli.home) as store:
         assert store.names() == ["images", "notes.txt", "train.csv"]
         digest = store.resolve("train.csv").digest
@@ -128,16 +128,15 @@ def test_add_takes_several_paths_and_prints_a_line_each(cli: Cli, files: Path):
                 zip(lines, ("train.csv", "notes.txt", "images"), strict=True)}) == 1
 
 
-def test_add_json_reports_sizes_and_new_bytes(cli: Cli, files: Path):
+def test_add_json_reports_sizes(cli: Cli, files: Path):
     first = cli.json("add", files / "train.csv")
     (entry,) = first["added"]
     size = (files / "train.csv").stat().st_size
-    assert set(entry) == {"path", "digest", "kind", "name", "version", "size", "new_bytes"}
+    assert set(entry) == {"path", "digest", "kind", "name", "version", "size"}
     assert (entry["kind"], entry["name"], entry["version"]) == ("file", "train.csv", "v1")
-    assert entry["size"] == size and entry["new_bytes"] == size
+    assert entry["size"] == size
     assert len(entry["digest"]) == 32
     again = cli.json("add", files / "train.csv")["added"][0]
-    assert again["new_bytes"] == 0
     assert (again["digest"], again["version"]) == (entry["digest"], "v1")
 
 
@@ -232,17 +231,17 @@ def _record_runs(home: Path, files: Path) -> dict[str, str]:
     digests = {}
     with _open(home) as store:
         store.add(files / "train.csv", name="cohort", version="v1.0")
-        with store.run("train", params={"C": 0.5}, name="baseline") as run:
+        with store.run("train", params={"C": 0.5}, label="baseline") as run:
             run.log_input("cohort@v1.0", name="data")
             run.log_metric("sensitivity", 0.91)
             run.log_artifact(b"weights", name="model", version="v1")
-        digests["train"] = store.runs_of("train")[0].digest
+        digests["train"] = store.runs(op="train")[0].digest
         with store.run("evaluate") as run:
             run.log_input("model@v1", name="model")
-        digests["evaluate"] = store.runs_of("evaluate")[0].digest
+        digests["evaluate"] = store.runs(op="evaluate")[0].digest
         with pytest.raises(ZeroDivisionError), store.run("train", params={"C": 2.0}):
             1 / 0  # noqa: B018
-        digests["failed"] = store.runs_of("train")[0].digest
+        digests["failed"] = store.runs(op="train")[0].digest
     return digests
 
 
@@ -252,7 +251,7 @@ def test_show_run_names_inputs_outputs_params_and_metrics(cli: Cli, files: Path)
     assert data["type"] == "run"
     assert {"op", "status", "params", "metrics", "inputs", "outputs", "duration", "error",
             "started", "ended", "id", "code", "environment"} <= set(data)
-    assert (data["op"], data["status"], data["name"]) == ("train", "ok", "baseline")
+    assert (data["op"], data["status"], data["label"]) == ("train", "ok", "baseline")
     assert data["params"] == {"C": 0.5} and data["metrics"] == {"sensitivity": 0.91}
     assert data["inputs"]["data"]["name"] == "cohort"
     assert data["inputs"]["data"]["version"] == "v1.0"
@@ -280,13 +279,13 @@ def test_runs_lists_newest_first_and_filters(cli: Cli, files: Path):
     rows = cli.json("runs")["runs"]
     assert [r["digest"] for r in rows] == [digests["failed"], digests["evaluate"],
                                            digests["train"]]
-    assert set(rows[0]) == {"digest", "id", "op", "name", "status", "started", "duration",
+    assert set(rows[0]) == {"digest", "id", "op", "label", "status", "started", "duration",
                             "inputs", "outputs", "metrics"}
     assert [r["digest"] for r in cli.json("runs", "--op", "train")["runs"]] == [
         digests["failed"], digests["train"]]
     assert [r["digest"] for r in cli.json("runs", "--status", "ok")["runs"]] == [
         digests["evaluate"], digests["train"]]
-    assert [r["digest"] for r in cli.json("runs", "--name", "baseline")["runs"]] == [
+    assert [r["digest"] for r in cli.json("runs", "--label", "baseline")["runs"]] == [
         digests["train"]]
     assert [r["digest"] for r in cli.json("runs", "--limit", "1")["runs"]] == [
         digests["failed"]]
@@ -497,50 +496,26 @@ def test_python_m_lineage_exit_codes_and_no_traceback(tmp_path: Path, files: Pat
 # -- progress ------------------------------------------------------------------------------
 
 
-class _Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
+def test_progress_bars_are_off_when_stderr_is_not_a_terminal(capsys: pytest.CaptureFixture[str]):
+    with progress_bar(LARGE_BYTES * 2, "add") as bar:
+        bar.update(LARGE_BYTES)
+    assert bar.disable
+    assert capsys.readouterr().err == ""
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_progress_draws_large_work_on_a_terminal_only():
-    total = LARGE_BYTES * 2
-    screen, clock = _Terminal(), _Clock()
-    with Progress(total, "add", stream=screen, clock=clock) as bar:
-        clock.now += 1.0
-        bar(total // 2)
-    shown = screen.getvalue()
-    assert shown.startswith("\r\x1b[Kadd  [------------------------]   0%")  # at once
-    last = shown.rsplit("\r\x1b[K", 1)[1]
-    assert last == (f"add  [{'#' * 12}{'-' * 12}]  50%  64.0 MiB/128.0 MiB  64.0 MiB/s"
-                    "  ETA 0:01\n")
-    piped = io.StringIO()
-    with Progress(total, "add", stream=piped, clock=clock) as quiet:
-        quiet(total)
-    assert piped.getvalue() == "" and quiet.done == total
-
-
-def test_progress_waits_before_drawing_small_work():
-    screen, clock = _Terminal(), _Clock()
-    with Progress(1000, stream=screen, clock=clock) as bar:
-        bar(100)
-        assert screen.getvalue() == ""  # small and quick: nothing drawn
-        clock.now += SLOW_SECONDS + 0.5
-        bar(100)
-        assert "20%" in screen.getvalue()
-
-
-def test_progress_without_total_shows_bytes_and_rate():
-    bar = Progress(None, "verify", stream=io.StringIO(), clock=_Clock())
-    bar(3 * 1024 * 1024)
-    assert bar.line(bar._started + 2.0) == "verify  3.0 MiB  1.5 MiB/s"
+def test_progress_bars_draw_large_work_at_once_and_small_work_only_when_slow(
+        monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    large = progress_bar(LARGE_BYTES * 2, "add")
+    small = progress_bar(1000, "add")
+    unknown = progress_bar(None, "verify")
+    try:
+        assert not large.disable and large.delay == 0
+        assert small.delay == SLOW_SECONDS and unknown.delay == SLOW_SECONDS
+        assert large.unit == "B" and large.unit_divisor == 1024
+    finally:
+        for bar in (large, small, unknown):
+            bar.close()
 
 
 def test_format_bytes():

@@ -23,8 +23,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 import lineage
-from lineage.cli import main
-from lineage.cli_graph import dot_text, metric_filter, param_filter
+from lineage.cli.app import main
+from lineage.cli.graph import dot_text, metric_filter, param_filter
 
 TARGET = "outcome"
 FEATURES = [f"feature_{i}" for i in range(9)]
@@ -249,7 +249,7 @@ def test_ancestors_json_nearest_first_with_kind_and_depth(cli: Cli, home: Path):
     data = cli.json("ancestors", "model@v1.1")
     assert data["revision"]["version"] == "v1.1" and data["revision"]["kind"] == "model"
     records = data["records"]
-    assert records[0] == {"digest": _run_of(home, "v1.1"), "kind": "run", "name": None,
+    assert records[0] == {"digest": _run_of(home, "v1.1"), "kind": "run", "name": "train_model",
                           "version": None, "op": "train_model", "status": "ok"}
     assert {(r["name"], r["version"]) for r in records if r["kind"] == "dataset"} == {
         ("cohort", "v1.1"), ("testset", "v1")}
@@ -383,7 +383,7 @@ def test_python_m_dag_dot(home: Path):
 def test_every_public_name_resolves_including_lineage_diff():
     for name in lineage.__all__:
         assert getattr(lineage, name) is not None, name
-    from lineage.diff import LineageDiff
-    from lineage.runs import RunContext
+    from lineage.diff.model import LineageDiff
+    from lineage.tracking.runs import RunContext
 
     assert lineage.LineageDiff is LineageDiff and lineage.RunContext is RunContext

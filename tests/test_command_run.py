@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from lineage.cli import main
-from lineage.command import CommandResult, run_command
+from lineage.cli.app import main
 from lineage.errors import InvalidName, PathError, RunError
 from lineage.store import Store
+from lineage.tracking.command import CommandResult, run_command
 
 # Reads data.csv (a file) and cfg/ (a directory); writes out.txt and report/.
 PIPELINE = """
@@ -67,10 +67,10 @@ def test_first_call_runs_and_records_everything(store: Store, work: Path) -> Non
     assert set(run.inputs) == {"data.csv", "cfg"} and set(run.outputs) == {"out.txt", "report"}
     assert run.call_key == result.call_key and run.environment is not None
     assert run.meta["exit_code"] == 0 and run.meta["cwd"] == os.getcwd()
-    assert store.record(run.environment).kind == "environment"
-    assert store.read_bytes(store.artifact(run.inputs["data.csv"])) == b"a,b\n1,2\n"
+    assert store.resolve(run.environment).kind == "environment"
+    assert store.read_bytes(store._artifact(run.inputs["data.csv"])) == b"a,b\n1,2\n"
     assert store.read_bytes("out.txt") == b"A,B\n1,2\nC=0.5\n"
-    assert store.artifact(run.outputs["report"]).format == "directory"
+    assert store._artifact(run.outputs["report"]).format == "directory"
     assert result.outputs["out.txt"].version == "v1"
     assert store.ancestors("out.txt", depth=2, kind="file")[0].raw_digest == run.inputs["data.csv"]
 
@@ -92,7 +92,7 @@ def test_a_changed_dependency_runs_again(store: Store, work: Path) -> None:
     assert second.ran and counter(work) == 2 and runs_of(store) == 2
     assert second.call_key != first.call_key
     assert store.read_bytes("out.txt") == b"A,B\n1,2\nC=1.0\n"
-    assert store.artifact("out.txt").version == "v2"
+    assert store._artifact("out.txt").version == "v2"
     (work / "cfg" / "c.txt").write_text("C=0.5\n")  # back to the first content: reuse it
     third = pipeline(store)
     assert third.skipped and third.run == first.run and counter(work) == 2
@@ -131,7 +131,7 @@ def test_a_failing_command_is_recorded_failed_and_never_reused(
     assert "exited with code 1" in run.error["message"]
     assert "model did not converge" in run.error["stderr"]
     assert "model did not converge" in capsys.readouterr().err  # echoed while it ran
-    with store.read() as txn:
+    with store._read() as txn:
         assert txn.get("call_keys", first.call_key) is None
     second = run_command(store, "fit", ["data.csv"], ["out.txt"], failing)
     assert second.ran and counter(work) == 2 and len(store.runs(op="fit", status="failed")) == 2

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import lineage
+from lineage.storage.lmdb import LmdbBackend
 from lineage.store import Store
-from lineage.stores.lmdb import LmdbBackend
 
 WORKERS = 4
 ADDS = 500

@@ -16,10 +16,12 @@ from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 
 import lineage
-from lineage.diff import LineageDiff, ValueChange
+from lineage.core.records import Artifact, Run
+from lineage.diff.model import LineageDiff, ValueChange
 from lineage.errors import AmbiguousRevision, InvalidQuery, RevisionNotFound
-from lineage.records import Artifact, Run
-from lineage.store import Store, index_record
+from lineage.storage import schema
+from lineage.storage.schema import index_record
+from lineage.store import Store
 
 T0 = 1_700_000_000.0
 FEATURES = ["age", "x1", "x2"]
@@ -33,7 +35,7 @@ def record_run(store: Store, op: str, *, inputs: dict[str, Artifact] | None = No
               inputs={k: a.raw_digest for k, a in (inputs or {}).items()},
               outputs={k: a.raw_digest for k, a in (outputs or {}).items()},
               started=started, ended=started + 1, **fields)
-    store.write(lambda txn: index_record(txn, run))
+    store._write(lambda txn: index_record(txn, run))
     return run
 
 
@@ -165,7 +167,7 @@ def test_a_metric_without_its_test_set_says_so(store: Store) -> None:
 
 def put(store: Store, record: Artifact) -> Artifact:
     """Write an artifact record directly (code and environment records, as tracking does)."""
-    store.write(lambda txn: index_record(txn, record))
+    store._write(lambda txn: index_record(txn, record))
     return record
 
 
@@ -261,15 +263,15 @@ def test_cost_grows_with_the_change_not_with_history(store: Store,
             record_run(store, "train", inputs={"data": current, "extra": extra},
                        outputs={"model": model}, started=T0 + i)
         count = 0
-        original = Store._record
+        original = schema.read_record
 
-        def counting(self: Store, txn: Any, digest: Any) -> Any:
+        def counting(txn: Any, digest: Any) -> Any:
             nonlocal count
             count += 1
-            return original(self, txn, digest)
+            return original(txn, digest)
 
         with monkeypatch.context() as patch:
-            patch.setattr(Store, "_record", counting)
+            patch.setattr(schema, "read_record", counting)
             d = store.diff(f"{tag}model@v1", f"{tag}model@v2")
         assert d.summary.causes == ("data",)
         return count
@@ -411,7 +413,7 @@ def test_an_ambiguous_prefix_raises(store: Store) -> None:
         if twin is not record:
             break
     for r in (twin, record):
-        store.write(lambda txn, r=r: index_record(txn, r))
+        store._write(lambda txn, r=r: index_record(txn, r))
     with pytest.raises(AmbiguousRevision, match="more characters"):
         store.diff(record.digest[:6], "model")
 
@@ -443,7 +445,7 @@ def test_a_code_change_inside_a_nested_step_is_reported_as_code(tmp_path: Path) 
     assert "code" in categories
     assert "nondeterminism" not in categories
     assert any(step.op == "fit" for step in difference.steps)
-    logged = store.artifact("model@v2")
+    logged = store._artifact("model@v2")
     assert len(logged.parents) == 1  # derived from the step's output artifact
-    assert store.artifact(logged.parents[0]).kind == "model"
+    assert store._artifact(logged.parents[0]).kind == "model"
     store.close()

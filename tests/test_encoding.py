@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lineage.encoding import decode, digest_of, encode
+from lineage.core.encoding import decode, digest_of, encode
+from lineage.core.hashing import Digest, digest_bytes
+from lineage.core.records import Artifact, Run, decode_record
 from lineage.errors import CorruptRecordError, UnsupportedValue
-from lineage.hashing import Digest, digest_bytes
-from lineage.records import Artifact, Run, decode_record
 
 digests = st.binary(min_size=16, max_size=16).map(Digest)
 scalars = (

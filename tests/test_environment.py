@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import lineage
-from lineage.environment import capture_environment, code_summary, imported_distributions
-from lineage.records import Artifact
+from lineage.core.records import Artifact
 from lineage.store import Store
+from lineage.tracking.environment import capture_environment, code_summary, imported_distributions
 
 
 def git(repo: Path, *args: str) -> str:
@@ -114,10 +114,10 @@ def test_environment_is_one_artifact_shared_by_digest(store: Store, tmp_path: Pa
         pass
     with store.run("second") as second:
         double(1)
-    runs = [*store.runs_of("first"), *store.runs_of("second"), *store.runs_of("double")]
+    runs = [*store.runs(op="first"), *store.runs(op="second"), *store.runs(op="double")]
     digests = {run.environment for run in runs}
     assert len(digests) == 1 and None not in digests
-    (environments,) = [list(store.iter_records("environment"))]
+    (environments,) = [list(store._iter_records("environment"))]
     assert len(environments) == 1
     (environment,) = environments
     assert isinstance(environment, Artifact) and environment.kind == "environment"
@@ -138,9 +138,9 @@ def test_a_different_environment_is_another_artifact(store: Store, repo: Path,
         pass
     assert outside.record is not None and inside.record is not None
     assert outside.record.environment != inside.record.environment
-    assert store.load(store.artifact(inside.record.environment))["git"]["commit"] == git(
+    assert store.load(store._artifact(inside.record.environment))["git"]["commit"] == git(
         repo, "rev-parse", "HEAD")
-    assert len(list(store.iter_records("environment"))) == 2
+    assert len(list(store._iter_records("environment"))) == 2
 
 
 def test_code_summary() -> None:

@@ -11,11 +11,18 @@ import xxhash
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from lineage import encoding
-from lineage.content import read_blob, stage
-from lineage.files import TREE_TAG, stage_path
-from lineage.hashing import CHUNK_MAX, CHUNK_MIN, Digest, chunk_buffer, digest_bytes, digest_file
-from lineage.stores.memory import MemoryBackend
+from lineage.core import encoding
+from lineage.core.hashing import (
+    CHUNK_MAX,
+    CHUNK_MIN,
+    Digest,
+    chunk_buffer,
+    digest_bytes,
+    digest_file,
+)
+from lineage.storage.blobs import read_blob, stage
+from lineage.storage.files import TREE_TAG, stage_path
+from lineage.storage.memory import MemoryBackend
 
 
 def random_bytes(size: int, seed: int = 0) -> bytes:

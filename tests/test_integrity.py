@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-import lineage.hashing
-import lineage.records
-from lineage import encoding
+import lineage.core.hashing
+import lineage.core.records
+from lineage.core import encoding
+from lineage.core.hashing import Digest, chunk_buffer, digest_bytes
 from lineage.errors import CollisionError, IntegrityError
-from lineage.hashing import Digest, chunk_buffer, digest_bytes
 from lineage.store import Store
 from lineage.testing import collide, flip_byte, snapshot
 
@@ -24,7 +24,7 @@ def random_bytes(size: int, seed: int = 0) -> bytes:
 
 def chunk_location(store: Store, chunk: Digest) -> tuple[Path, int, int]:
     """The pack file, offset and length holding ``chunk`` in an LMDB store."""
-    with store.read() as txn:
+    with store._read() as txn:
         location = txn.get("chunks", chunk)
     assert location is not None
     offset, length = struct.unpack_from(">QQ", location)
@@ -82,7 +82,7 @@ def test_a_flipped_byte_in_a_stored_record_is_detected(store: Store) -> None:
         data[len(data) // 2] ^= 0x20
         txn.put("records", key, bytes(data))
 
-    store.write(flip)
+    store._write(flip)
     for revision in ("data", "data@v1", added.digest):
         with pytest.raises(IntegrityError) as caught:
             store.resolve(revision)
@@ -95,9 +95,9 @@ def test_a_blob_manifest_naming_the_wrong_chunk_is_detected(store: Store) -> Non
     other = store.add(b"other content", name="other")
     assert other.blob is not None
     real = store.resolve("data")
-    assert isinstance(real, lineage.records.Artifact) and real.blob is not None
+    assert isinstance(real, lineage.core.records.Artifact) and real.blob is not None
     swapped = encoding.encode([len(b"other content"), [other.blob], []])
-    store.write(lambda txn: txn.put("blobs", real.blob, swapped))
+    store._write(lambda txn: txn.put("blobs", real.blob, swapped))
     with pytest.raises(IntegrityError) as caught:
         store.load("data")
     assert str(real.blob) in str(caught.value)
@@ -112,13 +112,13 @@ def test_a_colliding_small_chunk_raises_collision_error_and_stores_nothing(
 ) -> None:
     good, evil = b"the approved training set", b"a tampered training set!"
     store.add(good, name="data")
-    before, packs = snapshot(store.backend), pack_sizes(store)
+    before, packs = snapshot(store._backend), pack_sizes(store)
     collide(monkeypatch, evil, good)
     with pytest.raises(CollisionError, match=str(digest_bytes(good))):
         store.add(evil, name="data")
     with pytest.raises(CollisionError):
         store.add(evil, name="elsewhere")
-    assert snapshot(store.backend) == before
+    assert snapshot(store._backend) == before
     assert pack_sizes(store) == packs
     assert store.load("data") == good
 
@@ -133,11 +133,11 @@ def test_a_colliding_chunk_inside_large_content_raises_collision_error(
     new = [bytes(c.data) for c in chunk_buffer(edited) if c.digest not in old]
     assert new, "the edit must produce at least one new chunk"
     victim = next(data for data in old.values() if len(data) != len(new[0]) or data != new[0])
-    before, packs = snapshot(store.backend), pack_sizes(store)
+    before, packs = snapshot(store._backend), pack_sizes(store)
     collide(monkeypatch, new[0], victim)
     with pytest.raises(CollisionError):
         store.add(edited, name="data")
-    assert snapshot(store.backend) == before
+    assert snapshot(store._backend) == before
     assert pack_sizes(store) == packs
 
 
@@ -146,11 +146,11 @@ def test_two_colliding_chunks_within_one_content_raise_collision_error(
 ) -> None:
     data = random_bytes(1024 * 1024, seed=6)
     chunks = [bytes(c.data) for c in chunk_buffer(data)]
-    before = snapshot(store.backend)
+    before = snapshot(store._backend)
     collide(monkeypatch, chunks[2], chunks[1])
     with pytest.raises(CollisionError):
         store.add(data, name="data")
-    assert snapshot(store.backend) == before
+    assert snapshot(store._backend) == before
 
 
 def test_colliding_whole_contents_with_different_chunks_raise_collision_error(
@@ -159,11 +159,11 @@ def test_colliding_whole_contents_with_different_chunks_raise_collision_error(
     good = random_bytes(600_000, seed=7)
     evil = random_bytes(600_000, seed=8)
     store.add(good, name="data")
-    before = snapshot(store.backend)
+    before = snapshot(store._backend)
     collide(monkeypatch, evil, good)
     with pytest.raises(CollisionError):
         store.add(evil, name="other")
-    assert snapshot(store.backend) == before
+    assert snapshot(store._backend) == before
     assert store.load("data") == good
 
 
@@ -171,8 +171,8 @@ def test_a_colliding_record_raises_collision_error(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = store.add(b"first", name="data")
-    before = snapshot(store.backend)
-    real_digest_bytes = lineage.records.digest_bytes
+    before = snapshot(store._backend)
+    real_digest_bytes = lineage.core.records.digest_bytes
 
     def crafted(data: Any) -> Digest:
         digest = real_digest_bytes(data)
@@ -182,16 +182,16 @@ def test_a_colliding_record_raises_collision_error(
                 return first.raw_digest
         return digest
 
-    monkeypatch.setattr(lineage.records, "digest_bytes", crafted)
+    monkeypatch.setattr(lineage.core.records, "digest_bytes", crafted)
     with pytest.raises(CollisionError):
         store.add(b"second", name="intruder")
-    assert snapshot(store.backend) == before
+    assert snapshot(store._backend) == before
 
 
 def test_re_adding_content_heals_a_corrupt_record(store: Store) -> None:
     added = store.add(b"content", name="data")
     key = added.raw_digest
-    store.write(lambda txn: txn.put("records", key, bytes(txn.get("records", key))[:-1] + b"?"))
+    store._write(lambda txn: txn.put("records", key, bytes(txn.get("records", key))[:-1] + b"?"))
     assert not store.verify().ok
     store.add(b"content", name="data", version="v1")
     assert store.verify().ok

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 import lineage
-from lineage.cli import main
-from lineage.lint import Finding
+from lineage.cli.app import main
 from lineage.store import Store
+from lineage.views.lint import Finding
 
 DOCUMENTED = {"origin": "site A, 2019-2021", "biases": "single site; few patients over 70"}
 CSV = "age,label\n61,1\n47,0\n55,1\n33,0\n"

@@ -13,9 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import lineage
+from lineage.core.records import Artifact, Run
 from lineage.errors import InvalidName, InvalidQuery, RevisionNotFound
-from lineage.records import Artifact, Run
-from lineage.store import Store, index_record
+from lineage.storage.schema import index_record
+from lineage.store import Store
 
 T0 = 1_700_000_000.0
 
@@ -33,7 +34,7 @@ def record_run(store: Store, op: str, *, inputs: dict[str, Artifact] | None = No
         ended=started + 1,
         **fields,
     )
-    store.write(lambda txn: index_record(txn, run))
+    store._write(lambda txn: index_record(txn, run))
     return run
 
 
@@ -149,14 +150,14 @@ def test_runs_filter_by_metrics(store: Store) -> None:
     assert bare not in store.runs(metrics={"sensitivity": ("!=", 0.5)})
 
 
-def test_runs_filter_by_status_name_time_and_limit(store: Store) -> None:
-    early = record_run(store, "fit", started=T0, name="baseline")
+def test_runs_filter_by_status_label_time_and_limit(store: Store) -> None:
+    early = record_run(store, "fit", started=T0, label="baseline")
     failed = record_run(store, "fit", started=T0 + 100, status="failed",
                         error={"type": "ValueError", "message": "bad"})
     late = record_run(store, "fit", started=T0 + 200)
     assert store.runs(status="failed") == [failed]
     assert store.runs("fit", status="ok") == [late, early]
-    assert store.runs(name="baseline") == [early]
+    assert store.runs(label="baseline") == [early]
     assert store.runs("fit", since=T0 + 100) == [late, failed]
     assert store.runs(since=T0 + 100) == [late, failed]
     assert store.runs("fit", until=T0 + 100) == [failed, early]

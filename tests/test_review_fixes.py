@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import lineage
-from lineage.content import ChunkVanished
+from lineage.errors import ChunkVanished
 from lineage.store import Store
 
 
@@ -73,7 +73,7 @@ def test_a_miss_returns_what_a_hit_returns(store: Store) -> None:
 def test_a_run_whose_reused_content_vanishes_is_staged_again_and_kept(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = Store.write
+    original = Store._write
     failures = [1]
 
     def write_once_vanishing(self: Store, apply: Any) -> Any:
@@ -85,7 +85,7 @@ def test_a_run_whose_reused_content_vanishes_is_staged_again_and_kept(
     with store.run("train") as run:
         run.log_metric("loss", 0.25)
         run.log_artifact({"w": [1, 2]}, name="weights")
-        monkeypatch.setattr(Store, "write", write_once_vanishing)
+        monkeypatch.setattr(Store, "_write", write_once_vanishing)
     record = run.record
     assert record is not None and record.status == "ok"
     assert store.load("weights") == {"w": [1, 2]}

@@ -17,14 +17,15 @@ import numpy as np
 import pytest
 
 import lineage
+from lineage.core.records import Run
 from lineage.errors import InvalidName, RevisionNotFound, RunError, UnsupportedValue
-from lineage.evaluation import evaluate
-from lineage.records import Run
-from lineage.store import EDGE_CHILD, EDGE_GENERATED, EDGE_USED, Store
+from lineage.storage.schema import EDGE_CHILD, EDGE_GENERATED, EDGE_USED
+from lineage.store import Store
+from lineage.tracking.evaluation import evaluate
 
 
 def has_edge(store: Store, src: Any, edge: bytes, dst: Any) -> bool:
-    with store.read() as txn:
+    with store._read() as txn:
         return txn.get("edges_out", src.raw_digest + edge + dst.raw_digest) is not None
 
 
@@ -46,7 +47,7 @@ def test_params_from_the_call_and_logged(store: Store) -> None:
                              "class_weight": {"0": 1.0, "1": 3.0}}
     assert type(record.params["max_iter"]) is int
     assert store.resolve(record.digest) == record
-    assert store.runs_of("train") == [record]
+    assert store.runs(op="train") == [record]
 
 
 @pytest.mark.parametrize("bad", [object(), {1, 2}, lambda: 0, {"k": object()}],
@@ -66,7 +67,7 @@ def test_params_are_validated_when_the_run_is_created(store: Store) -> None:
         store.run("train", params={3: "x"})  # type: ignore[dict-item]
     with pytest.raises(InvalidName):
         store.run("bad name")
-    assert store.runs_of("train") == []
+    assert store.runs(op="train") == []
 
 
 # -- metrics ----------------------------------------------------------------------------
@@ -108,13 +109,13 @@ def test_log_metric_refuses_bad_names_and_values(store: Store, name: Any, value:
 
 def test_ten_thousand_metrics_are_batched(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     writes = []
-    original = Store.write
+    original = Store._write
 
     def counting(self: Store, apply: Any) -> Any:
         writes.append(apply)
         return original(self, apply)
 
-    monkeypatch.setattr(Store, "write", counting)
+    monkeypatch.setattr(Store, "_write", counting)
     with store.run("train") as run:
         for i in range(10_000):
             run.log_metric("loss", 1.0 / (i + 1), step=i)
@@ -146,7 +147,7 @@ def test_exception_marks_the_run_failed_keeps_what_was_logged_and_reraises(
     assert record.params == {"C": 1.0, "seed": 7}
     assert record.metrics == {"loss": 4999.0}
     assert len(store.metric_history(record, "loss")) == 5000
-    assert store.load(store.artifact(record.outputs["weights"])) == {"weights": [1, 2]}
+    assert store.load(store._artifact(record.outputs["weights"])) == {"weights": [1, 2]}
     assert store.versions("weights")[0].raw_digest == record.outputs["weights"]
 
 
@@ -160,7 +161,7 @@ def test_run_still_open_at_exit_is_recorded_failed(tmp_path: Path) -> None:
     """)
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
     with lineage.open(tmp_path / "s") as store:
-        (record,) = store.runs_of("forgotten")
+        (record,) = store.runs(op="forgotten")
         assert record.status == "failed"
         assert record.error is not None and record.error["type"] == "RunError"
         assert record.metrics == {"loss": 9.0}
@@ -223,7 +224,7 @@ def test_logging_on_a_closed_run_raises(store: Store) -> None:
             attempt()
     with pytest.raises(RunError):
         run.__enter__()
-    assert store.runs_of("train") == [before]
+    assert store.runs(op="train") == [before]
     assert len(store.metric_history(before, "loss")) == 1
     assert store.names() == ["dataset"]
 
@@ -251,7 +252,7 @@ def test_logged_artifacts_get_versions_when_the_run_commits(store: Store, tmp_pa
     assert store.resolve("model@v1.0").raw_digest == record.outputs["model"]
     assert store.read_bytes("report.txt") == b"all good\n"
     for digest in record.outputs.values():
-        assert has_edge(store, record, EDGE_GENERATED, store.artifact(digest))
+        assert has_edge(store, record, EDGE_GENERATED, store._artifact(digest))
 
 
 def test_version_clash_raises_before_the_block_ends(store: Store) -> None:
@@ -297,7 +298,7 @@ def test_nested_runs_are_linked(store: Store) -> None:
             with store.run("train", params={"C": c}) as trial:
                 trial.log_metric("auc", c)
     parent = committed(sweep)
-    children = store.runs_of("train")
+    children = store.runs(op="train")
     assert len(children) == 2
     for child in children:
         assert child.parent == parent.id
@@ -401,7 +402,7 @@ def test_version_taken_by_another_writer_before_commit_keeps_the_run_as_failed(
     assert record.status == "failed"
     assert "could not be versioned" in record.error["message"]
     assert record.metrics == {"loss": 0.5}
-    kept = store.artifact(record.outputs["model"])  # the output's content is still there
+    kept = store._artifact(record.outputs["model"])  # the output's content is still there
     assert store.load(kept) == {"w": [1, 2]}
     assert store.load("model@v1") == {"w": [9, 9]}
 

@@ -1,4 +1,4 @@
-"""The batched, background staging of large content and directories (lineage.content.Stager).
+"""The batched, background staging of large content and directories (lineage.storage.blobs.Stager).
 
 Thresholds are lowered so that content of a few MiB takes the paths a multi-GiB file takes:
 background whole hash, comparisons of reused chunks joined into runs, writes in batches while
@@ -17,12 +17,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import lineage.content
-import lineage.files
-import lineage.hashing
-from lineage import encoding
+import lineage.core.hashing
+import lineage.storage.blobs
+import lineage.storage.files
+from lineage.core import encoding
+from lineage.core.hashing import Digest, chunk_buffer
 from lineage.errors import CollisionError, IntegrityError, PathError
-from lineage.hashing import Digest, chunk_buffer
 from lineage.store import Store
 from lineage.testing import collide, flip_byte, snapshot
 
@@ -31,10 +31,10 @@ MiB = 1024 * 1024
 
 @pytest.fixture(autouse=True)
 def small_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lineage.content, "_BACKGROUND", 256 * 1024)
-    monkeypatch.setattr(lineage.content, "_WRITE_BATCH", 512 * 1024)
-    monkeypatch.setattr(lineage.content, "_RUN", 384 * 1024)
-    monkeypatch.setattr(lineage.files, "_READ_WHOLE", 256 * 1024)
+    monkeypatch.setattr(lineage.storage.blobs, "_BACKGROUND", 256 * 1024)
+    monkeypatch.setattr(lineage.storage.blobs, "_WRITE_BATCH", 512 * 1024)
+    monkeypatch.setattr(lineage.storage.blobs, "_RUN", 384 * 1024)
+    monkeypatch.setattr(lineage.storage.files, "_READ_WHOLE", 256 * 1024)
 
 
 def random_bytes(size: int, seed: int) -> bytes:
@@ -96,11 +96,11 @@ def test_a_collision_in_a_reused_run_of_large_content_stores_nothing(
     old = {c.digest: bytes(c.data) for c in chunk_buffer(v1)}
     evil = [bytes(c.data) for c in chunk_buffer(tampered) if c.digest not in old][-1]
     victim = next(data for data in old.values() if data != evil)
-    before, packs = snapshot(store.backend), pack_sizes(store)
+    before, packs = snapshot(store._backend), pack_sizes(store)
     collide(monkeypatch, evil, victim)
     with pytest.raises(CollisionError):
         store.add(tampered, name="data")
-    assert snapshot(store.backend) == before
+    assert snapshot(store._backend) == before
     assert stored_bytes(store) == sum(packs.values())  # what was written meanwhile: taken back
     assert store.load("data") == v1
 
@@ -110,11 +110,11 @@ def test_a_repeated_chunk_with_other_bytes_in_large_content_raises(
 ) -> None:
     data = random_bytes(4 * MiB, seed=7)
     chunks = [bytes(c.data) for c in chunk_buffer(data)]
-    before, packs = snapshot(store.backend), pack_sizes(store)
+    before, packs = snapshot(store._backend), pack_sizes(store)
     collide(monkeypatch, chunks[-2], chunks[3])
     with pytest.raises(CollisionError):
         store.add(data, name="data")
-    assert snapshot(store.backend) == before
+    assert snapshot(store._backend) == before
     assert stored_bytes(store) == sum(packs.values())
 
 
@@ -122,7 +122,7 @@ def test_a_corrupt_stored_chunk_in_a_reused_run_raises_integrity_error(store: St
     v1 = random_bytes(4 * MiB, seed=8)
     store.add(v1, name="data")
     chunk = list(chunk_buffer(v1))[5]
-    with store.read() as txn:
+    with store._read() as txn:
         location = txn.get("chunks", chunk.digest)
     assert location is not None
     offset, length = struct.unpack_from(">QQ", location)
@@ -161,10 +161,10 @@ def test_a_directory_failing_midway_stores_nothing(store: Store, tmp_path: Path)
     (tree / "b-small.txt").write_bytes(b"small")
     (tree / "sub").mkdir()  # walked after the files beside it
     os.mkfifo(tree / "sub" / "fifo")
-    before, packs = snapshot(store.backend), pack_sizes(store)
+    before, packs = snapshot(store._backend), pack_sizes(store)
     with pytest.raises(PathError, match="special file"):
         store.add(tree, name="tree")
-    assert snapshot(store.backend) == before
+    assert snapshot(store._backend) == before
     assert stored_bytes(store) == sum(packs.values())
 
 
@@ -191,7 +191,7 @@ def test_staging_on_the_memory_backend_takes_the_same_paths(memory_store: Store)
     )
 )
 def test_encode_digests_gives_the_canonical_encoding(value: list[Any]) -> None:
-    assert lineage.content.encode_digests(value) == encoding.encode(value)
+    assert lineage.storage.blobs.encode_digests(value) == encoding.encode(value)
 
 
 def test_staged_chunks_are_fsynced_before_the_transaction_naming_them(
@@ -204,11 +204,11 @@ def test_staged_chunks_are_fsynced_before_the_transaction_naming_them(
         synced.append(fd)
         real_fsync(fd)
 
-    prepared = [store.prepare(f"config {i}".encode() * 50) for i in range(20)]
-    pack = store.backend._pack  # type: ignore[attr-defined]
+    prepared = [store._prepare(f"config {i}".encode() * 50) for i in range(20)]
+    pack = store._backend._pack  # type: ignore[attr-defined]
     assert pack is not None and pack.unsynced  # staged, not yet durable
     monkeypatch.setattr(os, "fsync", spy)
-    store.write(lambda txn: [p.commit(txn) for p in prepared])
+    store._write(lambda txn: [p.commit(txn) for p in prepared])
     assert not pack.unsynced and len(synced) == 1  # one fsync for all twenty, before commit
     assert [store.load(p.artifact) for p in prepared[:2]] == [b"config 0" * 50, b"config 1" * 50]
 
@@ -231,12 +231,12 @@ def test_a_tree_is_encoded_canonically(raw: list[tuple[str, str, Digest, str, in
         for path, kind, digest, target, size in raw
     ]
     try:
-        expected = encoding.encode([lineage.files.TREE_TAG, 1, entries])
+        expected = encoding.encode([lineage.storage.files.TREE_TAG, 1, entries])
     except Exception as exc:  # names that cannot be encoded raise the same error
         with pytest.raises(type(exc)):
-            lineage.files._encode_tree(entries)
+            lineage.storage.files._encode_tree(entries)
         return
-    assert lineage.files._encode_tree(entries) == expected
+    assert lineage.storage.files._encode_tree(entries) == expected
 
 
 @pytest.mark.parametrize("with_memcmp", [True, False], ids=["memcmp", "numpy"])
@@ -244,8 +244,8 @@ def test_large_buffers_compare_byte_for_byte(
     monkeypatch: pytest.MonkeyPatch, with_memcmp: bool
 ) -> None:
     if not with_memcmp:
-        monkeypatch.setattr(lineage.content, "_memcmp", lambda: None)
-    same = lineage.content._same_bytes
+        monkeypatch.setattr(lineage.storage.blobs, "_memcmp", lambda: None)
+    same = lineage.storage.blobs._same_bytes
     data = random_bytes(3 * MiB + 5, seed=14)
     assert same(data, bytes(data)) and same(memoryview(data), memoryview(bytes(data)))
     for position in (0, MiB - 1, MiB, len(data) - 1):

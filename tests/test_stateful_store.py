@@ -18,12 +18,12 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from lineage import encoding
-from lineage.errors import InvalidName, LineageError, RevisionNotFound
-from lineage.records import Artifact
+from lineage.core import encoding
+from lineage.core.records import Artifact
+from lineage.errors import InvalidName, LineageError, RecordTypeError, RevisionNotFound
+from lineage.storage.lmdb import LmdbBackend
+from lineage.storage.memory import MemoryBackend
 from lineage.store import Store
-from lineage.stores.lmdb import LmdbBackend
-from lineage.stores.memory import MemoryBackend
 from lineage.testing import snapshot
 
 NAMES = ["data", "model"]
@@ -76,10 +76,10 @@ class StoreMachine(RuleBasedStateMachine):
             if error is None:
                 results.append(action(store))
                 continue
-            before = snapshot(store.backend)
+            before = snapshot(store._backend)
             with pytest.raises(error):
                 action(store)
-            assert snapshot(store.backend) == before
+            assert snapshot(store._backend) == before
         return results
 
     def learn(self, art: Art, results: list[Artifact]) -> None:
@@ -198,8 +198,10 @@ class StoreMachine(RuleBasedStateMachine):
         art = data.draw(st.sampled_from(self.live()))
         revision = data.draw(st.sampled_from(self.revisions_of(art)))
         name = art[0]
-        error = None
-        if name is None or stage in dict(self.versions[name]):
+        error: type[Exception] | None = None
+        if name is None:
+            error = RecordTypeError  # an unnamed artifact has no stages
+        elif stage in dict(self.versions[name]):
             error = InvalidName
         self.both(lambda s: s.promote(revision, stage), error)
         if error is None and name is not None and self.stages.get((name, stage)) != art:
@@ -252,7 +254,7 @@ class StoreMachine(RuleBasedStateMachine):
             for name in self.versions:
                 expected = {s: self.digests[a] for (n, s), a in self.stages.items() if n == name}
                 assert {s: a.digest for s, a in store.stages(name).items()} == expected
-            with store.read() as txn:
+            with store._read() as txn:
                 tags = {key.decode(): bytes(value).hex() for key, value in txn.items("tags")}
             assert tags == {tag: self.digests[art] for tag, art in self.tags.items()}
 

@@ -19,21 +19,23 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import lineage
-from lineage import encoding, track
-from lineage.errors import UnsupportedValue
-from lineage.hashing import Digest
-from lineage.records import Run
-from lineage.store import EDGE_CHILD, Store, open_store
-from lineage.track import _scalar_params_encoding, default_store
+from lineage.core import encoding
+from lineage.core.hashing import Digest
+from lineage.core.records import Run
+from lineage.errors import StepDefinitionError, UnsupportedValue
+from lineage.storage.schema import EDGE_CHILD
+from lineage.store import Store, open_store
+from lineage.tracking import step as track
+from lineage.tracking.step import _scalar_params_encoding, default_store
 
 
 def runs(store: Store, op: str) -> list[Run]:
     """Runs of ``op``, oldest first."""
-    return list(reversed(store.runs_of(op)))
+    return list(reversed(store.runs(op=op)))
 
 
 def has_child_edge(store: Store, parent: Run, child: Run) -> bool:
-    with store.read() as txn:
+    with store._read() as txn:
         return txn.get("edges_out", parent.raw_digest + EDGE_CHILD + child.raw_digest) is not None
 
 
@@ -120,7 +122,7 @@ def test_changed_source_misses_and_version_keeps_identity(store: Store, tmp_path
     assert new.CALLS == [5, 7]
     codes = {r.code for r in runs(store, "scale")}
     assert len(codes) == 4  # one code artifact per (source, version) pair
-    code = store.artifact(runs(store, "scale")[0].code)
+    code = store._artifact(runs(store, "scale")[0].code)
     assert code.kind == "code"
     assert "x * 2" in code.summary["source"]
 
@@ -152,7 +154,7 @@ def test_path_argument_is_taken_by_content(store: Store, tmp_path: Path) -> None
     first = runs(store, "count_lines")[0]
     assert first.params == {}
     assert set(first.inputs) == {"data"}
-    assert store.read_bytes(store.artifact(first.inputs["data"])) == b"a\nb\n"
+    assert store.read_bytes(store._artifact(first.inputs["data"])) == b"a\nb\n"
 
 
 def test_directory_argument_is_taken_by_content(store: Store, tmp_path: Path) -> None:
@@ -229,7 +231,7 @@ def test_cache_false_always_executes_but_records(store: Store) -> None:
     recorded = runs(store, "sample")
     assert len(recorded) == 3
     assert all(r.status == "ok" and r.params == {"seed": 1} for r in recorded)
-    assert [store.load(store.artifact(r.outputs["return"]))["value"] for r in recorded] == [1, 2, 3]
+    assert [store.load(r.outputs["return"])["value"] for r in recorded] == [1, 2, 3]
 
 
 def test_ignore_leaves_a_param_out_of_the_key_and_record(store: Store) -> None:
@@ -248,7 +250,7 @@ def test_ignore_leaves_a_param_out_of_the_key_and_record(store: Store) -> None:
 
 
 def test_ignore_must_name_a_parameter() -> None:
-    with pytest.raises(UnsupportedValue, match="verbos"):
+    with pytest.raises(StepDefinitionError, match="verbos"):
         @lineage.step(ignore=["verbos"])
         def fit(x: int, verbose: bool = False) -> int:
             return x
@@ -304,7 +306,7 @@ def test_tuple_outputs_are_stored_one_by_one(store: Store) -> None:
     split(3)
     recorded = runs(store, "split")[0]
     assert set(recorded.outputs) == {"return.0", "return.1"}
-    assert store.load(store.artifact(recorded.outputs["return.1"])) == [3, 4, 5]
+    assert store.load(store._artifact(recorded.outputs["return.1"])) == [3, 4, 5]
 
 
 def test_path_output_is_restored_on_a_hit(store: Store, tmp_path: Path) -> None:
@@ -324,7 +326,7 @@ def test_path_output_is_restored_on_a_hit(store: Store, tmp_path: Path) -> None:
     assert calls == [3]
     assert out.read_bytes() == bytes(range(256)) * 3
     recorded = runs(store, "train")[0]
-    assert store.read_bytes(store.artifact(recorded.outputs["return"])) == out.read_bytes()
+    assert store.read_bytes(store._artifact(recorded.outputs["return"])) == out.read_bytes()
 
 
 def test_unstorable_output_fails_the_call_with_a_typed_error(store: Store) -> None:
@@ -351,7 +353,7 @@ def test_argument_no_adapter_claims_raises_naming_it(store: Store, bad: Any) -> 
     with pytest.raises(UnsupportedValue, match="'model'"):
         use(0.5, bad)
     assert calls == []
-    assert store.runs_of("use") == []
+    assert store.runs(op="use") == []
 
 
 def test_wrong_call_signature_raises_type_error_like_the_function(store: Store) -> None:
@@ -366,7 +368,7 @@ def test_wrong_call_signature_raises_type_error_like_the_function(store: Store) 
         with pytest.raises(TypeError):
             wrapped(*args, **kwargs)
     assert wrapped(2, scale=3) == 6
-    assert len(store.runs_of("plain")) == 1
+    assert len(store.runs(op="plain")) == 1
 
 
 def test_variadic_arguments_are_recorded_by_position_and_name(store: Store) -> None:
@@ -394,7 +396,7 @@ def test_method_steps_work(store: Store) -> None:
 
     assert Model().predict(2) == 6
     assert Model().predict(2) == 6
-    assert len(store.runs_of("predict")) == 1
+    assert len(store.runs(op="predict")) == 1
 
 
 # -- explain ----------------------------------------------------------------------------
@@ -491,7 +493,7 @@ def test_nested_steps_record_child_of(store: Store) -> None:
     assert inner_calls == [1]
     second = runs(store, "outer")[1]
     assert has_child_edge(store, second, child)
-    assert len(store.runs_of("inner")) == 1
+    assert len(store.runs(op="inner")) == 1
 
 
 def test_step_inside_a_run_is_its_child_and_hits_are_linked(store: Store) -> None:
@@ -515,7 +517,7 @@ def test_step_inside_a_run_is_its_child_and_hits_are_linked(store: Store) -> Non
     assert calls == [1]
     assert again.record is not None
     assert has_child_edge(store, again.record, child)
-    assert len(store.runs_of("featurize")) == 1
+    assert len(store.runs(op="featurize")) == 1
 
 
 # -- concurrency -------------------------------------------------------------------------
@@ -558,14 +560,14 @@ def test_same_key_from_two_processes_records_a_consistent_result(
     report = store.verify()
     assert report.ok, report
     plan = _slow_square.plan(store, 7)
-    with store.read() as txn:
+    with store._read() as txn:
         found = txn.get("call_keys", plan.key)
     assert found is not None
-    recorded = store.record(Digest(found))
+    recorded = store.resolve(Digest(found))
     assert isinstance(recorded, Run) and recorded.status == "ok"
-    square, pid = store.load(store.artifact(recorded.outputs["return"]))
+    square, pid = store.load(store._artifact(recorded.outputs["return"]))
     assert square == 49 and pid in {w.pid for w in workers}
-    assert {r.status for r in store.runs_of("slow_square")} == {"ok"}
+    assert {r.status for r in store.runs(op="slow_square")} == {"ok"}
     with store:
         assert _slow_square(7) == [49, pid]  # the parent now hits the recorded run
 
@@ -589,8 +591,8 @@ def test_default_store_resolution_order(tmp_path: Path, monkeypatch: pytest.Monk
     latest = lineage.open(tmp_path / "latest")
     try:
         ping(1)
-        assert len(latest.runs_of("ping")) == 1  # the most recent lineage.open()
-        assert first.runs_of("ping") == []
+        assert len(latest.runs(op="ping")) == 1  # the most recent lineage.open()
+        assert first.runs(op="ping") == []
         with entered:
             ping(2)
             with latest.run("r"):
@@ -598,11 +600,11 @@ def test_default_store_resolution_order(tmp_path: Path, monkeypatch: pytest.Monk
             explicit(4)  # a passed store beats everything
         assert entered.closed  # `with store:` closes it on exit
         with open_store(tmp_path / "entered") as reopened:
-            assert [r.params["x"] for r in reopened.runs_of("ping")] == [2]
-        assert [r.params["x"] for r in latest.runs_of("ping")] == [3, 1]
-        assert [r.params["x"] for r in passed.runs_of("ping")] == [4]
+            assert [r.params["x"] for r in reopened.runs(op="ping")] == [2]
+        assert [r.params["x"] for r in latest.runs(op="ping")] == [3, 1]
+        assert [r.params["x"] for r in passed.runs(op="ping")] == [4]
         by_path(6)
-        assert [r.params["x"] for r in by_path.store().runs_of("ping")] == [6]
+        assert [r.params["x"] for r in by_path.store().runs(op="ping")] == [6]
         assert default_store() is latest  # a step's own store is not made the default
     finally:
         by_path.store().close()
@@ -612,7 +614,7 @@ def test_default_store_resolution_order(tmp_path: Path, monkeypatch: pytest.Monk
     ping(5)  # every opened store is closed: LINEAGE_HOME
     try:
         assert default_store().path == str(tmp_path / "home")
-        assert [r.params["x"] for r in default_store().runs_of("ping")] == [5]
+        assert [r.params["x"] for r in default_store().runs(op="ping")] == [5]
     finally:
         default_store().close()
 
@@ -621,7 +623,7 @@ def test_default_store_falls_back_to_dot_lineage(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LINEAGE_HOME", raising=False)
-    monkeypatch.setattr(track, "_last_opened", [])
+    monkeypatch.setattr(lineage.context, "_last_opened", [])
 
     @lineage.step
     def pong(x: int) -> int:
@@ -630,7 +632,7 @@ def test_default_store_falls_back_to_dot_lineage(tmp_path: Path,
     pong(1)
     try:
         assert (tmp_path / ".lineage").is_dir()
-        assert len(default_store().runs_of("pong")) == 1
+        assert len(default_store().runs(op="pong")) == 1
     finally:
         default_store().close()
 
@@ -735,7 +737,7 @@ def test_a_dict_of_arrays_is_one_output_per_key_and_comes_back_whole(store: Stor
     np.testing.assert_array_equal(again["X"], first["X"])
     np.testing.assert_array_equal(again["y"], first["y"])
     assert again["note"] == "ok"
-    run = store.runs_of("split")[0]
+    run = store.runs(op="split")[0]
     assert sorted(run.outputs) == ["return.X", "return.note", "return.y"]
 
 

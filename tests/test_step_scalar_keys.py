@@ -17,8 +17,10 @@ import hypothesis.strategies as st
 from hypothesis import given
 
 import lineage
-from lineage.store import EDGE_CHILD, Store
-from lineage.track import pop_default_store, push_default_store
+from lineage.context import pop_store as pop_default_store
+from lineage.context import push_store as push_default_store
+from lineage.storage.schema import EDGE_CHILD
+from lineage.store import Store
 
 
 def test_equal_numbers_of_different_types_are_different_calls(store: Store) -> None:
@@ -116,9 +118,9 @@ def test_a_shortcut_hit_returns_a_fresh_value_and_is_linked_to_the_enclosing_run
     with store.run("outer") as run:
         assert settings(4) == {"n": 4, "tags": ["a"]}
     assert calls == [4]
-    step_run = store.runs_of("settings")[0]
+    step_run = store.runs(op="settings")[0]
     assert run.record is not None
-    with store.read() as txn:
+    with store._read() as txn:
         edge = run.record.raw_digest + EDGE_CHILD + step_run.raw_digest
         assert txn.get("edges_out", edge) is not None
 
@@ -142,7 +144,7 @@ def test_the_same_step_in_two_stores_keeps_their_memos_apart(tmp_path: Path) -> 
                 finally:
                     pop_default_store(token)
         assert calls == ["x", "x"]
-        assert len(first.runs_of("greet")) == len(second.runs_of("greet")) == 1
+        assert len(first.runs(op="greet")) == len(second.runs(op="greet")) == 1
     finally:
         first.close()
         second.close()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from lineage.stores.base import Backend
-from lineage.stores.lmdb import LmdbBackend
-from lineage.stores.memory import MemoryBackend
+from lineage.storage.base import Backend
+from lineage.storage.lmdb import LmdbBackend
+from lineage.storage.memory import MemoryBackend
 from lineage.testing import StoreContract, flip_byte
 
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 import lineage
-import lineage.files
-from lineage import encoding, registry
-from lineage.content import stage
+import lineage.storage.files
+from lineage.core import encoding
+from lineage.core.records import Artifact
 from lineage.errors import (
     AmbiguousRevision,
     InvalidName,
@@ -25,9 +25,11 @@ from lineage.errors import (
     StoreError,
     UnsupportedValue,
 )
-from lineage.files import TREE_TAG
-from lineage.records import Artifact
-from lineage.store import Store, index_record
+from lineage.refs import registry
+from lineage.storage.blobs import stage
+from lineage.storage.files import TREE_TAG
+from lineage.storage.schema import index_record
+from lineage.store import Store
 from lineage.testing import snapshot
 
 BAD_NAMES = [
@@ -64,12 +66,12 @@ def filled(store: Store) -> Store:
 
 
 def assert_unchanged(store: Store, action: Callable[[], Any], error: type[Exception]) -> None:
-    before = snapshot(store.backend)
+    before = snapshot(store._backend)
     with pytest.raises(error) as caught:
         action()
     assert isinstance(caught.value, LineageError)
     assert str(caught.value)
-    assert snapshot(store.backend) == before
+    assert snapshot(store._backend) == before
 
 
 # -- names ------------------------------------------------------------------------------
@@ -178,7 +180,7 @@ def test_an_unknown_digest_prefix_is_not_found(filled: Store) -> None:
 
 def test_an_ambiguous_digest_prefix_lists_the_matches(store: Store) -> None:
     first, second = bytes.fromhex("abcdef01" + "0" * 24), bytes.fromhex("abcdef02" + "0" * 24)
-    store.write(lambda txn: (txn.put("records", first, b""), txn.put("records", second, b"")))
+    store._write(lambda txn: (txn.put("records", first, b""), txn.put("records", second, b"")))
     with pytest.raises(AmbiguousRevision) as caught:
         store.resolve("abcdef")
     assert first.hex()[:16] in str(caught.value) and second.hex()[:16] in str(caught.value)
@@ -295,8 +297,8 @@ def test_checkout_of_a_directory_over_an_existing_one_needs_force(
 
 def store_crafted_tree(store: Store, entries: list[list[Any]]) -> None:
     """Store a directory artifact named ``evil`` whose tree holds ``entries`` verbatim."""
-    payload = stage(store.backend, b"payload")
-    tree = stage(store.backend, encoding.encode([TREE_TAG, 1, entries]), children=[payload.digest])
+    payload = stage(store._backend, b"payload")
+    tree = stage(store._backend, encoding.encode([TREE_TAG, 1, entries]), children=[payload.digest])
     artifact = Artifact(kind="directory", name="evil", blob=tree.digest, format="directory",
                         size=7, summary={"files": 1})
 
@@ -306,7 +308,7 @@ def store_crafted_tree(store: Store, entries: list[list[Any]]) -> None:
         index_record(txn, artifact)
         registry.add_version(txn, "evil", artifact.raw_digest)
 
-    store.write(commit)
+    store._write(commit)
 
 
 ESCAPES = [
@@ -324,7 +326,7 @@ ESCAPES = [
 def test_checkout_refuses_a_tree_entry_that_would_escape(
     store: Store, tmp_path: Path, entries: list[list[Any]]
 ) -> None:
-    payload = stage(store.backend, b"payload").digest
+    payload = stage(store._backend, b"payload").digest
     store_crafted_tree(store, [
         [path, kind, payload if kind == "f" else rest[0], 7]
         for path, kind, *rest in entries
@@ -357,8 +359,8 @@ def test_gc_keeps_a_directory_and_its_files_and_drops_unreachable_files(
     store.add(tree, name="tree")
     lonely = tmp_path / "lonely.bin"
     lonely.write_bytes(os.urandom(50_000))
-    prepared = store.prepare(lonely, path_name=False)  # an unnamed file: nothing reaches it
-    store.write(prepared.commit)
+    prepared = store._prepare(lonely, path_name=False)  # an unnamed file: nothing reaches it
+    store._write(prepared.commit)
     dropped = prepared.artifact
     report = store.gc()
     assert report.records == 1 and report.blobs == 1
@@ -378,13 +380,13 @@ def test_gc_keeps_a_directory_and_its_files_and_drops_unreachable_files(
 def hashes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Every file the store reads to hash, in order."""
     seen: list[Path] = []
-    real = lineage.files.map_file
+    real = lineage.storage.files.map_file
 
     def counting(path: Any) -> Any:
         seen.append(Path(path))
         return real(path)
 
-    monkeypatch.setattr(lineage.files, "map_file", counting)
+    monkeypatch.setattr(lineage.storage.files, "map_file", counting)
     return seen
 
 

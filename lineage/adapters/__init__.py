@@ -15,13 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..errors import UnsupportedValue
+from lineage.errors import UnsupportedValue
 
 __all__ = [
     "Adapter",
     "Dumped",
     "adapter_for_format",
     "adapter_for_value",
+    "format_adapter",
     "register_adapter",
 ]
 
@@ -93,19 +94,21 @@ class _Lazy:
         )
 
 
-_registry: list[Adapter | _Lazy] = []
+_registered: list[Adapter] = []  # by users, newest first
+_builtins: list[Adapter | _Lazy] = []
 
 
 def register_adapter(adapter: Adapter) -> Adapter:
-    """Register ``adapter``; it is tried before every adapter registered earlier."""
-    _registry.insert(0, adapter)
+    """Register ``adapter``; it is tried before the built-in adapters and every adapter
+    registered earlier. Its ``formats`` decide what :meth:`Store.load` gives back."""
+    _registered.insert(0, adapter)
     return adapter
 
 
 def _candidates() -> list[Adapter | _Lazy]:
-    if not _registry:
+    if not _builtins:
         _install_builtins()
-    return _registry
+    return [*_registered, *_builtins]
 
 
 def adapter_for_value(value: Any) -> Adapter:
@@ -130,16 +133,24 @@ def adapter_for_value(value: Any) -> Adapter:
     )
 
 
-def adapter_for_format(format: str) -> Adapter:
+def format_adapter(format: str) -> Adapter | None:  # noqa: A002 - the record's field
+    """The adapter that loads ``format``, or ``None`` (then the content is a file)."""
+    for entry in _candidates():
+        if format in entry.formats:
+            return entry.get() if isinstance(entry, _Lazy) else entry
+    return None
+
+
+def adapter_for_format(format: str) -> Adapter:  # noqa: A002 - the record's field
     """The adapter that loads ``format``.
 
     Raises:
         UnsupportedValue: no adapter knows the format.
     """
-    for entry in _candidates():
-        if format in entry.formats:
-            return entry.get() if isinstance(entry, _Lazy) else entry
-    raise UnsupportedValue(f"no adapter can load format {format!r}")
+    adapter = format_adapter(format)
+    if adapter is None:
+        raise UnsupportedValue(f"no adapter can load format {format!r}")
+    return adapter
 
 
 def _install_builtins() -> None:
@@ -148,11 +159,11 @@ def _install_builtins() -> None:
         (("pandas",), ("pandas-parquet", "pandas-pickle"), "lineage.adapters.pandas:PandasAdapter"),
         (("numpy",), ("numpy",), "lineage.adapters.numpy:NumpyAdapter"),
     ]
-    from .basic import BytesAdapter, ConfigAdapter
+    from lineage.adapters.basic import BytesAdapter, ConfigAdapter
 
-    _registry.extend([ConfigAdapter(), BytesAdapter()])
+    _builtins.extend([ConfigAdapter(), BytesAdapter()])
     for modules, formats, target in lazy:
-        _registry.append(_Lazy(modules, formats, target))
+        _builtins.append(_Lazy(modules, formats, target))
 
 
 Loader = Callable[[bytes], Any]

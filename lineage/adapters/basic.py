@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import encoding
-from ..errors import UnsupportedValue
-from . import Dumped
+from lineage.adapters import Dumped
+from lineage.core import encoding
+from lineage.errors import UnsupportedValue
 
 __all__ = ["BytesAdapter", "ConfigAdapter"]
 

@@ -24,9 +24,9 @@ from typing import Any, Final
 import numpy as np
 import xxhash
 
-from .. import encoding
-from ..errors import UnsupportedValue
-from . import Dumped
+from lineage.adapters import Dumped
+from lineage.core import encoding
+from lineage.errors import UnsupportedValue
 
 __all__ = ["NumpyAdapter", "array_identity"]
 

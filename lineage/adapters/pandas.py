@@ -38,10 +38,10 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from .. import encoding
-from ..errors import UnsupportedValue, UntrustedContentError
-from ..hashing import digest_bytes
-from . import Dumped
+from lineage.adapters import Dumped
+from lineage.core import encoding
+from lineage.core.hashing import digest_bytes
+from lineage.errors import UnsupportedValue, UntrustedContentError
 
 __all__ = ["PandasAdapter", "frame_identity", "frame_summary", "summarize_table_file"]
 

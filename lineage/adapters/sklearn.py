@@ -40,10 +40,10 @@ from typing import Any, Final
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from .. import encoding
-from ..errors import UnsupportedValue, UntrustedContentError
-from ..hashing import digest_bytes
-from . import Dumped
+from lineage.adapters import Dumped
+from lineage.core import encoding
+from lineage.core.hashing import digest_bytes
+from lineage.errors import UnsupportedValue, UntrustedContentError
 
 __all__ = ["SklearnAdapter", "model_summary"]
 

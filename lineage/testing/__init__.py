@@ -4,7 +4,7 @@ Subclass :class:`StoreContract` in a pytest module and implement :meth:`~StoreCo
 make_backend` (and, for a backend that persists, :meth:`~StoreContract.reopen` and
 :meth:`~StoreContract.corrupt_chunk`)::
 
-    from lineage.stores.lmdb import LmdbBackend
+    from lineage.storage.lmdb import LmdbBackend
     from lineage.testing import StoreContract
 
     class TestLmdbBackend(StoreContract):
@@ -13,7 +13,7 @@ make_backend` (and, for a backend that persists, :meth:`~StoreContract.reopen` a
 
 The suite checks the backend primitives (namespaced reads and writes, prefix and reverse
 iteration, atomic transactions, chunk bytes, compaction, close) and then the whole
-:class:`~lineage.store.Store` running over the backend (add, load, resolve, tag, promote,
+:class:`~lineage.store.store.Store` running over the backend (add, load, resolve, tag, promote,
 log, gc, verify), in the spirit of zarr's ``zarr.testing.store.StoreTests``.
 
 This module imports pytest and hypothesis; it is meant for test suites only.
@@ -33,17 +33,17 @@ import xxhash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ..errors import (
+from lineage.core.hashing import Digest, digest_bytes
+from lineage.core.records import Run
+from lineage.errors import (
     IntegrityError,
     InvalidName,
     RevisionNotFound,
     StoreError,
 )
-from ..hashing import Digest, digest_bytes
-from ..indexing import index_record
-from ..records import Run
-from ..store import Store
-from ..stores.base import NAMESPACES, Backend, ReadTxn, WriteTxn
+from lineage.storage.base import Backend, ReadTxn, WriteTxn
+from lineage.storage.schema import NAMESPACES, index_record
+from lineage.store.store import Store
 
 __all__ = ["StoreContract", "collide", "flip_byte", "snapshot"]
 
@@ -70,7 +70,7 @@ class _CollidingXxhash:
 
 def collide(monkeypatch: pytest.MonkeyPatch, evil: bytes, good: bytes) -> None:
     """Make content ``evil`` hash to the digest of ``good`` everywhere lineage hashes."""
-    from .. import hashing
+    from lineage.core import hashing
 
     real = xxhash.xxh3_128_digest
     monkeypatch.setattr(hashing, "xxhash", _CollidingXxhash({real(evil): real(good)}))
@@ -95,7 +95,7 @@ _KEYS = st.lists(_BYTE, min_size=1, max_size=5).map(bytes)
 
 
 class StoreContract:
-    """Tests every :class:`~lineage.stores.base.Backend` must pass.
+    """Tests every :class:`~lineage.storage.base.Backend` must pass.
 
     Subclasses implement :meth:`make_backend`; persistent backends also set
     ``persistent = True`` (the default) and implement :meth:`reopen`.
@@ -382,10 +382,10 @@ class StoreContract:
 
     def test_store_explicit_version_is_immutable(self, store: Store) -> None:
         store.add(b"one", name="data", version="v1.0")
-        before = snapshot(store.backend)
+        before = snapshot(store._backend)
         with pytest.raises(InvalidName, match="v1.0"):
             store.add(b"other", name="data", version="v1.0")
-        assert snapshot(store.backend) == before
+        assert snapshot(store._backend) == before
         assert store.add(b"one", name="data", version="v1.0").version == "v1.0"
 
     def test_store_configs_round_trip(self, store: Store) -> None:
@@ -438,7 +438,7 @@ class StoreContract:
         used = store.add(b"used by a run")
         garbage = store.add(b"nobody wants this" * 100)
         run = Run(op="train", id="run-1", inputs={"x": used.raw_digest}, started=1.0, ended=2.0)
-        store.write(lambda txn: index_record(txn, run))
+        store._write(lambda txn: index_record(txn, run))
         report = store.gc()
         assert (report.records, report.blobs, report.chunks) == (1, 1, 1)
         assert store.load("data") == b"named content" * 100
@@ -453,20 +453,20 @@ class StoreContract:
 
     def test_store_gc_dry_run_changes_nothing(self, store: Store) -> None:
         store.add(b"garbage")
-        before = snapshot(store.backend)
+        before = snapshot(store._backend)
         report = store.gc(dry_run=True)
         assert report.records == 1 and report.dry_run
-        assert snapshot(store.backend) == before
+        assert snapshot(store._backend) == before
 
     def test_store_verify_is_clean_then_finds_a_corrupt_chunk(self, store: Store) -> None:
         added = store.add(b"precious bytes", name="data")
         assert added.blob is not None
         report = store.verify()
         assert report.ok and report.records == 1 and report.chunks == 1
-        with store.read() as txn:
+        with store._read() as txn:
             location = txn.get("chunks", added.blob)
         assert location is not None
-        self.corrupt_chunk(store.backend, location)
+        self.corrupt_chunk(store._backend, location)
         report = store.verify()
         assert not report.ok
         assert any(added.blob.hex() in problem for problem in report.problems)
@@ -483,7 +483,7 @@ class StoreContract:
             data[-1] ^= 0x01
             txn.put("records", key, bytes(data))
 
-        store.write(corrupt)
+        store._write(corrupt)
         with pytest.raises(IntegrityError) as caught:
             store.resolve("data")
         assert key.hex() in str(caught.value)
@@ -494,12 +494,12 @@ class StoreContract:
         model = store.add(b"output", name="model")
         run = Run(op="fit", id="r", inputs={"data": data.raw_digest},
                   outputs={"model": model.raw_digest}, started=3.0, ended=4.0)
-        store.write(lambda txn: index_record(txn, run))
-        with store.read() as txn:
+        store._write(lambda txn: index_record(txn, run))
+        with store._read() as txn:
             assert _edges(txn, "edges_out", data.raw_digest) == [(b"u", run.raw_digest)]
             assert _edges(txn, "edges_in", model.raw_digest) == [(b"g", run.raw_digest)]
             assert _edges(txn, "edges_in", run.raw_digest) == [(b"u", data.raw_digest)]
-        assert list(store.iter_records("run")) == [run]
+        assert list(store._iter_records("run")) == [run]
 
     def test_store_closed_raises_store_error(self, store: Store) -> None:
         store.add(b"x", name="data")

@@ -1,0 +1,169 @@
+"""The ``lineage`` command line: parse arguments, call the library, print the result.
+
+Verbs live in one module per group (:mod:`~lineage.cli.store_verbs`,
+:mod:`~lineage.cli.query_verbs`, :mod:`~lineage.cli.run_verbs`); see :mod:`lineage.cli.verb`
+for what a verb is. ``--json`` prints a verb's data as one document on stdout;
+:mod:`lineage.cli.format` renders it as aligned text otherwise.
+
+``--json`` documents (keys are stable; digests are 32 hex characters, times ISO 8601 UTC)::
+
+    init      {"path", "created"}
+    add       {"added": [{"path", "digest", "kind", "name", "version", "size"}]}
+    show      an artifact: {"type": "artifact", "digest", "kind", "name", "version", "format",
+                "size", "parents", "meta", "summary", "versions": [{"version", "digest",
+                "time"}], "stages": {stage: digest}, "tags": [tag]}
+              a run: {"type": "run", "digest", "id", "op", "label", "status", "started",
+                "ended", "duration", "params", "metrics", "metric_datasets": {metric: ref},
+                "inputs": {name: ref}, "outputs": {name: ref}, "code": ref, "environment":
+                ref, "parent", "error", "meta"}  where ref = {"digest", "kind", "name",
+                "version"} or null
+    log       {"name", "entries": [{"name", "ref", "key", "target", "previous", "time",
+                "user", "reason"}]}  (newest first)
+    tag       {"tag", "digest", "name", "version", "deleted"}
+    promote   {"name", "stage", "digest", "version"}
+    checkout  {"digest", "name", "version", "path"}
+    verify    {"ok", "records", "blobs", "chunks", "bytes", "problems": [str]}
+    gc        {"dry_run", "records", "blobs", "chunks", "bytes_freed"}
+    runs      {"runs": [{"digest", "id", "op", "label", "status", "started", "duration",
+                "inputs": [name], "outputs": [name], "metrics"}]}  (newest first)
+    diff      :meth:`LineageDiff.to_dict` (schema in :mod:`lineage.diff.model`)
+    dag       {"root": digest, "nodes": [node], "edges": [{"source", "target", "type",
+                "roles": [str]}]}  where node = {"digest", "kind", "name", "version", "op",
+                "status"} (runs have op and status, artifacts name and version)
+    ancestors, descendants  {"revision": node, "records": [node]}  (nearest first)
+    lint, run  see :mod:`lineage.cli.run_verbs` (``run`` exits with a failed command's code)
+
+``diff`` exits 0 whether or not the revisions differ, like ``git diff``.
+
+Exit status: 0 on success; 1 on an error (one line ``lineage: error: ...`` on stderr, never a
+traceback; set ``LINEAGE_DEBUG=1`` to see one for internal errors) or when ``verify`` finds
+problems; 2 on a usage error; 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from lineage._version import __version__
+from lineage.cli import query_verbs, run_verbs, store_verbs
+from lineage.cli.verb import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    CommandError,
+    Context,
+    Result,
+    UsageError,
+    Verb,
+)
+from lineage.errors import LineageError
+from lineage.store.opening import default_path
+
+__all__ = ["VERBS", "build_parser", "main"]
+
+#: Every verb, in the order ``lineage --help`` lists them.
+VERBS: Final[tuple[Verb, ...]] = (*store_verbs.VERBS, *query_verbs.VERBS, *run_verbs.VERBS)
+
+
+# -- parsing and running ------------------------------------------------------------------
+
+
+def _common(suppress: bool) -> argparse.ArgumentParser:
+    """``--store`` and ``--json``, accepted before or after the verb."""
+    parser = argparse.ArgumentParser(add_help=False)
+    default: Any = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--store", metavar="PATH", default=default,
+                        help="the store directory (default: $LINEAGE_HOME or ./.lineage)")
+    parser.add_argument("--json", action="store_true",
+                        default=argparse.SUPPRESS if suppress else False,
+                        help="print one JSON document on stdout")
+    return parser
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The ``lineage`` parser and its subparsers by verb name."""
+    parser = argparse.ArgumentParser(
+        prog="lineage", parents=[_common(suppress=False)],
+        description="Exact, content-addressed provenance for ML.",
+    )
+    parser.add_argument("--version", action="version", version=f"lineage {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    subparsers = {}
+    for verb in VERBS:
+        sub = verbs.add_parser(verb.name, help=verb.help, description=verb.help,
+                               parents=[_common(suppress=True)])
+        for argument in verb.arguments:
+            sub.add_argument(*argument.flags, **argument.options)
+        subparsers[verb.name] = sub
+    return parser, subparsers
+
+
+_BY_NAME: Final = {verb.name: verb for verb in VERBS}
+
+
+def _say_error(message: str) -> None:
+    print(f"lineage: error: {' '.join(message.split())}", file=sys.stderr)
+
+
+def _print_result(result: Result, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result.data, indent=2, sort_keys=False, allow_nan=False))
+    elif result.text:
+        print(result.text)
+    sys.stdout.flush()
+    if result.error:
+        _say_error(result.error)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``lineage`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    parser, subparsers = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.verb is None:
+        parser.print_usage(sys.stderr)
+        _say_error("give a verb: " + ", ".join(_BY_NAME))
+        return EXIT_USAGE
+    context = Context(Path(args.store) if args.store else default_path())
+    try:
+        result = _BY_NAME[args.verb].run(context, args)
+        _print_result(result, args.json)
+        return result.code
+    except UsageError as exc:
+        subparsers[args.verb].print_usage(sys.stderr)
+        print(f"lineage {args.verb}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _say_error("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_ERROR
+    except (LineageError, OSError, CommandError) as exc:
+        _say_error(str(exc) or type(exc).__name__)
+        return EXIT_ERROR
+    except Exception as exc:
+        if os.environ.get("LINEAGE_DEBUG"):
+            raise
+        _say_error(f"internal error: {type(exc).__name__}: {exc} "
+                   "(set LINEAGE_DEBUG=1 to see the traceback, and please report it)")
+        return EXIT_ERROR
+    finally:
+        context.close()
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe (``lineage runs | head``), keep Python from complaining at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -1,0 +1,119 @@
+"""What a verb of the command line is: its arguments, the context it runs in, its result.
+
+Every verb is one function ``(Context, argparse.Namespace) -> Result`` plus one
+:class:`Verb` entry in its group's ``VERBS`` tuple. The function calls the library and
+builds a JSON-safe dict, which ``--json`` prints as one document and the group's text
+renderer shows to people. Verbs hold no logic of their own beyond that.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from lineage.errors import StoreError
+from lineage.store import Store, open_store
+
+__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_USAGE", "Arg", "CommandError", "Context",
+           "Result", "UsageError", "Verb", "arg", "key_value", "positive"]
+
+EXIT_ERROR: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+
+
+class UsageError(Exception):
+    """Arguments that parse but do not go together; exits 2 with the verb's usage."""
+
+
+class CommandError(Exception):
+    """A failure the CLI itself detects; exits 1 with its message."""
+
+
+@dataclass(slots=True)
+class Result:
+    """What a verb produced: ``data`` for ``--json``, ``text`` for people."""
+
+    data: dict[str, Any]
+    text: str
+    code: int = 0
+    error: str | None = None  # one line for stderr when ``code`` is non-zero
+
+
+@dataclass(slots=True)
+class Context:
+    """The store a verb works on, opened on first use and closed after the verb."""
+
+    path: Path
+    _store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        """The existing store at ``path``; refuses to create one (that is ``init``'s job)."""
+        if self._store is None:
+            # An LMDB store directory always holds data.mdb once created.
+            if not (self.path / "data.mdb").is_file():
+                raise StoreError(
+                    f"no lineage store at {self.path}; create one with `lineage init` "
+                    "or point to one with --store or LINEAGE_HOME"
+                )
+            self._store = open_store(self.path)
+        return self._store
+
+    def create(self) -> Store:
+        """Open the store at ``path``, creating it if needed."""
+        self._store = open_store(self.path)
+        return self._store
+
+    def close(self) -> None:
+        """Close the store if it was opened."""
+        if self._store is not None:
+            self._store.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    """One ``add_argument`` call: flags and options."""
+
+    flags: tuple[str, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def arg(*flags: str, **options: Any) -> Arg:
+    """An argument of a verb, as ``parser.add_argument(*flags, **options)`` takes it."""
+    return Arg(flags, options)
+
+
+@dataclass(frozen=True, slots=True)
+class Verb:
+    """A subcommand: its name, its function, a one-line help, and its arguments."""
+
+    name: str
+    run: Callable[[Context, argparse.Namespace], Result]
+    help: str
+    arguments: tuple[Arg, ...] = ()
+
+
+def key_value(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` as a pair (an argparse type)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key, value
+
+
+def positive(text: str) -> int:
+    """A positive integer (an argparse type)."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return number
+
+
+REASON: Final = arg("--reason", default="", help="why (kept in the ref history)")

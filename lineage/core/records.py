@@ -1,0 +1,287 @@
+"""The immutable records of a store: Artifact, Run, and ref history entries.
+
+Each record encodes canonically as ``[type tag, schema version, {field: value}]`` and is
+identified by the XXH3-128 digest of those bytes. Fields that are views rather than content
+(an artifact's ``version`` as resolved through a ref) are not encoded and not part of the
+identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Final
+
+from lineage.core import encoding
+from lineage.core.hashing import Digest, digest_bytes
+from lineage.core.plain import iso_time
+from lineage.errors import CorruptRecordError
+
+__all__ = ["Artifact", "Record", "RefEntry", "Run", "decode_record"]
+
+SCHEMA: Final = 1
+ARTIFACT_TAG: Final = "lineage/artifact"
+RUN_TAG: Final = "lineage/run"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Artifact:
+    """An immutable piece of content with what was learned about it at log time.
+
+    ``blob`` is the digest of the stored bytes (``None`` for values kept inline in
+    ``summary``); ``parents`` are artifacts it was declared ``derived_from`` without a run.
+    """
+
+    TAG: ClassVar[str] = ARTIFACT_TAG
+
+    kind: str
+    name: str | None = None
+    blob: Digest | None = None
+    format: str = "bytes"
+    size: int = 0
+    summary: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    parents: tuple[Digest, ...] = ()
+    #: Not part of identity: the version this record was resolved through, if any.
+    version: str | None = None
+    _digest: Digest | None = field(default=None, repr=False)
+
+    def content(self) -> dict[str, Any]:
+        """The encoded fields (identity)."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "blob": self.blob,
+            "format": self.format,
+            "size": self.size,
+            "summary": self.summary,
+            "meta": self.meta,
+            "parents": list(self.parents),
+        }
+
+    @property
+    def digest(self) -> str:
+        """The record's digest as 32 hex characters."""
+        return self.raw_digest.hex()
+
+    @property
+    def raw_digest(self) -> Digest:
+        """The record's digest as a :class:`Digest`."""
+        return _digest_of(self)
+
+    def encode(self) -> bytes:
+        """Canonical bytes of this record."""
+        return encoding.encode([self.TAG, SCHEMA, self.content()])
+
+    def with_version(self, version: str | None) -> Artifact:
+        """This artifact viewed through ``version`` (same identity)."""
+        return _replace_view(self, version=version)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Artifact) and other.raw_digest == self.raw_digest
+
+    def __hash__(self) -> int:
+        return hash(self.raw_digest)
+
+    def __repr__(self) -> str:
+        label = self.name or "?"
+        if self.version:
+            label += f"@{self.version}"
+        return f"<Artifact {self.kind} {label} {self.digest[:12]} {self.size} bytes>"
+
+    def _repr_html_(self) -> str:
+        from lineage.core.display import artifact_html
+
+        return artifact_html(self)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Run:
+    """One execution: what it read, what it was told, what it made, and how it ended.
+
+    ``op`` is the operation (a step, a ``store.run`` block, a ``lineage run`` command): the
+    name a run goes by, so ``run.name`` is its ``op``. ``label`` optionally names this one
+    execution (``store.run("train", label="baseline")``).
+    """
+
+    TAG: ClassVar[str] = RUN_TAG
+
+    op: str
+    id: str
+    inputs: dict[str, Digest] = field(default_factory=dict)
+    outputs: dict[str, Digest] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    #: metric name -> the dataset artifact it was measured on
+    metric_datasets: dict[str, Digest] = field(default_factory=dict)
+    code: Digest | None = None
+    environment: Digest | None = None
+    status: str = "ok"
+    error: dict[str, str] | None = None
+    started: float = 0.0
+    ended: float = 0.0
+    parent: str | None = None
+    call_key: Digest | None = None
+    label: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    _digest: Digest | None = field(default=None, repr=False)
+
+    version: ClassVar[None] = None
+    kind: ClassVar[str] = "run"
+
+    def content(self) -> dict[str, Any]:
+        """The encoded fields (identity); ``label`` is encoded under its first name,
+        ``"name"``, so that digests never changed."""
+        return {key: getattr(self, attribute) for key, attribute in _RUN_FIELDS}
+
+    @property
+    def name(self) -> str:
+        """The name a run goes by: its operation."""
+        return self.op
+
+    @property
+    def digest(self) -> str:
+        """The record's digest as 32 hex characters."""
+        return self.raw_digest.hex()
+
+    @property
+    def raw_digest(self) -> Digest:
+        """The record's digest as a :class:`Digest`."""
+        return _digest_of(self)
+
+    @property
+    def duration(self) -> float:
+        """Seconds between start and end."""
+        return max(0.0, self.ended - self.started)
+
+    def encode(self) -> bytes:
+        """Canonical bytes of this record."""
+        return encoding.encode([self.TAG, SCHEMA, self.content()])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and other.raw_digest == self.raw_digest
+
+    def __hash__(self) -> int:
+        return hash(self.raw_digest)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Run {self.op} {self.status} {self.digest[:12]} started {iso_time(self.started)}"
+            f" inputs={sorted(self.inputs)} outputs={sorted(self.outputs)}>"
+        )
+
+    def _repr_html_(self) -> str:
+        from lineage.core.display import run_html
+
+        return run_html(self)
+
+
+_RUN_FIELDS: Final = tuple(
+    ("name" if f.name == "label" else f.name, f.name)
+    for f in fields(Run) if not f.name.startswith("_")
+)
+
+Record = Artifact | Run
+
+
+def _digest_of(record: Artifact | Run) -> Digest:
+    cached = record._digest
+    if cached is None:
+        cached = digest_bytes(record.encode())
+        object.__setattr__(record, "_digest", cached)
+    return cached
+
+
+def _replace_view(record: Artifact, **changes: Any) -> Artifact:
+    values = {f.name: getattr(record, f.name) for f in fields(record)}
+    values.update(changes)
+    return Artifact(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class RefEntry:
+    """One move of a ref, as kept in a name's append-only history.
+
+    ``ref`` is ``"version"``, ``"stage"`` or ``"tag"``; ``key`` the version, stage or tag
+    string; ``target``/``previous`` the record digests after and before (``None`` = unset).
+    """
+
+    name: str
+    ref: str
+    key: str
+    target: Digest | None
+    previous: Digest | None
+    time: float
+    user: str
+    reason: str = ""
+
+    def encode(self) -> bytes:
+        """Canonical bytes of this entry."""
+        return encoding.encode(
+            ["lineage/ref", SCHEMA, {f.name: getattr(self, f.name) for f in fields(self)}]
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> RefEntry:
+        """Parse bytes made by :meth:`encode`."""
+        tag, _schema, body = _split(data, "lineage/ref")
+        del tag
+        try:
+            return cls(**body)
+        except TypeError as exc:
+            raise CorruptRecordError(f"bad ref history entry: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict of this entry."""
+        return {
+            "name": self.name,
+            "ref": self.ref,
+            "key": self.key,
+            "target": self.target.hex() if self.target else None,
+            "previous": self.previous.hex() if self.previous else None,
+            "time": iso_time(self.time),
+            "user": self.user,
+            "reason": self.reason,
+        }
+
+
+def _split(data: bytes, expected: str | None = None) -> tuple[str, int, dict[str, Any]]:
+    value = encoding.decode(data)
+    if (
+        not isinstance(value, list)
+        or len(value) != 3
+        or not isinstance(value[0], str)
+        or not isinstance(value[2], dict)
+    ):
+        raise CorruptRecordError("stored bytes are not a tagged lineage record")
+    if expected is not None and value[0] != expected:
+        raise CorruptRecordError(f"expected a {expected} record, found {value[0]}")
+    if value[1] != SCHEMA:
+        raise CorruptRecordError(
+            f"record schema {value[1]} is not supported by this lineage (schema {SCHEMA}); "
+            "upgrade lineage"
+        )
+    return value[0], value[1], value[2]
+
+
+def decode_record(data: bytes, digest: Digest | None = None) -> Artifact | Run:
+    """Rebuild the record encoded in ``data``.
+
+    Raises:
+        CorruptRecordError: when ``data`` is not a well-formed record.
+    """
+    tag, _schema, body = _split(data)
+    try:
+        if tag == ARTIFACT_TAG:
+            body["parents"] = tuple(body.get("parents", ()))
+            record: Artifact | Run = Artifact(**body)
+        elif tag == RUN_TAG:
+            if "name" in body:
+                body["label"] = body.pop("name")
+            record = Run(**body)
+        else:
+            raise CorruptRecordError(f"unknown record type {tag!r}")
+    except TypeError as exc:
+        raise CorruptRecordError(f"record fields do not match its type {tag}: {exc}") from None
+    if digest is not None:
+        object.__setattr__(record, "_digest", digest)
+    return record

@@ -1,0 +1,637 @@
+"""The walk behind :func:`lineage.diff.model.diff`: match two lineages, compare what differs.
+
+From ``a`` and ``b`` the walk goes upstream together: an artifact to the run that generated
+it (runs matched by operation), a run to its inputs (matched by input name, then by
+artifact name, then by kind when only one candidate is left on each side). A pair whose
+digests are equal is not entered, so the walk touches only what changed. Each pair is
+visited once, in input-name order, so ``walk(b, a)`` visits the same pairs as
+``walk(a, b)`` and yields the reversed diff.
+
+A change is recorded as a *cause* (:data:`lineage.diff.model.CATEGORIES`) where nothing upstream
+explains it: a source dataset that differs (``data``, or ``evaluation set-up`` when it is a
+test set), params of a matched step, a step's code or environment, a metric measured on
+another test set, a step present on one side only (``pipeline``), an artifact with no
+recorded origin (``untracked``), or a step that gave different outputs from identical
+recorded inputs (``nondeterminism``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lineage.core import encoding
+from lineage.core.hashing import Digest
+from lineage.core.plain import identical, is_number, jsonable
+from lineage.core.records import Artifact, Run
+from lineage.diff.data import dataset_diff, is_dataset
+from lineage.diff.model import (
+    CATEGORIES,
+    ArtifactDiff,
+    Cause,
+    CodeDiff,
+    EnvironmentDiff,
+    EvaluationDiff,
+    InputChange,
+    LineageDiff,
+    MetricChange,
+    ModelDiff,
+    RecordRef,
+    StepDiff,
+    StepOnly,
+    Summary,
+    ValueChange,
+)
+from lineage.errors import InvalidQuery
+from lineage.refs.registry import VersionLabels
+from lineage.refs.revisions import resolve
+from lineage.storage import schema
+from lineage.storage.base import Backend, ReadTxn
+from lineage.storage.blobs import read_blob
+from lineage.storage.schema import EDGE_CHILD, EDGE_GENERATED, EDGE_USED, downstream, upstream
+
+__all__ = ["diff"]
+
+_DATA = "data"
+_EVAL = "evaluation set-up"
+_CLINICAL_FIRST = ("sensitivity", "specificity", "ppv", "npv", "roc_auc", "f1", "accuracy")
+
+
+def diff(txn: ReadTxn, backend: Backend, a: str | Digest | Artifact | Run,
+         b: str | Digest | Artifact | Run, *, examples: int = 5) -> LineageDiff:
+    """What changed between the lineages of ``a`` and ``b``, and which categories of cause.
+
+    ``a`` and ``b`` are revisions (``"model@v1.0"``, a tag, a digest prefix) or records:
+    two artifacts (models, datasets, ...) or two runs. Both lineages are walked upstream
+    together (artifact -> generating run -> its inputs by name), stopping wherever the two
+    sides share a digest, so the cost grows with what changed, not with history. For
+    models, later runs that evaluated them are compared too.
+
+    Args:
+        txn: a read transaction of the store; ``backend`` reads content (dataset rows).
+        examples: how many example rows added and removed to show per dataset (loading
+            the datasets when they are loadable; ``0`` never loads them).
+
+    Returns:
+        A :class:`LineageDiff`; empty when ``a`` and ``b`` name the same record.
+
+    Raises:
+        RevisionNotFound, AmbiguousRevision, InvalidRevision: a revision names nothing,
+            several records, or is malformed (the message suggests the nearest names).
+        InvalidQuery: an artifact is compared with a run, or ``examples`` is negative.
+
+    Example:
+        >>> d = store.diff("model@v1.0", "model@v1.1")  # doctest: +SKIP
+        >>> d.summary.causes  # doctest: +SKIP
+        ('data', 'hyperparameters')
+    """
+    if not isinstance(examples, int) or isinstance(examples, bool) or examples < 0:
+        raise InvalidQuery(f"examples must be a non-negative integer, got {examples!r}")
+    return _walk(txn, backend, _record(txn, a), _record(txn, b), examples=examples)
+
+
+def _record(txn: ReadTxn, revision: str | Digest | Artifact | Run) -> Artifact | Run:
+    if isinstance(revision, Artifact | Run):
+        return revision
+    if isinstance(revision, Digest):
+        return schema.read_record(txn, revision)
+    digest, _name, version = resolve(txn, revision)
+    record = schema.read_record(txn, digest)
+    return record.with_version(version) if isinstance(record, Artifact) and version else record
+
+
+def _walk(txn: ReadTxn, backend: Backend, a: Artifact | Run, b: Artifact | Run, *,
+          examples: int) -> LineageDiff:
+    if isinstance(a, Run) != isinstance(b, Run):
+        raise InvalidQuery(
+            f"cannot diff {'a run' if isinstance(a, Run) else 'an artifact'} against "
+            f"{'a run' if isinstance(b, Run) else 'an artifact'}; give two artifacts "
+            "(models, datasets, ...) or two runs"
+        )
+    walker = _Walker(txn, backend, examples)
+    top_a, top_b = walker.label(a), walker.label(b)
+    if a.raw_digest != b.raw_digest:
+        if isinstance(a, Run) and isinstance(b, Run):
+            walker.runs(a, b, a.op if a.op == b.op else "run", _DATA)
+        elif isinstance(a, Artifact) and isinstance(b, Artifact):
+            path = _top_path(a, b)
+            walker.artifacts(a, b, path, _DATA)
+            if a.kind == b.kind == "model":
+                walker.evaluations(a, b, path)
+    return walker.result(top_a, top_b)
+
+
+def _top_path(a: Artifact, b: Artifact) -> str:
+    if a.name and a.name == b.name:
+        return a.name
+    if a.kind == b.kind:
+        return a.kind
+    return " vs ".join(sorted((a.name or a.kind, b.name or b.kind)))
+
+
+def _newest(runs: list[Run]) -> Run | None:
+    return max(runs, key=lambda r: (r.status == "ok", r.started, r.digest), default=None)
+
+
+class _Walker:
+    def __init__(self, txn: ReadTxn, backend: Backend, examples: int) -> None:
+        self.txn, self.backend, self.examples = txn, backend, examples
+        self.versions = VersionLabels(txn)
+        self.records: dict[Digest, Artifact | Run] = {}
+        self.seen: set[tuple[Digest, Digest]] = set()
+        self.artifact_diffs: list[ArtifactDiff | None] = []
+        self.step_diffs: list[StepDiff | None] = []
+        self.added: list[StepOnly] = []
+        self.removed: list[StepOnly] = []
+        self.evidence: list[Cause] = []
+        self.evaluations_seen: list[EvaluationDiff] = []
+
+    # -- records -------------------------------------------------------------------------
+
+    def record(self, digest: Digest) -> Artifact | Run:
+        found = self.records.get(digest)
+        if found is None:
+            found = self.records[digest] = self.versions.label(
+                schema.read_record(self.txn, digest))
+        return found
+
+    def label(self, record: Artifact | Run) -> RecordRef:
+        return RecordRef.of(self.versions.label(record))
+
+    def ref(self, digest: Digest | None) -> RecordRef | None:
+        return None if digest is None else RecordRef.of(self.record(digest))
+
+    def first_visit(self, a: Artifact | Run, b: Artifact | Run) -> bool:
+        key = (a.raw_digest, b.raw_digest)
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+    def cause(self, category: str, path: str, what: str) -> None:
+        entry = Cause(category, path, what)
+        if entry not in self.evidence:
+            self.evidence.append(entry)
+
+    # -- artifacts -----------------------------------------------------------------------
+
+    def artifacts(self, a: Artifact, b: Artifact, path: str, context: str, *,
+                  walk_up: bool = True) -> None:
+        if a.raw_digest == b.raw_digest or not self.first_visit(a, b):
+            return
+        slot = len(self.artifact_diffs)
+        self.artifact_diffs.append(None)
+        content = self.compare(a, b)
+        explained = not walk_up
+        if walk_up:
+            explained = self.generators(a, b, path, context)
+            explained = self.derived(a, b, path, context) or explained
+        leaf, what = _leaf_cause(a, b, content, context)
+        cause = None if explained else leaf
+        if cause is not None:
+            self.cause(cause, path, what)
+        evaluation = content.get("evaluation")
+        if isinstance(evaluation, EvaluationDiff):
+            self.evaluations_seen.append(evaluation)
+            if evaluation.same_dataset is False:
+                self.cause(_EVAL, path, "evaluated on another test set")
+        self.artifact_diffs[slot] = ArtifactDiff(path, self.label(a), self.label(b), cause,
+                                                 **content)
+
+    def compare(self, a: Artifact, b: Artifact) -> dict[str, Any]:
+        content: dict[str, Any] = {"meta": value_changes(a.meta, b.meta)}
+        if is_dataset(a) and is_dataset(b):
+            content["dataset"] = dataset_diff(self.backend, self.txn, a, b, self.examples)
+        kinds = {a.kind, b.kind}
+        if kinds == {"model"}:
+            content["model"] = _model_diff(a.summary, b.summary)
+        if kinds == {"config"}:
+            content["config"] = value_changes(_flatten(self.value(a)), _flatten(self.value(b)))
+        if kinds == {"evaluation"}:
+            content["evaluation"] = self.evaluation_diff(a, b)
+        if kinds == {"code"}:
+            content["code"] = _code_diff(a, b)
+        if kinds == {"environment"}:
+            content["environment"] = _environment_diff(a, b)
+        return content
+
+    def value(self, artifact: Artifact) -> Any:
+        """The decoded value of a msgpack artifact (a config), from its summary if kept."""
+        if "value" in artifact.summary:
+            return artifact.summary["value"]
+        if artifact.format != "msgpack" or artifact.blob is None:
+            return {}
+        return encoding.decode(read_blob(self.backend, self.txn, artifact.blob))
+
+    def generators(self, a: Artifact, b: Artifact, path: str, context: str) -> bool:
+        """Walk to the runs that made ``a`` and ``b``; return whether one made either."""
+        made_a = [r for _e, d in upstream(self.txn, a.raw_digest, EDGE_GENERATED)
+                  if isinstance(r := self.record(d), Run)]
+        made_b = [r for _e, d in upstream(self.txn, b.raw_digest, EDGE_GENERATED)
+                  if isinstance(r := self.record(d), Run)]
+        common = {r.op for r in made_a} & {r.op for r in made_b}
+        if common:
+            op = min(common)
+            run_a = _newest([r for r in made_a if r.op == op])
+            run_b = _newest([r for r in made_b if r.op == op])
+            assert run_a is not None and run_b is not None  # noqa: S101 - op is in both
+            self.runs(run_a, run_b, f"{path} ← {op}", context)
+            return True
+        run_a, run_b = _newest(made_a), _newest(made_b)
+        for run, side in ((run_a, self.removed), (run_b, self.added)):
+            if run is not None:
+                side.append(StepOnly(f"{path} ← {run.op}", self.label(run)))
+        if run_a is None and run_b is None:
+            return False
+        ops = sorted({r.op for r in (run_a, run_b) if r is not None})
+        what = (f"made by different steps ({', '.join(ops)})" if run_a and run_b
+                else f"made by {ops[0]} on one side only")
+        self.cause("pipeline", path, what)
+        return True
+
+    def derived(self, a: Artifact, b: Artifact, path: str, context: str) -> bool:
+        """Walk declared ``derived_from`` parents (paired by name, then kind, when unique).
+
+        A logged model derived from a step's output reaches that step this way.
+        """
+        parents_a = [r for d in a.parents if isinstance(r := self.record(d), Artifact)]
+        parents_b = [r for d in b.parents if isinstance(r := self.record(d), Artifact)]
+        if not parents_a or not parents_b:
+            return False
+        walked = False
+        for left, right in _pair_parents(parents_a, parents_b):
+            self.artifacts(left, right, f"{path} ⇐ {left.name or left.kind}", context)
+            walked = True
+        return walked
+
+    def children(self, a: Run, b: Run, path: str, context: str) -> bool:
+        """Walk the nested runs (steps) of ``a`` and ``b``, matched by operation.
+
+        Returns whether any matched pair differs (which explains differing outputs).
+        """
+        def by_op(run: Run) -> dict[str, Run]:
+            found: dict[str, list[Run]] = {}
+            for _edge, digest in downstream(self.txn, run.raw_digest, EDGE_CHILD):
+                child = self.record(digest)
+                if isinstance(child, Run):
+                    found.setdefault(child.op, []).append(child)
+            return {op: r for op, runs in found.items() if (r := _newest(runs)) is not None}
+
+        children_a, children_b = by_op(a), by_op(b)
+        changed = False
+        for op in sorted(set(children_a) & set(children_b)):
+            left, right = children_a[op], children_b[op]
+            if left.raw_digest != right.raw_digest:
+                self.runs(left, right, f"{path} / {op}", context)
+                changed = True
+        for op in sorted(set(children_a) ^ set(children_b)):
+            side, run = ((self.removed, children_a[op]) if op in children_a
+                         else (self.added, children_b[op]))
+            side.append(StepOnly(f"{path} / {op}", self.label(run)))
+            self.cause("pipeline", path, f"step {op} on one side only")
+            changed = True
+        return changed
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def runs(self, a: Run, b: Run, path: str, context: str) -> None:
+        if a.raw_digest == b.raw_digest or not self.first_visit(a, b):
+            return
+        if a.op != b.op:
+            self.removed.append(StepOnly(f"{path} ← {a.op}", self.label(a)))
+            self.added.append(StepOnly(f"{path} ← {b.op}", self.label(b)))
+            self.cause("pipeline", path, f"different steps ({', '.join(sorted((a.op, b.op)))})")
+            return
+        slot = len(self.step_diffs)
+        self.step_diffs.append(None)
+        params = value_changes(a.params, b.params)
+        if params:
+            category = _EVAL if context == _EVAL else "hyperparameters"
+            self.cause(category, path, "params " + ", ".join(p.key for p in params))
+        code = None
+        if a.code != b.code:
+            code = _code_diff(self.maybe(a.code), self.maybe(b.code))
+            self.cause("code", path, f"source of {a.op}")
+        environment = None
+        if a.environment != b.environment:
+            environment = _environment_diff(self.maybe(a.environment), self.maybe(b.environment))
+            if not environment.is_empty:
+                self.cause("environment", path, _environment_what(environment))
+        status = (ValueChange("status", a.status, b.status) if a.status != b.status else None)
+        inputs = self.inputs(a, b, path, context)
+        nested = self.children(a, b, path, context)
+        metrics = self.metrics(a, b, path)
+        self.outputs(a, b, path)
+        nondeterministic = not (params or code or environment or inputs or status or nested) and (
+            a.outputs != b.outputs
+        )
+        if nondeterministic:
+            self.cause("nondeterminism", path,
+                       "outputs differ with the same inputs, params, code and environment")
+        self.step_diffs[slot] = StepDiff(
+            path, a.op, self.label(a), self.label(b), params=params, status=status,
+            inputs=inputs, code=code,
+            environment=environment if environment and not environment.is_empty else None,
+            metrics=metrics, nondeterministic=nondeterministic,
+        )
+
+    def maybe(self, digest: Digest | None) -> Artifact | None:
+        record = None if digest is None else self.record(digest)
+        return record if isinstance(record, Artifact) else None
+
+    def inputs(self, a: Run, b: Run, path: str, context: str) -> tuple[InputChange, ...]:
+        tests_a, tests_b = set(a.metric_datasets.values()), set(b.metric_datasets.values())
+        changes = []
+        for name, da, db in self.pair_inputs(a.inputs, b.inputs):
+            if da == db:
+                continue
+            changes.append(InputChange(name, self.ref(da), self.ref(db)))
+            sub = _EVAL if (da in tests_a or db in tests_b) else context
+            ra = self.maybe(da)
+            rb = self.maybe(db)
+            if ra is not None and rb is not None:
+                self.artifacts(ra, rb, f"{path} ← {name}", sub)
+            else:
+                self.cause(sub, path, f"input {name} on one side only")
+        for metric in sorted(set(a.metric_datasets) & set(b.metric_datasets)):
+            ta, tb = self.maybe(a.metric_datasets[metric]), self.maybe(b.metric_datasets[metric])
+            if ta is not None and tb is not None:
+                self.artifacts(ta, tb, f"{path} ← test set", _EVAL)
+        return tuple(changes)
+
+    def pair_inputs(self, a: dict[str, Digest], b: dict[str, Digest]
+                    ) -> list[tuple[str, Digest | None, Digest | None]]:
+        """Inputs matched by name, then leftovers by artifact name, then by unique kind."""
+        pairs: list[tuple[str, Digest | None, Digest | None]] = [
+            (name, a[name], b[name]) for name in sorted(set(a) & set(b))]
+        left = {n: d for n, d in a.items() if n not in b}
+        right = {n: d for n, d in b.items() if n not in a}
+        for attribute in ("name", "kind"):
+            groups_l = self._group(left, attribute)
+            groups_r = self._group(right, attribute)
+            for key in sorted(set(groups_l) & set(groups_r)):
+                if len(groups_l[key]) == len(groups_r[key]) == 1:
+                    (name_l,), (name_r,) = groups_l[key], groups_r[key]
+                    label = name_l if name_l == name_r else " / ".join(sorted((name_l, name_r)))
+                    pairs.append((label, left.pop(name_l), right.pop(name_r)))
+        pairs += [(n, d, None) for n, d in left.items()] + [(n, None, d) for n, d in right.items()]
+        return sorted(pairs, key=lambda p: p[0])
+
+    def _group(self, inputs: dict[str, Digest], attribute: str) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {}
+        for name, digest in inputs.items():
+            key = getattr(self.record(digest), attribute, None)
+            if key:
+                groups.setdefault(key, []).append(name)
+        return groups
+
+    def metrics(self, a: Run, b: Run, path: str) -> tuple[MetricChange, ...]:
+        found = []
+        for name in sorted(set(a.metrics) | set(b.metrics), key=_metric_order):
+            old, new = a.metrics.get(name), b.metrics.get(name)
+            da, db = a.metric_datasets.get(name), b.metric_datasets.get(name)
+            change = MetricChange(
+                name, old, new, new - old if old is not None and new is not None else None,
+                self.ref(da), self.ref(db), self.population(a, da), self.population(b, db),
+                path)
+            found.append(change)
+        moved = [m.name for m in found if m.same_dataset is False]
+        if moved:
+            self.cause(_EVAL, path, "test set of " + ", ".join(moved))
+        return tuple(found)
+
+    def population(self, run: Run, dataset: Digest | None) -> dict[str, Any] | None:
+        """The population ``dataset`` holds, from the run's evaluation or its summary."""
+        if dataset is None:
+            return None
+        for digest in run.outputs.values():
+            output = self.record(digest)
+            if isinstance(output, Artifact) and output.kind == "evaluation":
+                content = self.evaluation_content(output)
+                if _as_digest(content.get("dataset")) == dataset and content.get("population"):
+                    return dict(content["population"])
+        record = self.record(dataset)
+        if not isinstance(record, Artifact) or "rows" not in record.summary:
+            return None
+        population: dict[str, Any] = {"n": record.summary["rows"]}
+        if record.summary.get("class_distribution"):
+            population["class_distribution"] = dict(record.summary["class_distribution"])
+        if record.summary.get("target"):
+            population["target"] = record.summary["target"]
+        return population
+
+    def outputs(self, a: Run, b: Run, path: str) -> None:
+        """Compare evaluation outputs of two matched runs (their set-up and metrics)."""
+        for name in sorted(set(a.outputs) & set(b.outputs)):
+            oa, ob = self.maybe(a.outputs[name]), self.maybe(b.outputs[name])
+            if oa is not None and ob is not None and oa.kind == ob.kind == "evaluation":
+                self.artifacts(oa, ob, f"{path} → {name}", _EVAL, walk_up=False)
+
+    def evaluations(self, a: Artifact, b: Artifact, path: str) -> None:
+        """Compare the runs that later evaluated model ``a`` and model ``b``, by operation."""
+        def by_op(artifact: Artifact) -> dict[str, Run]:
+            users: dict[str, list[Run]] = {}
+            for _e, digest in downstream(self.txn, artifact.raw_digest, EDGE_USED):
+                run = self.record(digest)
+                if isinstance(run, Run) and run.metrics:
+                    users.setdefault(run.op, []).append(run)
+            return {op: r for op, runs in users.items() if (r := _newest(runs)) is not None}
+
+        users_a, users_b = by_op(a), by_op(b)
+        for op in sorted(set(users_a) | set(users_b)):
+            run_a, run_b = users_a.get(op), users_b.get(op)
+            if run_a is not None and run_b is not None:
+                self.runs(run_a, run_b, f"{path} → {op}", _EVAL)
+            elif run_a is not None:
+                self.removed.append(StepOnly(f"{path} → {op}", self.label(run_a), False))
+            elif run_b is not None:
+                self.added.append(StepOnly(f"{path} → {op}", self.label(run_b), False))
+
+    def evaluation_content(self, artifact: Artifact) -> dict[str, Any]:
+        summary = artifact.summary
+        if "metrics" in summary or "population" in summary:
+            return summary
+        value = self.value(artifact)
+        return value if isinstance(value, dict) else {}
+
+    def evaluation_diff(self, a: Artifact, b: Artifact) -> EvaluationDiff:
+        ca, cb = self.evaluation_content(a), self.evaluation_content(b)
+        ma, mb = ca.get("metrics") or {}, cb.get("metrics") or {}
+        da, db = _as_digest(ca.get("dataset")), _as_digest(cb.get("dataset"))
+        pa, pb = ca.get("population"), cb.get("population")
+        metrics = tuple(
+            MetricChange(name, ma.get(name), mb.get(name),
+                         mb[name] - ma[name] if is_number(ma.get(name)) and is_number(mb.get(name))
+                         else None,
+                         self.ref_if_stored(da), self.ref_if_stored(db), pa, pb)
+            for name in sorted(set(ma) | set(mb), key=_metric_order)
+        )
+        return EvaluationDiff(self.ref_if_stored(da), self.ref_if_stored(db), pa, pb,
+                              ca.get("confusion_matrix"), cb.get("confusion_matrix"), metrics)
+
+    def ref_if_stored(self, digest: Digest | None) -> RecordRef | None:
+        if digest is None:
+            return None
+        if not schema.has_record(self.txn, digest):
+            return RecordRef(digest.hex(), "dataset")
+        return self.ref(digest)
+
+    # -- result ----------------------------------------------------------------------------
+
+    def result(self, a: RecordRef, b: RecordRef) -> LineageDiff:
+        steps = tuple(s for s in self.step_diffs if s is not None)
+        metrics = tuple(m for s in steps for m in s.metrics)
+        evidence = tuple(self.evidence)
+        causes = tuple(c for c in CATEGORIES if any(e.category == c for e in evidence))
+        sameness = [m.same_dataset for m in metrics] + [
+            e.same_dataset for e in self.evaluations_seen]
+        recorded = [s for s in sameness if s is not None]
+        if False in recorded:
+            evaluation_same: bool | None = False
+        elif not recorded or None in sameness:
+            evaluation_same = None
+        else:
+            evaluation_same = True
+        summary = Summary(causes, evidence, tuple(m for m in metrics if m.changed),
+                          evaluation_same)
+        return LineageDiff(
+            a, b, summary, tuple(d for d in self.artifact_diffs if d is not None), steps,
+            tuple(self.added), tuple(self.removed), metrics,
+        )
+
+
+# -- comparisons of summaries ----------------------------------------------------------------
+
+
+def _pair_parents(a: list[Artifact], b: list[Artifact]) -> list[tuple[Artifact, Artifact]]:
+    if len(a) == len(b) == 1:
+        return [(a[0], b[0])]
+    pairs = []
+    for key in ("name", "kind"):
+        left = {getattr(x, key): x for x in a}
+        right = {getattr(x, key): x for x in b}
+        if len(left) == len(a) and len(right) == len(b):
+            pairs = [(left[k], right[k]) for k in sorted(set(left) & set(right), key=str)
+                     if k is not None]
+            if pairs:
+                return pairs
+    return pairs
+
+
+def _metric_order(name: str) -> tuple[int, str]:
+    """Clinical metrics first (sensitivity, specificity, ...), then the rest by name."""
+    try:
+        return (_CLINICAL_FIRST.index(name), name)
+    except ValueError:
+        return (len(_CLINICAL_FIRST), name)
+
+
+def _as_digest(value: Any) -> Digest | None:
+    if isinstance(value, bytes) and len(value) == 16:
+        return Digest(value)
+    if isinstance(value, str) and len(value) == 32:
+        try:
+            return Digest.from_hex(value)
+        except ValueError:
+            return None
+    return None
+
+
+def value_changes(old: dict[str, Any], new: dict[str, Any]) -> tuple[ValueChange, ...]:
+    """Key-by-key changes from ``old`` to ``new``, sorted by key."""
+    changes = []
+    for key in sorted(set(old) | set(new), key=str):
+        if key not in old:
+            changes.append(ValueChange(str(key), None, jsonable(new[key]), "added"))
+        elif key not in new:
+            changes.append(ValueChange(str(key), jsonable(old[key]), None, "removed"))
+        elif not identical(old[key], new[key]):
+            changes.append(ValueChange(str(key), jsonable(old[key]), jsonable(new[key])))
+    return tuple(changes)
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(value, dict):
+        return {prefix or "value": value}
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(item, dict) and item:
+            flat.update(_flatten(item, name))
+        else:
+            flat[name] = item
+    return flat
+
+
+def _changed(key: str, old: Any, new: Any) -> ValueChange | None:
+    return None if identical(old, new) else ValueChange(key, jsonable(old), jsonable(new))
+
+
+def _model_diff(a: dict[str, Any], b: dict[str, Any]) -> ModelDiff:
+    features_a, features_b = a.get("feature_names") or [], b.get("feature_names") or []
+    return ModelDiff(
+        model_class=_changed("class", a.get("class"), b.get("class")),
+        params=value_changes(a.get("params") or {}, b.get("params") or {}),
+        n_features=_changed("n_features_in", a.get("n_features_in"), b.get("n_features_in")),
+        features_added=tuple(str(f) for f in features_b if f not in features_a),
+        features_removed=tuple(str(f) for f in features_a if f not in features_b),
+        classes=_changed("classes", a.get("classes"), b.get("classes")),
+    )
+
+
+def _code_diff(a: Artifact | None, b: Artifact | None) -> CodeDiff:
+    sa, sb = (a.summary if a else {}), (b.summary if b else {})
+
+    def qualname(summary: dict[str, Any]) -> str | None:
+        if not summary.get("qualname"):
+            return None
+        return ".".join(str(p) for p in (summary.get("module"), summary["qualname"]) if p)
+
+    return CodeDiff(_changed("qualname", qualname(sa), qualname(sb)),
+                    str(sa.get("source") or ""), str(sb.get("source") or ""))
+
+
+def _environment_diff(a: Artifact | None, b: Artifact | None) -> EnvironmentDiff:
+    sa, sb = (a.summary if a else {}), (b.summary if b else {})
+    return EnvironmentDiff(
+        packages=value_changes(sa.get("packages") or {}, sb.get("packages") or {}),
+        python=_changed("python", sa.get("python"), sb.get("python")),
+        platform=_changed("platform", sa.get("platform"), sb.get("platform")),
+        git=_changed("git", sa.get("git"), sb.get("git")),
+    )
+
+
+def _environment_what(environment: EnvironmentDiff) -> str:
+    parts = []
+    if environment.packages:
+        parts.append("packages " + ", ".join(p.key for p in environment.packages))
+    parts += [c.key for c in (environment.python, environment.platform, environment.git) if c]
+    return "; ".join(parts)
+
+
+def _leaf_cause(a: Artifact, b: Artifact, content: dict[str, Any], context: str
+                ) -> tuple[str, str]:
+    """The category and description of a change that nothing upstream explains."""
+    kinds = {a.kind, b.kind}
+    dataset = content.get("dataset")
+    if dataset is not None:
+        parts = [p for p, hit in (
+            ("rows", dataset.rows_added or dataset.rows_removed),
+            ("columns", dataset.schema_changed),
+            ("class balance", dataset.class_distribution),
+        ) if hit]
+        return context, ", ".join(parts) or "content"
+    if kinds == {"code"}:
+        return "code", "source"
+    if kinds == {"environment"}:
+        return "environment", _environment_what(content["environment"]) or "content"
+    if kinds == {"config"}:
+        keys = ", ".join(c.key for c in content.get("config", ()))
+        return (_EVAL if context == _EVAL else "hyperparameters"), f"config {keys}".strip()
+    if kinds == {"evaluation"}:
+        return _EVAL, "evaluation"
+    model = content.get("model")
+    if model is not None and model.params:
+        return "hyperparameters", "model params " + ", ".join(p.key for p in model.params)
+    if kinds & {"model"}:
+        return "untracked", "model made outside any recorded run"
+    return context, f"{a.kind} content"

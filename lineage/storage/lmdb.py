@@ -1,0 +1,560 @@
+"""The LMDB backend: one environment per store directory, chunk bytes in append-only packs.
+
+Layout of a store directory::
+
+    data.mdb, lock.mdb     the LMDB environment (every namespace is a named database)
+    packs/*.pack           chunk bytes, appended by one process each, fsynced before the
+                           LMDB transaction that names them commits
+
+Why packs: LMDB writes large values through its page allocator at roughly a third of the
+disk's sequential speed (64 KiB values) and fragments its free list when they are deleted;
+appending to a plain file runs at disk speed. Records, refs, edges and indexes stay in LMDB,
+so nothing is visible before the transaction naming it commits.
+
+Guarantees:
+
+- the map grows by itself: ``MapFullError`` grows it and re-runs the whole transaction, and a
+  map grown by another process is adopted (``MapResizedError``); ``writemap`` is never used,
+  so a full disk raises :class:`~lineage.errors.StoreError` instead of ``SIGBUS``;
+- stale reader slots left by dead processes are cleared at open;
+- fork-safe: a process that forks after opening gets a fresh environment and a fresh pack
+  in the child; the inherited handles are never touched again;
+- each writing process appends only to its own pack and holds a shared ``flock`` on it, so
+  compaction (``gc``) never rewrites a pack that a live writer may still be filling; a pack
+  rotated out (at 4 GiB) stays open and locked until the backend closes, since it may hold
+  chunks staged by adds that have not committed yet.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import functools
+import mmap
+import os
+import secrets
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final, TypeVar, cast
+
+import lmdb
+
+from lineage.errors import StoreError
+from lineage.storage.base import Backend
+from lineage.storage.schema import NAMESPACES
+
+__all__ = ["LmdbBackend"]
+
+T = TypeVar("T")
+
+_INITIAL_MAP_SIZE: Final = 256 * 1024 * 1024
+_MAX_RETRIES: Final = 40
+_PACK_ROTATE_BYTES: Final = 4 * 1024**3
+_LOCATION: Final = struct.Struct(">QQ")
+_IOV_MAX: Final = 1024
+_SYNC_FILE_RANGE_WRITE: Final = 2
+
+# Environments inherited across fork() must never be used or closed in the child; they are
+# parked here so that garbage collection does not close them either.
+_ABANDONED_AFTER_FORK: list[Any] = []
+
+
+@contextmanager
+def _past_inherited_handles() -> Iterator[None]:
+    """Let a forked child open its own environment over files an inherited handle holds.
+
+    py-lmdb (3.x) refuses to open files that an Environment of this process holds, and a
+    forked child inherits the parent's handles in that registry. Those handles must never
+    be used or closed in the child (closing clears the parent's reader slots), so the
+    child opens a fresh environment past the check, as LMDB itself allows after fork.
+    """
+    try:
+        from lmdb import _envid  # the registry's key function (absent in older py-lmdb)
+    except ImportError:
+        yield
+        return
+    original = _envid.env_keys
+    _envid.env_keys = lambda path, subdir: ()
+    try:
+        yield
+    finally:
+        _envid.env_keys = original
+
+
+def _store_error(exc: BaseException, action: str) -> StoreError:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "No space" in str(exc):
+        return StoreError(f"cannot {action}: the disk is full; free space and retry")
+    return StoreError(f"cannot {action}: {exc}")
+
+
+class _Txn:
+    """Adapter from an ``lmdb.Transaction`` to the backend transaction protocol."""
+
+    __slots__ = ("_dbs", "_txn")
+
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any]) -> None:
+        self._txn = txn
+        self._dbs = dbs
+
+    def get(self, namespace: str, key: bytes) -> bytes | None:
+        # Transactions are begun with buffers=False, so values are bytes, never memoryviews.
+        return cast("bytes | None", self._txn.get(key, db=self._dbs[namespace]))
+
+    def items(
+        self, namespace: str, prefix: bytes = b"", *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        cursor = self._txn.cursor(db=self._dbs[namespace])
+        if not reverse:
+            found = cursor.set_range(prefix) if prefix else cursor.first()
+            while found:
+                key = cast(bytes, cursor.key())
+                if not key.startswith(prefix):
+                    return
+                yield key, cast(bytes, cursor.value())
+                found = cursor.next()
+            return
+        found = _seek_last_with_prefix(cursor, prefix)
+        while found:
+            key = cast(bytes, cursor.key())
+            if not key.startswith(prefix):
+                return
+            yield key, cast(bytes, cursor.value())
+            found = cursor.prev()
+
+    def put(self, namespace: str, key: bytes, value: bytes) -> None:
+        self._txn.put(key, value, db=self._dbs[namespace])
+
+    def delete(self, namespace: str, key: bytes) -> bool:
+        return bool(self._txn.delete(key, db=self._dbs[namespace]))
+
+
+def _seek_last_with_prefix(cursor: lmdb.Cursor, prefix: bytes) -> bool:
+    if not prefix:
+        return bool(cursor.last())
+    upper = _prefix_upper_bound(prefix)
+    if upper is None:
+        return bool(cursor.last())
+    if cursor.set_range(upper):
+        return bool(cursor.prev())
+    return bool(cursor.last())
+
+
+def _prefix_upper_bound(prefix: bytes) -> bytes | None:
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+class _PackWriter:
+    """Appends chunk bytes to this process's own pack file."""
+
+    def __init__(self, directory: Path) -> None:
+        self.name = f"{time.time_ns():x}-{os.getpid()}-{secrets.token_hex(4)}"
+        self.path = directory / f"{self.name}.pack"
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fcntl.flock(self._fd, fcntl.LOCK_SH)
+        self.size = 0
+        self.unsynced = False  # appended since the last fsync
+        _fsync_directory(directory)
+
+    def append(self, pieces: Sequence[memoryview | bytes]) -> list[tuple[int, int]]:
+        """Append ``pieces`` with few large writes (not yet fsynced: see :meth:`sync_handle`);
+        return each one's (offset, length)."""
+        views = [data if type(data) is bytes else memoryview(data).cast("B") for data in pieces]
+        spans = []
+        offset = self.size
+        for view in views:
+            spans.append((offset, len(view)))
+            offset += len(view)
+        self.unsynced = True
+        try:
+            _write_all(self._fd, views)
+        except OSError:
+            self.size = os.fstat(self._fd).st_size  # a partial write still moved the end
+            raise
+        self.size = offset
+        return spans
+
+    def sync(self) -> None:
+        """fsync the pack."""
+        self.unsynced = False
+        try:
+            os.fsync(self._fd)
+        except OSError:
+            self.unsynced = True
+            raise
+
+    def sync_handle(self) -> int:
+        """A duplicate of the pack's descriptor, to fsync without holding the writer's lock
+        (a pack rotated meanwhile closes only its own descriptor)."""
+        return os.dup(self._fd)
+
+    def truncate(self, size: int) -> None:
+        """Cut the pack back to ``size`` bytes (chunks past it were never committed)."""
+        os.ftruncate(self._fd, size)
+        self.size = size
+
+    def sync_and_close(self) -> None:
+        """fsync, then close."""
+        try:
+            os.fsync(self._fd)
+        finally:
+            os.close(self._fd)
+
+    def close(self) -> None:
+        """Close without syncing (what was not synced belongs to no committed add)."""
+        os.close(self._fd)
+
+
+@functools.cache
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    function.restype = ctypes.c_int
+    return function
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing a byte range out now, without waiting for it
+    (Linux's ``sync_file_range``; a no-op elsewhere). Durability still comes from fsync,
+    which also reports any error; this only lets the disk start early."""
+    start = _sync_file_range()
+    if start is not None:
+        start(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+
+
+def _write_all(fd: int, views: list[memoryview | bytes]) -> None:
+    """Write every view in order with as few ``writev`` calls as the system allows."""
+    index = 0
+    while index < len(views):
+        written = os.writev(fd, views[index : index + _IOV_MAX])
+        while written:
+            first = views[index]
+            if written >= len(first):
+                written -= len(first)
+                index += 1
+            else:
+                views[index] = memoryview(first)[written:]
+                written = 0
+        while index < len(views) and not views[index]:
+            index += 1
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LmdbBackend(Backend):
+    """Storage in an LMDB environment plus append-only pack files, in one directory."""
+
+    def __init__(self, path: str | os.PathLike[str], *, map_size: int = _INITIAL_MAP_SIZE) -> None:
+        self._path = Path(path)
+        self._packs_dir = self._path / "packs"
+        self._initial_map_size = map_size
+        self._lock = threading.RLock()
+        self._closed = False
+        self._maps: dict[str, mmap.mmap] = {}
+        self._pack: _PackWriter | None = None
+        self._rotated: list[_PackWriter] = []  # full packs, kept locked until close
+        self._pid = -1
+        try:
+            self._packs_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create store directory {self._path}: {exc}") from None
+        self._open_environment()
+
+    @property
+    def location(self) -> str:
+        return str(self._path)
+
+    @property
+    def map_size(self) -> int:
+        """Current size of the LMDB map in bytes."""
+        return int(self._environment().info()["map_size"])
+
+    def _open_environment(self) -> None:
+        try:
+            self._env = lmdb.open(
+                str(self._path),
+                map_size=self._initial_map_size,
+                max_dbs=len(NAMESPACES) + 2,
+                max_readers=1024,
+                subdir=True,
+                writemap=False,
+                readahead=False,
+                metasync=True,
+                sync=True,
+                lock=True,
+            )
+            self._env.reader_check()
+            self._dbs = {ns: self._env.open_db(ns.encode()) for ns in NAMESPACES}
+        except lmdb.Error as exc:
+            raise StoreError(f"cannot open the store at {self._path}: {exc}") from None
+        self._pid = os.getpid()
+        self._maps = {}
+        self._pack = None
+        self._rotated = []
+
+    def _environment(self) -> lmdb.Environment:
+        if self._closed:
+            raise StoreError("the store is closed; open it again with lineage.open()")
+        if self._pid != os.getpid():
+            # Forked: the parent's handles belong to the parent. Park them and start fresh.
+            _ABANDONED_AFTER_FORK.append((self._env, self._maps, self._pack, self._rotated))
+            with _past_inherited_handles():
+                self._open_environment()
+        return self._env
+
+    @contextmanager
+    def read(self) -> Iterator[_Txn]:  # type: ignore[override]
+        env = self._environment()
+        for _ in range(_MAX_RETRIES):
+            try:
+                txn = env.begin(buffers=False)
+                break
+            except lmdb.MapResizedError:
+                env.set_mapsize(0)
+        else:
+            raise StoreError("cannot begin a read: the map keeps being resized")
+        try:
+            yield _Txn(txn, self._dbs)
+        finally:
+            txn.abort()
+
+    def write(self, apply: Callable[[_Txn], T]) -> T:
+        env = self._environment()
+        with self._lock:
+            self._sync_pack()  # chunks appended by this process are durable before any commit
+            for _ in range(_MAX_RETRIES):
+                try:
+                    with env.begin(write=True) as txn:
+                        return apply(_Txn(txn, self._dbs))
+                except lmdb.MapFullError:
+                    self._grow(env)
+                except lmdb.MapResizedError:
+                    env.set_mapsize(0)
+                except lmdb.Error as exc:
+                    raise _store_error(exc, "write to the store") from None
+            raise StoreError("cannot write: the map could not be grown enough")
+
+    def _grow(self, env: lmdb.Environment) -> None:
+        current = int(env.info()["map_size"])
+        try:
+            env.set_mapsize(current * 2)
+        except lmdb.Error as exc:
+            raise _store_error(exc, "grow the store's map") from None
+
+    def write_chunks(self, chunks: Sequence[tuple[bytes, memoryview | bytes]]) -> list[bytes]:
+        locations = self.append_chunks(chunks)
+        if locations:
+            with self._lock:
+                self._sync_pack()
+        return locations
+
+    def append_chunks(self, chunks: Sequence[tuple[bytes, memoryview | bytes]]) -> list[bytes]:
+        """Append chunk bytes to this process's pack and let the disk start on them now;
+        they are durable once :meth:`sync_chunks` returns."""
+        self._environment()
+        if not chunks:
+            return []
+        with self._lock:
+            try:
+                pack = self._writable_pack()
+                spans = pack.append([data for _digest, data in chunks])
+                handle = pack.sync_handle()
+            except OSError as exc:
+                raise _store_error(exc, "write content to the store") from None
+        try:  # outside the lock: another thread's next batch is written meanwhile
+            start, (last, length) = spans[0][0], spans[-1]
+            _start_writeback(handle, start, last + length - start)
+        finally:
+            os.close(handle)
+        suffix = pack.name.encode()
+        return [_LOCATION.pack(offset, length) + suffix for offset, length in spans]
+
+    def sync_chunks(self) -> None:
+        """Nothing to do now: :meth:`write` fsyncs this process's pack before any write
+        transaction (the only way a chunk gets named) commits, so many staged blobs
+        committed together cost one fsync."""
+        self._environment()
+
+    def _sync_pack(self) -> None:
+        # Called with the lock held. A pack rotated out was fsynced as it closed.
+        pack = self._pack
+        if pack is not None and pack.unsynced:
+            try:
+                pack.sync()
+            except OSError as exc:
+                raise _store_error(exc, f"write pack {pack.name} to disk") from None
+
+    def _writable_pack(self) -> _PackWriter:
+        if self._pack is None or self._pack.size > _PACK_ROTATE_BYTES:
+            if self._pack is not None:
+                # Synced now (its chunks' adds may not have synced yet), but kept open and
+                # locked: it may hold chunks of adds not committed yet, which compact()
+                # would otherwise see as dead and delete.
+                self._pack.sync()
+                self._rotated.append(self._pack)
+            self._pack = _PackWriter(self._packs_dir)
+        return self._pack
+
+    def read_chunk(self, location: bytes) -> memoryview:
+        self._environment()
+        offset, length = _LOCATION.unpack_from(location)
+        name = location[_LOCATION.size :].decode()
+        mapped = self._maps.get(name)
+        if mapped is None or offset + length > len(mapped):
+            mapped = self._map_pack(name, offset + length)
+        return memoryview(mapped)[offset : offset + length]
+
+    def read_run(self, locations: Sequence[bytes]) -> memoryview | None:
+        """The bytes of chunks stored back to back in one pack, as one view; else ``None``.
+
+        Lets a caller compare many consecutive chunks in one call instead of one by one.
+        """
+        if not locations:
+            return None
+        name = locations[0][_LOCATION.size :]
+        start, length = _LOCATION.unpack_from(locations[0])
+        end = start + length
+        for location in locations[1:]:
+            offset, length = _LOCATION.unpack_from(location)
+            if offset != end or location[_LOCATION.size :] != name:
+                return None
+            end += length
+        return self.read_chunk(_LOCATION.pack(start, end - start) + name)
+
+    def discard_chunks(self, locations: Sequence[bytes]) -> None:
+        """Take back chunks that :meth:`write_chunks` wrote and no transaction will name.
+
+        Best effort: when they are the whole tail of this process's pack, the pack is cut
+        back; otherwise they stay as garbage for :meth:`compact`.
+        """
+        with self._lock:
+            pack = self._pack
+            if pack is None or self._pid != os.getpid() or not locations:
+                return
+            spans = set()
+            for location in locations:
+                if location[_LOCATION.size :] != pack.name.encode():
+                    return
+                spans.add(_LOCATION.unpack_from(location))
+            start = min(offset for offset, _length in spans)
+            end = max(offset + length for offset, length in spans)
+            if end != pack.size or sum(length for _o, length in spans) != end - start:
+                return  # another writer's chunks sit between or after them: keep all
+            try:
+                pack.truncate(start)
+            except OSError:
+                return
+            self._maps.pop(pack.name, None)  # dropped, not closed: views may still use it
+
+    def _map_pack(self, name: str, needed: int) -> mmap.mmap:
+        path = self._packs_dir / f"{name}.pack"
+        try:
+            with open(path, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if size < needed:
+                    raise StoreError(
+                        f"pack {name} is shorter ({size} bytes) than its index says "
+                        f"({needed}); run `lineage verify`"
+                    )
+                mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except FileNotFoundError:
+            raise StoreError(
+                f"pack {name} is missing (removed by a concurrent gc?); retry the read"
+            ) from None
+        self._maps[name] = mapped
+        return mapped
+
+    def pack_paths(self) -> list[Path]:
+        """The pack files currently in the store directory."""
+        return sorted(self._packs_dir.glob("*.pack"))
+
+    def compact(self) -> int:
+        """Rewrite packs holding dead chunks; delete packs holding none that live.
+
+        Packs held by a live writer (including this process's own) are left alone.
+        """
+        self._environment()
+        with self.read() as txn:
+            by_pack: dict[str, list[tuple[bytes, int, int]]] = {}
+            for digest, location in txn.items("chunks"):
+                offset, length = _LOCATION.unpack_from(location)
+                by_pack.setdefault(location[_LOCATION.size :].decode(), []).append(
+                    (digest, offset, length)
+                )
+        freed = 0
+        for path in self.pack_paths():
+            name = path.stem
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live writer still appends here
+                live = by_pack.get(name, [])
+                size = os.fstat(fd).st_size
+                live_bytes = sum(length for _d, _o, length in live)
+                if live_bytes == size:
+                    continue
+                if live:
+                    self._move_chunks(name, live)
+                path.unlink()
+                self._maps.pop(name, None)
+                freed += size - live_bytes
+            finally:
+                os.close(fd)
+        return freed
+
+    def _move_chunks(self, name: str, live: list[tuple[bytes, int, int]]) -> None:
+        old_suffix = name.encode()
+        pieces = [
+            (digest, bytes(self.read_chunk(_LOCATION.pack(o, n) + old_suffix)))
+            for digest, o, n in live
+        ]
+        new_locations = self.write_chunks(pieces)
+
+        def relocate(txn: _Txn) -> None:
+            for (digest, offset, length), new in zip(live, new_locations, strict=True):
+                if txn.get("chunks", digest) == _LOCATION.pack(offset, length) + old_suffix:
+                    txn.put("chunks", digest, new)
+
+        self.write(relocate)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._pid != os.getpid():
+            return  # the handles are the parent's
+        for mapped in self._maps.values():
+            try:
+                mapped.close()
+            except BufferError:
+                pass  # a caller still holds a view; the map closes when it is dropped
+        self._maps.clear()
+        if self._pack is not None:
+            self._pack.close()
+            self._pack = None
+        for rotated in self._rotated:
+            rotated.close()
+        self._rotated.clear()
+        self._env.close()

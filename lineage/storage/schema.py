@@ -1,0 +1,678 @@
+"""The on-disk layout: every namespace's keys and values, in one module.
+
+Nothing outside this module builds or splits a key. A namespace is a sorted map of
+``bytes -> bytes`` (an LMDB named database); names are validated never to contain ``\\0``,
+so ``name \\0`` prefixes are exact. ``seq(8)`` is a big-endian 64-bit counter, ``d`` a
+16-byte digest, ``enc(x)`` the canonical encoding of ``x``.
+
+==============  ==========================================  ================================
+namespace       key                                         value
+==============  ==========================================  ================================
+chunks          d(chunk)                                    backend location of its bytes
+blobs           d(blob)                                     enc([size, [d(chunk)], [d(child)]])
+records         d(record)                                   the record's canonical bytes
+edges_out       d(src) + edge(1) + d(dst)                   b""
+edges_in        d(dst) + edge(1) + d(src)                   b""
+versions        name \\0 seq(8)                              enc([version, d(target), time])
+version_keys    name \\0 version                             seq(8)
+stages          name \\0 stage                               d(target)
+tags            tag                                         d(target)
+history         name \\0 seq(8)                              a RefEntry's canonical bytes
+by_kind         kind \\0 d(record)                           b""
+by_name         name \\0 d(artifact)                         b""
+by_op           op \\0 started-µs(8) d(run)                  b""
+run_ids         run id                                      d(run)
+call_keys       d(call key)                                 d(run)
+run_params      part(param) + part(value) + d(run)          b""
+run_metrics     part(metric) + sortable-float(8) + d(run)   b""
+stat_cache      fsencode(absolute path)                     enc([dev, ino, size, mtime_ns,
+                                                            d(blob), stat_ns, ctime_ns])
+metrics         run id \\0 metric \\0 seq(8)                  enc([step, time, value])
+events          seq(8)                                      an event's canonical bytes
+settings        setting name                                enc(value)
+==============  ==========================================  ================================
+
+``part(x)`` is ``enc(x)``, or ``0xc1`` + XXH3-128 of it when longer than
+:data:`MAX_KEY_PART` bytes (LMDB keys are limited to 511 bytes); ``0xc1`` is a byte msgpack
+never uses. The run value indexes only pre-select candidates; queries check every condition
+again on the decoded record.
+
+Indexes are derived from records: :func:`index_record` writes a record with all of them,
+:func:`unindex_record` removes them, and :func:`read_record` is the one verified read of a
+record by digest.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+from collections.abc import Iterable, Iterator
+from typing import Any, Final, NamedTuple
+
+from lineage.core import encoding
+from lineage.core.hashing import DIGEST_SIZE, Digest, digest_bytes
+from lineage.core.records import Artifact, RefEntry, Run, decode_record
+from lineage.errors import CollisionError, CorruptRecordError, IntegrityError, RevisionNotFound
+from lineage.storage.base import ReadTxn, WriteTxn
+
+#: Every namespace a store uses; a backend must accept exactly these.
+NAMESPACES: Final = (
+    "chunks", "blobs", "records", "edges_out", "edges_in", "versions", "version_keys",
+    "stages", "tags", "history", "by_kind", "by_name", "by_op", "run_ids", "call_keys",
+    "run_params", "run_metrics", "stat_cache", "metrics", "events", "settings",
+)
+
+EDGE_USED: Final = b"u"  # artifact -> run
+EDGE_GENERATED: Final = b"g"  # run -> artifact
+EDGE_DERIVED: Final = b"d"  # parent artifact -> derived artifact
+EDGE_CHILD: Final = b"c"  # parent run -> child run
+EDGE_NAMES: Final = {
+    EDGE_USED: "used", EDGE_GENERATED: "generated", EDGE_DERIVED: "derived_from",
+    EDGE_CHILD: "child_of",
+}
+#: Edges along which data flows (``child_of`` only says where a run was started).
+DATA_FLOW: Final = frozenset({EDGE_USED, EDGE_GENERATED, EDGE_DERIVED})
+
+MAX_KEY_PART: Final = 200
+_HASHED: Final = b"\xc1"
+_SEQ: Final = 8
+_D: Final = DIGEST_SIZE
+
+
+def _seq(number: int) -> bytes:
+    return number.to_bytes(_SEQ, "big")
+
+
+def _name_key(name: str, part: str = "") -> bytes:
+    return name.encode() + b"\0" + part.encode()
+
+
+# -- records --------------------------------------------------------------------------------
+
+
+def read_record(txn: ReadTxn, digest: Digest) -> Artifact | Run:
+    """The record stored under ``digest``, its bytes re-hashed first.
+
+    Raises:
+        RevisionNotFound: no record has that digest.
+        IntegrityError: the stored bytes do not hash to ``digest``.
+        CorruptRecordError: they hash right but do not decode as a record.
+    """
+    data = txn.get("records", digest)
+    if data is None:
+        raise RevisionNotFound(f"no record {digest.hex()} in the store")
+    actual = digest_bytes(data)
+    if actual != digest:
+        raise IntegrityError(f"record {digest.hex()} is corrupt: its bytes hash to "
+                             f"{actual.hex()}; run `lineage verify`",
+                             expected=digest, actual=actual)
+    return decode_record(data, digest)
+
+
+def has_record(txn: ReadTxn, digest: Digest) -> bool:
+    """Whether a record is stored under ``digest`` (not verified)."""
+    return txn.get("records", digest) is not None
+
+
+def raw_record(txn: ReadTxn, digest: Digest) -> bytes | None:
+    """The stored bytes of record ``digest``, unverified (for gc and verify), or ``None``."""
+    return txn.get("records", digest)
+
+
+def raw_records(txn: ReadTxn) -> Iterator[tuple[Digest, bytes]]:
+    """Every ``(digest, stored bytes)`` in digest order, unverified (for ``verify``)."""
+    for key, data in txn.items("records"):
+        yield Digest(key), data
+
+
+def digests_with_prefix(txn: ReadTxn, hex_prefix: str, limit: int) -> list[Digest]:
+    """Up to ``limit`` record digests whose hex starts with ``hex_prefix`` (lowercase)."""
+    even = hex_prefix[: len(hex_prefix) // 2 * 2]
+    found = []
+    for key, _value in txn.items("records", bytes.fromhex(even)):
+        if key.hex().startswith(hex_prefix):
+            found.append(Digest(key))
+            if len(found) >= limit:
+                break
+    return found
+
+
+def record_digests(txn: ReadTxn, kind: str | None = None) -> list[Digest]:
+    """Digests of every record, or of those of ``kind`` (``"run"`` for runs)."""
+    prefix = kind.encode() + b"\0" if kind is not None else b""
+    return [Digest(key[-_D:]) for key, _ in txn.items("by_kind", prefix)]
+
+
+def is_kind(txn: ReadTxn, digest: Digest, kind: str) -> bool:
+    """Whether the record ``digest`` is of ``kind`` (read from the kind index)."""
+    return txn.get("by_kind", kind.encode() + b"\0" + digest) is not None
+
+
+def artifacts_named(txn: ReadTxn, name: str) -> list[Digest]:
+    """Digests of every artifact recorded under ``name`` (versioned or not)."""
+    return [Digest(key[-_D:]) for key, _ in txn.items("by_name", _name_key(name))]
+
+
+def index_record(txn: WriteTxn, record: Artifact | Run) -> Digest:
+    """Store ``record`` with its secondary indexes and edges; return its digest.
+
+    Storing a record already there changes nothing.
+
+    Raises:
+        CollisionError: a different record is stored under the same digest.
+    """
+    digest = record.raw_digest
+    encoded = record.encode()
+    stored = txn.get("records", digest)
+    if stored is not None and bytes(stored) == encoded:
+        return digest
+    if stored is not None and digest_bytes(stored) == digest:
+        raise CollisionError(
+            f"record {digest.hex()} differs from the stored record with that digest "
+            "(an XXH3-128 collision); nothing was stored", digest=digest)
+    txn.put("records", digest, encoded)  # new, or replacing a corrupt copy
+    txn.put("by_kind", record.kind.encode() + b"\0" + digest, b"")
+    if isinstance(record, Artifact):
+        if record.name:
+            txn.put("by_name", _name_key(record.name) + digest, b"")
+        for parent in record.parents:
+            add_edge(txn, parent, EDGE_DERIVED, digest)
+        return digest
+    txn.put("by_op", _op_key(record.op, record.started) + digest, b"")
+    txn.put("run_ids", record.id.encode(), digest)
+    if record.call_key is not None and record.status == "ok":
+        txn.put("call_keys", record.call_key, digest)
+    for namespace, key in _run_value_keys(record):
+        txn.put(namespace, key, b"")
+    for source in {*record.inputs.values(), *record.metric_datasets.values()}:
+        add_edge(txn, source, EDGE_USED, digest)
+    for made in set(record.outputs.values()):
+        add_edge(txn, digest, EDGE_GENERATED, made)
+    for code_or_env in (record.code, record.environment):
+        if code_or_env is not None:
+            add_edge(txn, code_or_env, EDGE_USED, digest)
+    if record.parent is not None:
+        parent_run = run_by_id(txn, record.parent)
+        if parent_run is not None:
+            add_edge(txn, parent_run, EDGE_CHILD, digest)
+    return digest
+
+
+def unindex_record(txn: WriteTxn, digest: Digest) -> None:
+    """Remove a record, its kind and name index entries and every edge touching it.
+
+    The run indexes (``by_op``, value indexes, call keys) are left: runs are history and
+    never removed.
+    """
+    data = txn.get("records", digest)
+    txn.delete("records", digest)
+    if data is None:
+        return
+    try:
+        record = decode_record(data)
+    except CorruptRecordError:
+        record = None
+    if record is not None:
+        txn.delete("by_kind", record.kind.encode() + b"\0" + digest)
+        if isinstance(record, Artifact) and record.name:
+            txn.delete("by_name", _name_key(record.name) + digest)
+    for namespace, other in (("edges_out", "edges_in"), ("edges_in", "edges_out")):
+        for key, _value in list(txn.items(namespace, digest)):
+            edge, peer = key[_D:_D + 1], key[_D + 1:]
+            txn.delete(namespace, key)
+            txn.delete(other, peer + edge + digest)
+
+
+# -- edges ----------------------------------------------------------------------------------
+
+
+def add_edge(txn: WriteTxn, src: Digest, edge: bytes, dst: Digest) -> None:
+    """Index an edge in both directions."""
+    txn.put("edges_out", src + edge + dst, b"")
+    txn.put("edges_in", dst + edge + src, b"")
+
+
+def upstream(txn: ReadTxn, digest: Digest, edge: bytes | None = None
+             ) -> list[tuple[bytes, Digest]]:
+    """``(edge type, source)`` of the edges into ``digest`` (of one type if ``edge``)."""
+    prefix = digest + (edge or b"")
+    return [(key[_D:_D + 1], Digest(key[_D + 1:])) for key, _ in txn.items("edges_in", prefix)]
+
+
+def downstream(txn: ReadTxn, digest: Digest, edge: bytes | None = None
+               ) -> list[tuple[bytes, Digest]]:
+    """``(edge type, target)`` of the edges out of ``digest`` (of one type if ``edge``)."""
+    prefix = digest + (edge or b"")
+    return [(key[_D:_D + 1], Digest(key[_D + 1:])) for key, _ in txn.items("edges_out", prefix)]
+
+
+# -- versions, stages, tags, history --------------------------------------------------------
+
+
+class VersionEntry(NamedTuple):
+    """One version of a name: its position, label, target record and when it was made."""
+
+    seq: int
+    version: str
+    target: Digest
+    time: float
+
+
+def _version_entry(key: bytes, value: bytes) -> VersionEntry:
+    try:
+        version, target, when = encoding.decode(value)
+        return VersionEntry(int.from_bytes(key[-_SEQ:], "big"), str(version), Digest(target),
+                            float(when))
+    except (ValueError, TypeError) as exc:
+        raise CorruptRecordError(f"version entry {key!r} is malformed: {exc}") from None
+
+
+def versions(txn: ReadTxn, name: str, *, reverse: bool = False) -> Iterator[VersionEntry]:
+    """The versions of ``name``, oldest first (newest first with ``reverse``)."""
+    for key, value in txn.items("versions", _name_key(name), reverse=reverse):
+        yield _version_entry(key, value)
+
+
+def latest_version(txn: ReadTxn, name: str) -> VersionEntry | None:
+    """The newest version of ``name``, or ``None``."""
+    return next(versions(txn, name, reverse=True), None)
+
+
+def version_entry(txn: ReadTxn, name: str, version: str) -> VersionEntry | None:
+    """The entry of ``name@version``, or ``None``.
+
+    Raises:
+        CorruptRecordError: the version index names an entry that is not there.
+    """
+    seq = txn.get("version_keys", _name_key(name, version))
+    if seq is None:
+        return None
+    key = _name_key(name) + seq
+    value = txn.get("versions", key)
+    if value is None:
+        raise CorruptRecordError(f"{name}@{version}: the version index is inconsistent; run "
+                                 "`lineage verify`")
+    return _version_entry(key, value)
+
+
+def version_count(txn: ReadTxn, name: str) -> int:
+    """How many versions ``name`` has."""
+    latest = latest_version(txn, name)
+    return 0 if latest is None else latest.seq + 1
+
+
+def put_version(txn: WriteTxn, name: str, entry: VersionEntry) -> None:
+    """Store ``entry`` as version number ``entry.seq`` of ``name``."""
+    txn.put("versions", _name_key(name) + _seq(entry.seq),
+            encoding.encode([entry.version, entry.target, entry.time]))
+    txn.put("version_keys", _name_key(name, entry.version), _seq(entry.seq))
+
+
+def versioned_names(txn: ReadTxn) -> list[str]:
+    """Every name that has versions, sorted by its bytes."""
+    names: list[str] = []
+    for key, _ in txn.items("version_keys"):
+        name = key.split(b"\0", 1)[0].decode()
+        if not names or names[-1] != name:
+            names.append(name)
+    return names
+
+
+def version_labels(txn: ReadTxn, name: str) -> list[str]:
+    """Every version label of ``name`` (for suggestions)."""
+    prefix = _name_key(name)
+    return [key[len(prefix):].decode() for key, _ in txn.items("version_keys", prefix)]
+
+
+def all_version_targets(txn: ReadTxn) -> Iterator[Digest]:
+    """The target of every version of every name (gc roots)."""
+    for key, value in txn.items("versions"):
+        yield _version_entry(key, value).target
+
+
+def stage_target(txn: ReadTxn, name: str, stage: str) -> Digest | None:
+    """What ``name@stage`` points at now, or ``None``."""
+    value = txn.get("stages", _name_key(name, stage))
+    return None if value is None else Digest(value)
+
+
+def stages(txn: ReadTxn, name: str) -> dict[str, Digest]:
+    """The current stages and aliases of ``name``."""
+    prefix = _name_key(name)
+    return {key[len(prefix):].decode(): Digest(value)
+            for key, value in txn.items("stages", prefix)}
+
+
+def all_stages(txn: ReadTxn) -> Iterator[tuple[str, str, Digest]]:
+    """``(name, stage, target)`` of every stage of every name."""
+    for key, value in txn.items("stages"):
+        name, _, stage = bytes(key).decode(errors="replace").partition("\0")
+        yield name, stage, Digest(value)
+
+
+def put_stage(txn: WriteTxn, name: str, stage: str, target: Digest | None) -> None:
+    """Point ``name@stage`` at ``target``; ``None`` removes it."""
+    if target is None:
+        txn.delete("stages", _name_key(name, stage))
+    else:
+        txn.put("stages", _name_key(name, stage), bytes(target))
+
+
+def tag_target(txn: ReadTxn, tag: str) -> Digest | None:
+    """What ``tag`` points at, or ``None``."""
+    value = txn.get("tags", tag.encode())
+    return None if value is None else Digest(value)
+
+
+def all_tags(txn: ReadTxn) -> Iterator[tuple[str, Digest]]:
+    """``(tag, target)`` of every tag, sorted by tag."""
+    for key, value in txn.items("tags"):
+        yield key.decode(), Digest(value)
+
+
+def put_tag(txn: WriteTxn, tag: str, target: Digest | None) -> None:
+    """Point ``tag`` at ``target``; ``None`` removes it."""
+    if target is None:
+        txn.delete("tags", tag.encode())
+    else:
+        txn.put("tags", tag.encode(), bytes(target))
+
+
+def append_history(txn: WriteTxn, entry: RefEntry) -> int:
+    """Append ``entry`` to the history of ``entry.name``; return its position."""
+    last = next(txn.items("history", _name_key(entry.name), reverse=True), None)
+    seq = 0 if last is None else int.from_bytes(last[0][-_SEQ:], "big") + 1
+    txn.put("history", _name_key(entry.name) + _seq(seq), entry.encode())
+    return seq
+
+
+def history(txn: ReadTxn, name: str) -> list[RefEntry]:
+    """Every move of the refs under ``name``, oldest first."""
+    return [RefEntry.decode(value) for _key, value in txn.items("history", _name_key(name))]
+
+
+def all_history(txn: ReadTxn) -> Iterator[tuple[str, int, RefEntry]]:
+    """``(name, position, entry)`` of every history entry of every name."""
+    for key, value in txn.items("history"):
+        yield (key[:-_SEQ - 1].decode(), int.from_bytes(key[-_SEQ:], "big"),
+               RefEntry.decode(value))
+
+
+def history_names(txn: ReadTxn) -> list[str]:
+    """Every name with a history."""
+    names: list[str] = []
+    for key, _ in txn.items("history"):
+        name = key[:-_SEQ - 1].decode()
+        if not names or names[-1] != name:
+            names.append(name)
+    return names
+
+
+# -- runs -----------------------------------------------------------------------------------
+
+
+def _op_key(op: str, started: float) -> bytes:
+    return op.encode() + b"\0" + int(started * 1e6).to_bytes(8, "big")
+
+
+def runs_of_op(txn: ReadTxn, op: str) -> Iterator[tuple[float, Digest]]:
+    """``(start time, run digest)`` of the runs of ``op``, newest first."""
+    prefix = op.encode() + b"\0"
+    for key, _ in txn.items("by_op", prefix, reverse=True):
+        started = int.from_bytes(key[len(prefix):len(prefix) + 8], "big") / 1e6
+        yield started, Digest(key[-_D:])
+
+
+def run_by_id(txn: ReadTxn, run_id: str) -> Digest | None:
+    """The digest of the run whose id is ``run_id``, or ``None``."""
+    value = txn.get("run_ids", run_id.encode())
+    return None if value is None else Digest(value)
+
+
+def run_for_call(txn: ReadTxn, call_key: Digest) -> Digest | None:
+    """The ok run recorded under ``call_key`` (a memoized call), or ``None``."""
+    value = txn.get("call_keys", call_key)
+    return None if value is None else Digest(value)
+
+
+def key_part(value: Any) -> bytes:
+    """``part(value)``: see the module docstring."""
+    data = encoding.encode(value)
+    return data if len(data) <= MAX_KEY_PART else _HASHED + digest_bytes(data)
+
+
+def _sortable(value: float) -> bytes:
+    """Eight bytes whose byte order is the numeric order of ``value`` (not NaN)."""
+    (bits,) = struct.unpack(">Q", struct.pack(">d", value if value != 0 else 0.0))
+    return struct.pack(">Q", bits ^ 0xFFFFFFFFFFFFFFFF if bits >> 63 else bits | 1 << 63)
+
+
+def _unsortable(data: bytes) -> float:
+    (bits,) = struct.unpack(">Q", data)
+    bits = bits ^ (1 << 63) if bits >> 63 else bits ^ 0xFFFFFFFFFFFFFFFF
+    return float(struct.unpack(">d", struct.pack(">Q", bits))[0])
+
+
+def _run_value_keys(run: Run) -> Iterator[tuple[str, bytes]]:
+    digest = run.raw_digest
+    for name, value in run.params.items():
+        yield "run_params", key_part(name) + key_part(value) + digest
+    for name, metric in run.metrics.items():
+        if isinstance(metric, int | float) and not isinstance(metric, bool) \
+                and not math.isnan(metric):
+            yield "run_metrics", key_part(name) + _sortable(float(metric)) + digest
+
+
+def runs_with_param_part(txn: ReadTxn, name: str, parts: Iterable[bytes]) -> set[Digest]:
+    """Runs whose param ``name`` encodes to one of ``parts`` (see :func:`key_part`)."""
+    prefix = key_part(name)
+    found = set()
+    for part in parts:
+        for key, _ in txn.items("run_params", prefix + part):
+            if len(key) == len(prefix) + len(part) + _D:
+                found.add(Digest(key[-_D:]))
+    return found
+
+
+def runs_by_param(txn: ReadTxn, name: str) -> Iterator[tuple[Any, Digest]]:
+    """``(value, run)`` for every run with param ``name``; ``value`` is ``None`` for a
+    value too long to keep in the key (the caller checks the record)."""
+    prefix = key_part(name)
+    for key, _ in txn.items("run_params", prefix):
+        part = key[len(prefix):-_D]
+        value = None if part[:1] == _HASHED else encoding.decode(part)
+        yield value, Digest(key[-_D:])
+
+
+def runs_by_metric(txn: ReadTxn, name: str, *, descending: bool = False
+                   ) -> Iterator[tuple[float, Digest]]:
+    """``(value, run)`` for every run with metric ``name``, in value order."""
+    prefix = key_part(name)
+    start = len(prefix)
+    for key, _ in txn.items("run_metrics", prefix, reverse=descending):
+        yield _unsortable(key[start:start + 8]), Digest(key[-_D:])
+
+
+# -- metric series --------------------------------------------------------------------------
+
+
+def _series_prefix(run_id: str, metric: str) -> bytes:
+    return run_id.encode() + b"\0" + metric.encode() + b"\0"
+
+
+def next_metric_seq(txn: ReadTxn, run_id: str, metric: str) -> int:
+    """The position the next point of a metric series goes to."""
+    last = next(txn.items("metrics", _series_prefix(run_id, metric), reverse=True), None)
+    return 0 if last is None else int.from_bytes(last[0][-_SEQ:], "big") + 1
+
+
+def put_metric_point(txn: WriteTxn, run_id: str, metric: str, seq: int,
+                     point: tuple[int, float, float]) -> None:
+    """Store point ``seq`` (``step, time, value``) of a run's metric series."""
+    txn.put("metrics", _series_prefix(run_id, metric) + _seq(seq), encoding.encode(list(point)))
+
+
+def metric_points(txn: ReadTxn, run_id: str, metric: str) -> list[tuple[int, float, float]]:
+    """Every ``(step, time, value)`` of a run's metric series, in logging order."""
+    points = [encoding.decode(v) for _k, v in txn.items("metrics", _series_prefix(run_id, metric))]
+    return [(int(step), float(when), float(value)) for step, when, value in points]
+
+
+# -- blobs, chunks, stat cache --------------------------------------------------------------
+
+
+class Manifest(NamedTuple):
+    """How a blob is stored: its size, its chunks in order, and the blobs it contains."""
+
+    size: int
+    chunks: list[Digest]
+    children: list[Digest]
+
+
+def manifest(txn: ReadTxn, digest: Digest) -> Manifest | None:
+    """The manifest of a stored blob, or ``None``.
+
+    Raises:
+        CorruptRecordError: the stored manifest is malformed.
+    """
+    data = txn.get("blobs", digest)
+    return None if data is None else decode_manifest(digest, data)
+
+
+def decode_manifest(digest: Digest, data: bytes) -> Manifest:
+    """Parse a stored manifest (see :func:`manifest`)."""
+    try:
+        size, chunks, children = encoding.decode(data)
+        return Manifest(int(size), [Digest(c) for c in chunks], [Digest(c) for c in children])
+    except (ValueError, TypeError) as exc:
+        raise CorruptRecordError(f"manifest of blob {digest.hex()} is malformed: {exc}") from None
+
+
+def raw_manifest(txn: ReadTxn, digest: Digest) -> bytes | None:
+    """The stored bytes of a blob's manifest (to compare with an encoded one), or ``None``."""
+    return txn.get("blobs", digest)
+
+
+def put_manifest(txn: WriteTxn, digest: Digest, encoded: bytes) -> None:
+    """Store a blob's encoded manifest."""
+    txn.put("blobs", digest, encoded)
+
+
+def blob_digests(txn: ReadTxn) -> Iterator[tuple[Digest, bytes]]:
+    """Every ``(blob digest, encoded manifest)``."""
+    for key, value in txn.items("blobs"):
+        yield Digest(key), value
+
+
+def chunk_location(txn: ReadTxn, digest: Digest) -> bytes | None:
+    """Where the backend keeps chunk ``digest``, or ``None``."""
+    return txn.get("chunks", digest)
+
+
+def put_chunk_location(txn: WriteTxn, digest: Digest, location: bytes) -> None:
+    """Name chunk ``digest`` at ``location``."""
+    txn.put("chunks", digest, location)
+
+
+def chunk_locations(txn: ReadTxn) -> Iterator[tuple[Digest, bytes]]:
+    """Every ``(chunk digest, location)``."""
+    for key, value in txn.items("chunks"):
+        yield Digest(key), value
+
+
+def delete_blob_or_chunk(txn: WriteTxn, namespace: str, digest: bytes) -> None:
+    """Remove a blob manifest (``"blobs"``) or a chunk name (``"chunks"``)."""
+    if namespace not in ("blobs", "chunks"):
+        raise ValueError(f"not a content namespace: {namespace}")
+    txn.delete(namespace, digest)
+
+
+class StatEntry(NamedTuple):
+    """What a file looked like when its content was hashed."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    blob: Digest
+    stat_ns: int
+    ctime_ns: int | None
+
+
+def stat_key(path: str | os.PathLike[str]) -> bytes:
+    """The stat cache key of an absolute path."""
+    return os.fsencode(path)
+
+
+def stat_entry(txn: ReadTxn, key: bytes) -> StatEntry | None:
+    """The cached stat of a path, or ``None`` (also for an entry too old to trust)."""
+    raw = txn.get("stat_cache", key)
+    if raw is None:
+        return None
+    try:
+        dev, ino, size, mtime_ns, blob, stat_ns, *ctime = encoding.decode(raw)
+        return StatEntry(dev, ino, size, mtime_ns, Digest(blob), stat_ns,
+                         ctime[0] if ctime else None)
+    except (ValueError, TypeError):
+        return None  # a damaged cache entry only costs a re-hash
+
+
+def encode_stat_entry(entry: StatEntry) -> bytes:
+    """The stored bytes of a stat cache entry."""
+    return encoding.encode([entry.dev, entry.ino, entry.size, entry.mtime_ns, entry.blob,
+                            entry.stat_ns, entry.ctime_ns])
+
+
+def put_stat_entry(txn: WriteTxn, key: bytes, encoded: bytes) -> None:
+    """Store an encoded stat cache entry."""
+    txn.put("stat_cache", key, encoded)
+
+
+def drop_stat_entries_of(txn: WriteTxn, blobs: set[bytes]) -> None:
+    """Remove the stat cache entries naming any of ``blobs``."""
+    for key, _value in list(txn.items("stat_cache")):
+        entry = stat_entry(txn, key)
+        if entry is None or entry.blob in blobs:
+            txn.delete("stat_cache", key)
+
+
+# -- events and settings --------------------------------------------------------------------
+
+
+def last_event(txn: ReadTxn) -> tuple[int, bytes] | None:
+    """``(sequence number, stored bytes)`` of the newest event, or ``None``."""
+    last = next(txn.items("events", reverse=True), None)
+    return None if last is None else (int.from_bytes(last[0], "big"), last[1])
+
+
+def put_event(txn: WriteTxn, seq: int, data: bytes) -> None:
+    """Store event number ``seq``."""
+    txn.put("events", _seq(seq), data)
+
+
+def events(txn: ReadTxn, start: int = 0) -> Iterator[tuple[int, bytes]]:
+    """``(sequence number, stored bytes)`` of every event from ``start`` on, oldest first."""
+    for key, value in txn.items("events"):
+        seq = int.from_bytes(key, "big")
+        if seq >= start:
+            yield seq, value
+
+
+def event_at(txn: ReadTxn, seq: int) -> bytes | None:
+    """The stored bytes of event ``seq``, or ``None``."""
+    return txn.get("events", _seq(seq))
+
+
+def get_setting(txn: ReadTxn, name: str) -> Any:
+    """A store-wide setting, or ``None``."""
+    value = txn.get("settings", name.encode())
+    return None if value is None else encoding.decode(value)
+
+
+def put_setting(txn: WriteTxn, name: str, value: Any) -> None:
+    """Set a store-wide setting (``None`` removes it)."""
+    if value is None:
+        txn.delete("settings", name.encode())
+    else:
+        txn.put("settings", name.encode(), encoding.encode(value))
