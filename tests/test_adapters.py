@@ -450,3 +450,17 @@ def test_importing_lineage_imports_no_heavy_library() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_csv_dataset_loads_as_a_dataframe_and_as_a_path_on_request(
+    store: Store, tmp_path: Path
+) -> None:
+    source = tmp_path / "cohort.csv"
+    source.write_text("age,label\n30,0\n71,1\n")
+    store.add(source, name="cohort", kind="dataset", target="label")
+    frame = store.load("cohort")
+    assert list(frame.columns) == ["age", "label"]
+    assert frame["age"].tolist() == [30, 71]
+    assert store.load("cohort", as_path=True).read_text() == source.read_text()
+    store.add(source, name="plain")  # not a dataset: a file, so a path
+    assert isinstance(store.load("plain"), Path)

@@ -20,9 +20,10 @@ from lineage.core.hashing import (
     digest_bytes,
     digest_file,
 )
-from lineage.storage.blobs import read_blob, stage
+from lineage.storage.blobs import read_blob
 from lineage.storage.files import TREE_TAG, stage_path
 from lineage.storage.memory import MemoryBackend
+from lineage.storage.staging import stage
 
 
 def random_bytes(size: int, seed: int = 0) -> bytes:

@@ -18,7 +18,7 @@ import pytest
 
 import lineage
 from lineage.core.records import Run
-from lineage.errors import InvalidName, RevisionNotFound, RunError, UnsupportedValue
+from lineage.errors import ChunkVanished, InvalidName, RevisionNotFound, RunError, UnsupportedValue
 from lineage.storage.schema import EDGE_CHILD, EDGE_GENERATED, EDGE_USED
 from lineage.store import Store
 from lineage.tracking.evaluation import evaluate
@@ -415,3 +415,37 @@ def test_version_clash_after_a_failing_block_keeps_the_users_exception(store: St
             1 / 0  # noqa: B018
     assert any("could not be versioned" in note for note in raised.value.__notes__)
     assert committed(run).error["type"] == "ZeroDivisionError"
+
+
+def test_two_versions_of_one_name_used_in_a_run_are_both_inputs(store: Store) -> None:
+    store.add({"rows": 1}, name="testset", version="v1")
+    store.add({"rows": 2}, name="testset", version="v2")
+    with store.run("evaluate") as run:
+        run.log_input("testset@v1")
+        run.log_input("testset@v2")
+    record = run.record
+    assert record is not None
+    assert len(record.inputs) == 2
+    assert [r.digest for r in store.descendants("testset@v1")] == [record.digest]
+
+
+def test_a_run_whose_reused_content_vanishes_is_staged_again_and_kept(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = Store._write
+    failures = [1]
+
+    def write_once_vanishing(self: Store, apply: Any) -> Any:
+        if failures:
+            failures.pop()
+            raise ChunkVanished("gone")
+        return original(self, apply)
+
+    with store.run("train") as run:
+        run.log_metric("loss", 0.25)
+        run.log_artifact({"w": [1, 2]}, name="weights")
+        monkeypatch.setattr(Store, "_write", write_once_vanishing)
+    record = run.record
+    assert record is not None and record.status == "ok"
+    assert store.load("weights") == {"w": [1, 2]}
+    assert store.resolve(record.digest).metrics == {"loss": 0.25}

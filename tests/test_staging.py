@@ -1,4 +1,4 @@
-"""The batched, background staging of large content and directories (lineage.storage.blobs.Stager).
+"""The batched, background staging of large content and directories (lineage.storage.staging).
 
 Thresholds are lowered so that content of a few MiB takes the paths a multi-GiB file takes:
 background whole hash, comparisons of reused chunks joined into runs, writes in batches while
@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 import lineage.core.hashing
 import lineage.storage.blobs
 import lineage.storage.files
+import lineage.storage.staging
 from lineage.core import encoding
 from lineage.core.hashing import Digest, chunk_buffer
 from lineage.errors import CollisionError, IntegrityError, PathError
@@ -31,9 +32,9 @@ MiB = 1024 * 1024
 
 @pytest.fixture(autouse=True)
 def small_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lineage.storage.blobs, "_BACKGROUND", 256 * 1024)
-    monkeypatch.setattr(lineage.storage.blobs, "_WRITE_BATCH", 512 * 1024)
-    monkeypatch.setattr(lineage.storage.blobs, "_RUN", 384 * 1024)
+    monkeypatch.setattr(lineage.storage.staging, "_BACKGROUND", 256 * 1024)
+    monkeypatch.setattr(lineage.storage.staging, "_WRITE_BATCH", 512 * 1024)
+    monkeypatch.setattr(lineage.storage.staging, "_RUN", 384 * 1024)
     monkeypatch.setattr(lineage.storage.files, "_READ_WHOLE", 256 * 1024)
 
 
@@ -245,7 +246,7 @@ def test_large_buffers_compare_byte_for_byte(
 ) -> None:
     if not with_memcmp:
         monkeypatch.setattr(lineage.storage.blobs, "_memcmp", lambda: None)
-    same = lineage.storage.blobs._same_bytes
+    same = lineage.storage.blobs.same_bytes
     data = random_bytes(3 * MiB + 5, seed=14)
     assert same(data, bytes(data)) and same(memoryview(data), memoryview(bytes(data)))
     for position in (0, MiB - 1, MiB, len(data) - 1):

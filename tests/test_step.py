@@ -25,7 +25,6 @@ from lineage.core.records import Run
 from lineage.errors import StepDefinitionError, UnsupportedValue
 from lineage.storage.schema import EDGE_CHILD
 from lineage.store import Store, open_store
-from lineage.tracking import step as track
 from lineage.tracking.step import _scalar_params_encoding, default_store
 
 
@@ -748,3 +747,48 @@ def test_steps_without_source_are_told_apart_by_their_bytecode(store: Store) -> 
         exec(f"def bump(x):\n    {body}\n", namespace)  # noqa: S102 - no source file on purpose
         results.append(lineage.step(namespace["bump"], store=store)(1))
     assert results == [2, 3]
+
+
+def test_bytes_and_a_path_with_the_same_content_are_different_calls(
+    store: Store, tmp_path: Path
+) -> None:
+    @lineage.step(store=store)
+    def describe(value: Any) -> str:
+        return type(value).__name__
+
+    file = tmp_path / "hello.txt"
+    file.write_bytes(b"hello")
+    assert describe(b"hello") == "bytes"
+    assert describe(file) == "PosixPath"
+
+
+def test_an_output_file_edited_since_it_was_recorded_is_never_silently_restored(
+    store: Store, tmp_path: Path
+) -> None:
+    calls = []
+    report = tmp_path / "report.txt"
+
+    @lineage.step(store=store)
+    def write_report(n: int) -> Path:
+        calls.append(n)
+        report.write_text(f"n={n}\n")
+        return report
+
+    write_report(1)
+    report.unlink()
+    assert write_report(1).read_text() == "n=1\n"  # missing: restored from the store
+    assert calls == [1]
+    report.write_text("n=1\nhand-written notes\n")
+    write_report(1)  # edited: a miss, so the step runs (it owns the file), no silent restore
+    assert calls == [1, 1]
+
+
+def test_a_miss_returns_what_a_hit_returns(store: Store) -> None:
+    @lineage.step(store=store)
+    def summarize(n: int) -> tuple[Any, ...]:
+        return [(1, n)], np.float32(0.5), {"b": 2, "a": (1,)}
+
+    first = summarize(1)
+    again = summarize(1)
+    assert first == again
+    assert [type(v) for v in first] == [type(v) for v in again]

@@ -26,9 +26,9 @@ from lineage.errors import (
     UnsupportedValue,
 )
 from lineage.refs import registry
-from lineage.storage.blobs import stage
 from lineage.storage.files import TREE_TAG
 from lineage.storage.schema import index_record
+from lineage.storage.staging import stage
 from lineage.store import Store
 from lineage.testing import snapshot
 

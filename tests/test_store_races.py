@@ -20,10 +20,11 @@ import lineage.core.hashing
 import lineage.storage.blobs
 import lineage.storage.lmdb
 from lineage.core.hashing import Digest, chunk_buffer, digest_bytes
-from lineage.errors import ChunkVanished, CollisionError, IntegrityError, LineageError
-from lineage.storage.blobs import StagedBlob, encode_digests, read_blob, stage
+from lineage.errors import ChunkVanished, CollisionError, IntegrityError
+from lineage.storage.blobs import StagedBlob, encode_digests, read_blob
 from lineage.storage.files import stage_path
 from lineage.storage.schema import manifest
+from lineage.storage.staging import stage
 from lineage.store import Store
 from lineage.testing import collide, snapshot
 
@@ -204,11 +205,6 @@ def test_a_chunkless_manifest_for_nonempty_content_is_refused(
     with pytest.raises(IntegrityError, match="without its chunks"):
         first._write(blob.commit)
     assert snapshot(first._backend) == before
-
-
-def test_chunk_vanished_is_a_lineage_error_importable_from_content() -> None:
-    assert lineage.storage.blobs.ChunkVanished is ChunkVanished
-    assert issubclass(ChunkVanished, LineageError)
 
 
 # -- pack rotation ------------------------------------------------------------------------

@@ -21,20 +21,25 @@ from typing import Any
 
 from lineage.core import encoding
 from lineage.core.hashing import Digest
-from lineage.core.plain import identical, is_number, jsonable
+from lineage.core.plain import is_number
 from lineage.core.records import Artifact, Run
+from lineage.diff.compare import (
+    code_diff,
+    environment_diff,
+    environment_what,
+    flatten,
+    model_diff,
+    value_changes,
+)
 from lineage.diff.data import dataset_diff, is_dataset
 from lineage.diff.model import (
     CATEGORIES,
     ArtifactDiff,
     Cause,
-    CodeDiff,
-    EnvironmentDiff,
     EvaluationDiff,
     InputChange,
     LineageDiff,
     MetricChange,
-    ModelDiff,
     RecordRef,
     StepDiff,
     StepOnly,
@@ -203,15 +208,15 @@ class _Walker:
             content["dataset"] = dataset_diff(self.backend, self.txn, a, b, self.examples)
         kinds = {a.kind, b.kind}
         if kinds == {"model"}:
-            content["model"] = _model_diff(a.summary, b.summary)
+            content["model"] = model_diff(a.summary, b.summary)
         if kinds == {"config"}:
-            content["config"] = value_changes(_flatten(self.value(a)), _flatten(self.value(b)))
+            content["config"] = value_changes(flatten(self.value(a)), flatten(self.value(b)))
         if kinds == {"evaluation"}:
             content["evaluation"] = self.evaluation_diff(a, b)
         if kinds == {"code"}:
-            content["code"] = _code_diff(a, b)
+            content["code"] = code_diff(a, b)
         if kinds == {"environment"}:
-            content["environment"] = _environment_diff(a, b)
+            content["environment"] = environment_diff(a, b)
         return content
 
     def value(self, artifact: Artifact) -> Any:
@@ -309,13 +314,13 @@ class _Walker:
             self.cause(category, path, "params " + ", ".join(p.key for p in params))
         code = None
         if a.code != b.code:
-            code = _code_diff(self.maybe(a.code), self.maybe(b.code))
+            code = code_diff(self.maybe(a.code), self.maybe(b.code))
             self.cause("code", path, f"source of {a.op}")
         environment = None
         if a.environment != b.environment:
-            environment = _environment_diff(self.maybe(a.environment), self.maybe(b.environment))
+            environment = environment_diff(self.maybe(a.environment), self.maybe(b.environment))
             if not environment.is_empty:
-                self.cause("environment", path, _environment_what(environment))
+                self.cause("environment", path, environment_what(environment))
         status = (ValueChange("status", a.status, b.status) if a.status != b.status else None)
         inputs = self.inputs(a, b, path, context)
         nested = self.children(a, b, path, context)
@@ -471,7 +476,7 @@ class _Walker:
     def ref_if_stored(self, digest: Digest | None) -> RecordRef | None:
         if digest is None:
             return None
-        if not schema.has_record(self.txn, digest):
+        if schema.raw_record(self.txn, digest) is None:
             return RecordRef(digest.hex(), "dataset")
         return self.ref(digest)
 
@@ -536,78 +541,6 @@ def _as_digest(value: Any) -> Digest | None:
     return None
 
 
-def value_changes(old: dict[str, Any], new: dict[str, Any]) -> tuple[ValueChange, ...]:
-    """Key-by-key changes from ``old`` to ``new``, sorted by key."""
-    changes = []
-    for key in sorted(set(old) | set(new), key=str):
-        if key not in old:
-            changes.append(ValueChange(str(key), None, jsonable(new[key]), "added"))
-        elif key not in new:
-            changes.append(ValueChange(str(key), jsonable(old[key]), None, "removed"))
-        elif not identical(old[key], new[key]):
-            changes.append(ValueChange(str(key), jsonable(old[key]), jsonable(new[key])))
-    return tuple(changes)
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(value, dict):
-        return {prefix or "value": value}
-    flat: dict[str, Any] = {}
-    for key, item in value.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(item, dict) and item:
-            flat.update(_flatten(item, name))
-        else:
-            flat[name] = item
-    return flat
-
-
-def _changed(key: str, old: Any, new: Any) -> ValueChange | None:
-    return None if identical(old, new) else ValueChange(key, jsonable(old), jsonable(new))
-
-
-def _model_diff(a: dict[str, Any], b: dict[str, Any]) -> ModelDiff:
-    features_a, features_b = a.get("feature_names") or [], b.get("feature_names") or []
-    return ModelDiff(
-        model_class=_changed("class", a.get("class"), b.get("class")),
-        params=value_changes(a.get("params") or {}, b.get("params") or {}),
-        n_features=_changed("n_features_in", a.get("n_features_in"), b.get("n_features_in")),
-        features_added=tuple(str(f) for f in features_b if f not in features_a),
-        features_removed=tuple(str(f) for f in features_a if f not in features_b),
-        classes=_changed("classes", a.get("classes"), b.get("classes")),
-    )
-
-
-def _code_diff(a: Artifact | None, b: Artifact | None) -> CodeDiff:
-    sa, sb = (a.summary if a else {}), (b.summary if b else {})
-
-    def qualname(summary: dict[str, Any]) -> str | None:
-        if not summary.get("qualname"):
-            return None
-        return ".".join(str(p) for p in (summary.get("module"), summary["qualname"]) if p)
-
-    return CodeDiff(_changed("qualname", qualname(sa), qualname(sb)),
-                    str(sa.get("source") or ""), str(sb.get("source") or ""))
-
-
-def _environment_diff(a: Artifact | None, b: Artifact | None) -> EnvironmentDiff:
-    sa, sb = (a.summary if a else {}), (b.summary if b else {})
-    return EnvironmentDiff(
-        packages=value_changes(sa.get("packages") or {}, sb.get("packages") or {}),
-        python=_changed("python", sa.get("python"), sb.get("python")),
-        platform=_changed("platform", sa.get("platform"), sb.get("platform")),
-        git=_changed("git", sa.get("git"), sb.get("git")),
-    )
-
-
-def _environment_what(environment: EnvironmentDiff) -> str:
-    parts = []
-    if environment.packages:
-        parts.append("packages " + ", ".join(p.key for p in environment.packages))
-    parts += [c.key for c in (environment.python, environment.platform, environment.git) if c]
-    return "; ".join(parts)
-
-
 def _leaf_cause(a: Artifact, b: Artifact, content: dict[str, Any], context: str
                 ) -> tuple[str, str]:
     """The category and description of a change that nothing upstream explains."""
@@ -623,7 +556,7 @@ def _leaf_cause(a: Artifact, b: Artifact, content: dict[str, Any], context: str
     if kinds == {"code"}:
         return "code", "source"
     if kinds == {"environment"}:
-        return "environment", _environment_what(content["environment"]) or "content"
+        return "environment", environment_what(content["environment"]) or "content"
     if kinds == {"config"}:
         keys = ", ".join(c.key for c in content.get("config", ()))
         return (_EVAL if context == _EVAL else "hyperparameters"), f"config {keys}".strip()

@@ -35,7 +35,8 @@ from lineage.core.hashing import Digest, map_file
 from lineage.errors import CorruptRecordError, IntegrityError, PathError
 from lineage.storage import schema
 from lineage.storage.base import Backend, ReadTxn, WriteTxn
-from lineage.storage.blobs import StagedBlob, Stager, encode_digests, iter_blob
+from lineage.storage.blobs import StagedBlob, encode_digests, iter_blob
+from lineage.storage.staging import Stager
 
 __all__ = ["StagedPath", "checkout", "stage_path", "tree_entries"]
 

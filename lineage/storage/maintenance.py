@@ -200,9 +200,9 @@ def collect_garbage(backend: Backend, *, dry_run: bool = False,
         for digest in dead_records:
             schema.unindex_record(txn, digest)
         for digest in dead_blobs:
-            schema.delete_blob_or_chunk(txn, "blobs", digest)
+            schema.put_manifest(txn, digest, None)
         for digest in dead_chunks:
-            schema.delete_blob_or_chunk(txn, "chunks", digest)
+            schema.put_chunk_location(txn, digest, None)
         schema.drop_stat_entries_of(txn, set(dead_blobs))
         return dead_blobs
 

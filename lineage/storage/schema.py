@@ -1,49 +1,44 @@
-"""The on-disk layout: every namespace's keys and values, in one module.
+r"""The on-disk layout: every namespace's keys and values, in one module.
 
 Nothing outside this module builds or splits a key. A namespace is a sorted map of
-``bytes -> bytes`` (an LMDB named database); names are validated never to contain ``\\0``,
-so ``name \\0`` prefixes are exact. ``seq(8)`` is a big-endian 64-bit counter, ``d`` a
+``bytes -> bytes`` (an LMDB named database); names are validated never to contain ``\0``,
+so ``name \0`` prefixes are exact. ``seq(8)`` is a big-endian 64-bit counter, ``d`` a
 16-byte digest, ``enc(x)`` the canonical encoding of ``x``.
 
-==============  ==========================================  ================================
-namespace       key                                         value
-==============  ==========================================  ================================
-chunks          d(chunk)                                    backend location of its bytes
-blobs           d(blob)                                     enc([size, [d(chunk)], [d(child)]])
-records         d(record)                                   the record's canonical bytes
-edges_out       d(src) + edge(1) + d(dst)                   b""
-edges_in        d(dst) + edge(1) + d(src)                   b""
-versions        name \\0 seq(8)                              enc([version, d(target), time])
-version_keys    name \\0 version                             seq(8)
-stages          name \\0 stage                               d(target)
-tags            tag                                         d(target)
-history         name \\0 seq(8)                              a RefEntry's canonical bytes
-by_kind         kind \\0 d(record)                           b""
-by_name         name \\0 d(artifact)                         b""
-by_op           op \\0 started-µs(8) d(run)                  b""
-run_ids         run id                                      d(run)
-call_keys       d(call key)                                 d(run)
-run_params      part(param) + part(value) + d(run)          b""
-run_metrics     part(metric) + sortable-float(8) + d(run)   b""
-stat_cache      fsencode(absolute path)                     enc([dev, ino, size, mtime_ns,
-                                                            d(blob), stat_ns, ctime_ns])
-metrics         run id \\0 metric \\0 seq(8)                  enc([step, time, value])
-events          seq(8)                                      an event's canonical bytes
-settings        setting name                                enc(value)
-==============  ==========================================  ================================
+::
+
+    chunks       d(chunk)                        -> backend location of its bytes
+    blobs        d(blob)                         -> enc([size, [d(chunk)], [d(child)]])
+    records      d(record)                       -> the record's canonical bytes
+    edges_out    d(src) edge(1) d(dst)           -> b""
+    edges_in     d(dst) edge(1) d(src)           -> b""
+    versions     name \0 seq(8)                  -> enc([version, d(target), time])
+    version_keys name \0 version                 -> seq(8)
+    stages       name \0 stage                   -> d(target)
+    tags         tag                             -> d(target)
+    history      name \0 seq(8)                  -> a RefEntry's canonical bytes
+    by_kind      kind \0 d(record)               -> b""
+    by_name      name \0 d(artifact)             -> b""
+    by_op        op \0 started-µs(8) d(run)      -> b""
+    run_ids      run id                          -> d(run)
+    call_keys    d(call key)                     -> d(run)
+    run_params   part(param) part(value) d(run)  -> b""
+    run_metrics  part(metric) sortable(8) d(run) -> b""
+    stat_cache   fsencode(absolute path)         -> enc([dev, ino, size, mtime_ns, d(blob), stat_ns,
+                                                    ctime_ns])
+    metrics      run id \0 metric \0 seq(8)      -> enc([step, time, value])
+    events       seq(8)                          -> an event's canonical bytes
+    settings     setting name                    -> enc(value)
 
 ``part(x)`` is ``enc(x)``, or ``0xc1`` + XXH3-128 of it when longer than
 :data:`MAX_KEY_PART` bytes (LMDB keys are limited to 511 bytes); ``0xc1`` is a byte msgpack
 never uses. The run value indexes only pre-select candidates; queries check every condition
 again on the decoded record.
-
-Indexes are derived from records: :func:`index_record` writes a record with all of them,
-:func:`unindex_record` removes them, and :func:`read_record` is the one verified read of a
-record by digest.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import struct
@@ -94,10 +89,8 @@ def _name_key(name: str, part: str = "") -> bytes:
 def read_record(txn: ReadTxn, digest: Digest) -> Artifact | Run:
     """The record stored under ``digest``, its bytes re-hashed first.
 
-    Raises:
-        RevisionNotFound: no record has that digest.
-        IntegrityError: the stored bytes do not hash to ``digest``.
-        CorruptRecordError: they hash right but do not decode as a record.
+    Raises ``RevisionNotFound`` (no such record), ``IntegrityError`` (its bytes do not hash
+    to ``digest``) or ``CorruptRecordError`` (they do not decode as a record).
     """
     data = txn.get("records", digest)
     if data is None:
@@ -110,11 +103,6 @@ def read_record(txn: ReadTxn, digest: Digest) -> Artifact | Run:
     return decode_record(data, digest)
 
 
-def has_record(txn: ReadTxn, digest: Digest) -> bool:
-    """Whether a record is stored under ``digest`` (not verified)."""
-    return txn.get("records", digest) is not None
-
-
 def raw_record(txn: ReadTxn, digest: Digest) -> bytes | None:
     """The stored bytes of record ``digest``, unverified (for gc and verify), or ``None``."""
     return txn.get("records", digest)
@@ -122,20 +110,15 @@ def raw_record(txn: ReadTxn, digest: Digest) -> bytes | None:
 
 def raw_records(txn: ReadTxn) -> Iterator[tuple[Digest, bytes]]:
     """Every ``(digest, stored bytes)`` in digest order, unverified (for ``verify``)."""
-    for key, data in txn.items("records"):
-        yield Digest(key), data
+    return ((Digest(key), data) for key, data in txn.items("records"))
 
 
 def digests_with_prefix(txn: ReadTxn, hex_prefix: str, limit: int) -> list[Digest]:
     """Up to ``limit`` record digests whose hex starts with ``hex_prefix`` (lowercase)."""
-    even = hex_prefix[: len(hex_prefix) // 2 * 2]
-    found = []
-    for key, _value in txn.items("records", bytes.fromhex(even)):
-        if key.hex().startswith(hex_prefix):
-            found.append(Digest(key))
-            if len(found) >= limit:
-                break
-    return found
+    even = bytes.fromhex(hex_prefix[: len(hex_prefix) // 2 * 2])
+    found = (Digest(key) for key, _ in txn.items("records", even)
+             if key.hex().startswith(hex_prefix))
+    return list(itertools.islice(found, limit))
 
 
 def record_digests(txn: ReadTxn, kind: str | None = None) -> list[Digest]:
@@ -155,13 +138,8 @@ def artifacts_named(txn: ReadTxn, name: str) -> list[Digest]:
 
 
 def index_record(txn: WriteTxn, record: Artifact | Run) -> Digest:
-    """Store ``record`` with its secondary indexes and edges; return its digest.
-
-    Storing a record already there changes nothing.
-
-    Raises:
-        CollisionError: a different record is stored under the same digest.
-    """
+    """Store ``record`` with its secondary indexes and edges; return its digest. Storing a
+    record already there changes nothing; ``CollisionError`` if a different one is."""
     digest = record.raw_digest
     encoded = record.encode()
     stored = txn.get("records", digest)
@@ -200,23 +178,19 @@ def index_record(txn: WriteTxn, record: Artifact | Run) -> Digest:
 
 
 def unindex_record(txn: WriteTxn, digest: Digest) -> None:
-    """Remove a record, its kind and name index entries and every edge touching it.
-
-    The run indexes (``by_op``, value indexes, call keys) are left: runs are history and
-    never removed.
-    """
+    """Remove an artifact record, its kind and name entries and every edge touching it
+    (runs are history and never removed, so their own indexes are never unindexed)."""
     data = txn.get("records", digest)
     txn.delete("records", digest)
     if data is None:
         return
     try:
         record = decode_record(data)
-    except CorruptRecordError:
-        record = None
-    if record is not None:
         txn.delete("by_kind", record.kind.encode() + b"\0" + digest)
         if isinstance(record, Artifact) and record.name:
             txn.delete("by_name", _name_key(record.name) + digest)
+    except CorruptRecordError:
+        pass  # an undecodable record's index entries cannot be named; verify reports it
     for namespace, other in (("edges_out", "edges_in"), ("edges_in", "edges_out")):
         for key, _value in list(txn.items(namespace, digest)):
             edge, peer = key[_D:_D + 1], key[_D + 1:]
@@ -280,11 +254,7 @@ def latest_version(txn: ReadTxn, name: str) -> VersionEntry | None:
 
 
 def version_entry(txn: ReadTxn, name: str, version: str) -> VersionEntry | None:
-    """The entry of ``name@version``, or ``None``.
-
-    Raises:
-        CorruptRecordError: the version index names an entry that is not there.
-    """
+    """The entry of ``name@version``, or ``None`` (``CorruptRecordError`` if inconsistent)."""
     seq = txn.get("version_keys", _name_key(name, version))
     if seq is None:
         return None
@@ -294,12 +264,6 @@ def version_entry(txn: ReadTxn, name: str, version: str) -> VersionEntry | None:
         raise CorruptRecordError(f"{name}@{version}: the version index is inconsistent; run "
                                  "`lineage verify`")
     return _version_entry(key, value)
-
-
-def version_count(txn: ReadTxn, name: str) -> int:
-    """How many versions ``name`` has."""
-    latest = latest_version(txn, name)
-    return 0 if latest is None else latest.seq + 1
 
 
 def put_version(txn: WriteTxn, name: str, entry: VersionEntry) -> None:
@@ -353,10 +317,7 @@ def all_stages(txn: ReadTxn) -> Iterator[tuple[str, str, Digest]]:
 
 def put_stage(txn: WriteTxn, name: str, stage: str, target: Digest | None) -> None:
     """Point ``name@stage`` at ``target``; ``None`` removes it."""
-    if target is None:
-        txn.delete("stages", _name_key(name, stage))
-    else:
-        txn.put("stages", _name_key(name, stage), bytes(target))
+    _put_or_delete(txn, "stages", _name_key(name, stage), target)
 
 
 def tag_target(txn: ReadTxn, tag: str) -> Digest | None:
@@ -373,10 +334,7 @@ def all_tags(txn: ReadTxn) -> Iterator[tuple[str, Digest]]:
 
 def put_tag(txn: WriteTxn, tag: str, target: Digest | None) -> None:
     """Point ``tag`` at ``target``; ``None`` removes it."""
-    if target is None:
-        txn.delete("tags", tag.encode())
-    else:
-        txn.put("tags", tag.encode(), bytes(target))
+    _put_or_delete(txn, "tags", tag.encode(), target)
 
 
 def append_history(txn: WriteTxn, entry: RefEntry) -> int:
@@ -390,23 +348,6 @@ def append_history(txn: WriteTxn, entry: RefEntry) -> int:
 def history(txn: ReadTxn, name: str) -> list[RefEntry]:
     """Every move of the refs under ``name``, oldest first."""
     return [RefEntry.decode(value) for _key, value in txn.items("history", _name_key(name))]
-
-
-def all_history(txn: ReadTxn) -> Iterator[tuple[str, int, RefEntry]]:
-    """``(name, position, entry)`` of every history entry of every name."""
-    for key, value in txn.items("history"):
-        yield (key[:-_SEQ - 1].decode(), int.from_bytes(key[-_SEQ:], "big"),
-               RefEntry.decode(value))
-
-
-def history_names(txn: ReadTxn) -> list[str]:
-    """Every name with a history."""
-    names: list[str] = []
-    for key, _ in txn.items("history"):
-        name = key[:-_SEQ - 1].decode()
-        if not names or names[-1] != name:
-            names.append(name)
-    return names
 
 
 # -- runs -----------------------------------------------------------------------------------
@@ -476,8 +417,7 @@ def runs_with_param_part(txn: ReadTxn, name: str, parts: Iterable[bytes]) -> set
 
 
 def runs_by_param(txn: ReadTxn, name: str) -> Iterator[tuple[Any, Digest]]:
-    """``(value, run)`` for every run with param ``name``; ``value`` is ``None`` for a
-    value too long to keep in the key (the caller checks the record)."""
+    """``(value, run)`` for every run with param ``name`` (``None``: too long to keep)."""
     prefix = key_part(name)
     for key, _ in txn.items("run_params", prefix):
         part = key[len(prefix):-_D]
@@ -531,11 +471,7 @@ class Manifest(NamedTuple):
 
 
 def manifest(txn: ReadTxn, digest: Digest) -> Manifest | None:
-    """The manifest of a stored blob, or ``None``.
-
-    Raises:
-        CorruptRecordError: the stored manifest is malformed.
-    """
+    """The manifest of a stored blob, or ``None`` (``CorruptRecordError`` if malformed)."""
     data = txn.get("blobs", digest)
     return None if data is None else decode_manifest(digest, data)
 
@@ -554,15 +490,14 @@ def raw_manifest(txn: ReadTxn, digest: Digest) -> bytes | None:
     return txn.get("blobs", digest)
 
 
-def put_manifest(txn: WriteTxn, digest: Digest, encoded: bytes) -> None:
-    """Store a blob's encoded manifest."""
-    txn.put("blobs", digest, encoded)
+def put_manifest(txn: WriteTxn, digest: Digest, encoded: bytes | None) -> None:
+    """Store a blob's encoded manifest; ``None`` removes it."""
+    _put_or_delete(txn, "blobs", digest, encoded)
 
 
 def blob_digests(txn: ReadTxn) -> Iterator[tuple[Digest, bytes]]:
     """Every ``(blob digest, encoded manifest)``."""
-    for key, value in txn.items("blobs"):
-        yield Digest(key), value
+    return ((Digest(key), value) for key, value in txn.items("blobs"))
 
 
 def chunk_location(txn: ReadTxn, digest: Digest) -> bytes | None:
@@ -570,22 +505,21 @@ def chunk_location(txn: ReadTxn, digest: Digest) -> bytes | None:
     return txn.get("chunks", digest)
 
 
-def put_chunk_location(txn: WriteTxn, digest: Digest, location: bytes) -> None:
-    """Name chunk ``digest`` at ``location``."""
-    txn.put("chunks", digest, location)
+def put_chunk_location(txn: WriteTxn, digest: Digest, location: bytes | None) -> None:
+    """Name chunk ``digest`` at ``location``; ``None`` forgets it (compaction frees it)."""
+    _put_or_delete(txn, "chunks", digest, location)
 
 
 def chunk_locations(txn: ReadTxn) -> Iterator[tuple[Digest, bytes]]:
     """Every ``(chunk digest, location)``."""
-    for key, value in txn.items("chunks"):
-        yield Digest(key), value
+    return ((Digest(key), value) for key, value in txn.items("chunks"))
 
 
-def delete_blob_or_chunk(txn: WriteTxn, namespace: str, digest: bytes) -> None:
-    """Remove a blob manifest (``"blobs"``) or a chunk name (``"chunks"``)."""
-    if namespace not in ("blobs", "chunks"):
-        raise ValueError(f"not a content namespace: {namespace}")
-    txn.delete(namespace, digest)
+def _put_or_delete(txn: WriteTxn, namespace: str, key: bytes, value: bytes | None) -> None:
+    if value is None:
+        txn.delete(namespace, key)
+    else:
+        txn.put(namespace, key, value)
 
 
 class StatEntry(NamedTuple):
@@ -616,12 +550,6 @@ def stat_entry(txn: ReadTxn, key: bytes) -> StatEntry | None:
                          ctime[0] if ctime else None)
     except (ValueError, TypeError):
         return None  # a damaged cache entry only costs a re-hash
-
-
-def encode_stat_entry(entry: StatEntry) -> bytes:
-    """The stored bytes of a stat cache entry."""
-    return encoding.encode([entry.dev, entry.ino, entry.size, entry.mtime_ns, entry.blob,
-                            entry.stat_ns, entry.ctime_ns])
 
 
 def put_stat_entry(txn: WriteTxn, key: bytes, encoded: bytes) -> None:
@@ -659,11 +587,6 @@ def events(txn: ReadTxn, start: int = 0) -> Iterator[tuple[int, bytes]]:
             yield seq, value
 
 
-def event_at(txn: ReadTxn, seq: int) -> bytes | None:
-    """The stored bytes of event ``seq``, or ``None``."""
-    return txn.get("events", _seq(seq))
-
-
 def get_setting(txn: ReadTxn, name: str) -> Any:
     """A store-wide setting, or ``None``."""
     value = txn.get("settings", name.encode())
@@ -672,7 +595,5 @@ def get_setting(txn: ReadTxn, name: str) -> Any:
 
 def put_setting(txn: WriteTxn, name: str, value: Any) -> None:
     """Set a store-wide setting (``None`` removes it)."""
-    if value is None:
-        txn.delete("settings", name.encode())
-    else:
-        txn.put("settings", name.encode(), encoding.encode(value))
+    encoded = None if value is None else encoding.encode(value)
+    _put_or_delete(txn, "settings", name.encode(), encoded)

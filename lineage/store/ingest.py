@@ -24,8 +24,9 @@ from lineage.refs import registry
 from lineage.refs.revisions import check_name
 from lineage.storage import schema
 from lineage.storage.base import Backend, ReadTxn, WriteTxn
-from lineage.storage.blobs import StagedBlob, stage
+from lineage.storage.blobs import StagedBlob
 from lineage.storage.files import StagedPath, stage_path
+from lineage.storage.staging import stage
 
 __all__ = ["Prepared", "name_from_path", "prepare"]
 

@@ -417,7 +417,7 @@ class Store:
 
     def descendants(self, revision: Revision, *, depth: int | None = None,
                     kind: str | None = None) -> list[Artifact | Run]:
-        """Records made from ``revision``, nearest first (:func:`lineage.views.query.descendants`)."""
+        """Records made from ``revision``, nearest first (see ``lineage.views.query``)."""
         from lineage.views import query
 
         with self._read() as txn:
@@ -442,7 +442,7 @@ class Store:
                               label=label, limit=limit)
 
     def artifacts(self, *, kind: str | None = None, name: str | None = None) -> list[Artifact]:
-        """Artifacts of a kind and/or name, with versions (:func:`lineage.views.query.artifacts`)."""
+        """Artifacts of a kind and/or name, with versions (see ``lineage.views.query``)."""
         from lineage.views import query
 
         with self._read() as txn:
