@@ -5,6 +5,7 @@
 - The *last opened* store: the most recent ``lineage.open()``, the per-process default.
 - The *active recorder*: the run or step call recording in this context; ``Store.load``
   tells it what was read.
+- The *user* acting (:func:`current_user`), kept in ref history and the event log.
 
 :func:`current_store` answers "which store does a step use now?" without opening one; the
 tracking package opens the default store when there is none. This module imports nothing
@@ -13,6 +14,8 @@ of lineage, so every layer may use it.
 
 from __future__ import annotations
 
+import getpass
+import os
 from contextvars import ContextVar, Token
 from typing import Any, Protocol
 
@@ -21,6 +24,7 @@ __all__ = [
     "active_recorder",
     "active_recorder_var",
     "current_store",
+    "current_user",
     "pop_store",
     "push_store",
     "remember_opened",
@@ -73,3 +77,14 @@ def current_store() -> Any | None:
     if _last_opened and not _last_opened[0].closed:
         return _last_opened[0]
     return None
+
+
+def current_user() -> str:
+    """Who is acting: ``LINEAGE_USER``, else the login name, else ``"unknown"``."""
+    user = os.environ.get("LINEAGE_USER")
+    if user:
+        return user
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -22,7 +22,7 @@ for what a verb is. ``--json`` prints a verb's data as one document on stdout;
     tag       {"tag", "digest", "name", "version", "deleted"}
     promote   {"name", "stage", "digest", "version"}
     checkout  {"digest", "name", "version", "path"}
-    verify    {"ok", "records", "blobs", "chunks", "bytes", "problems": [str]}
+    verify    {"ok", "records", "blobs", "chunks", "bytes", "events", "head", "problems": [str]}
     gc        {"dry_run", "records", "blobs", "chunks", "bytes_freed"}
     runs      {"runs": [{"digest", "id", "op", "label", "status", "started", "duration",
                 "inputs": [name], "outputs": [name], "metrics"}]}  (newest first)
@@ -32,6 +32,7 @@ for what a verb is. ``--json`` prints a verb's data as one document on stdout;
                 "status"} (runs have op and status, artifacts name and version)
     ancestors, descendants  {"revision": node, "records": [node]}  (nearest first)
     lint, run  see :mod:`lineage.cli.run_verbs` (``run`` exits with a failed command's code)
+    events    see :mod:`lineage.cli.audit_verbs`
 
 ``diff`` exits 0 whether or not the revisions differ, like ``git diff``.
 
@@ -51,7 +52,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from lineage._version import __version__
-from lineage.cli import query_verbs, run_verbs, store_verbs
+from lineage.cli import audit_verbs, query_verbs, run_verbs, store_verbs
 from lineage.cli.verb import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -68,7 +69,8 @@ from lineage.store.opening import default_path
 __all__ = ["VERBS", "build_parser", "main"]
 
 #: Every verb, in the order ``lineage --help`` lists them.
-VERBS: Final[tuple[Verb, ...]] = (*store_verbs.VERBS, *query_verbs.VERBS, *run_verbs.VERBS)
+VERBS: Final[tuple[Verb, ...]] = (
+    *store_verbs.VERBS, *query_verbs.VERBS, *run_verbs.VERBS, *audit_verbs.VERBS)
 
 
 # -- parsing and running ------------------------------------------------------------------

@@ -75,6 +75,11 @@ def oneline(value: Any) -> str:
     return text.encode("unicode_escape").decode("ascii")
 
 
+def oneline_block(text: str) -> str:
+    """Lines of text, each made printable (control characters escaped)."""
+    return "\n".join(oneline(line) for line in text.splitlines())
+
+
 def table(rows: Iterable[Sequence[Any]], headers: Sequence[str] | None = None) -> str:
     """Rows as left-aligned columns two spaces apart (the last column unpadded)."""
     lines = [[oneline(c) for c in row] for row in rows]

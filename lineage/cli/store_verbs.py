@@ -133,7 +133,7 @@ def _checkout(ctx: Context, args: argparse.Namespace) -> Result:
 def _verify(ctx: Context, args: argparse.Namespace) -> Result:
     store = ctx.store
     with progress_bar(None, "verify") as bar:
-        report = store.verify(progress=bar.update).to_dict()
+        report = store.verify(checkpoint=args.checkpoint, progress=bar.update).to_dict()
     if report["ok"]:
         return Result(report, fmt.verify_text(report))
     error = f"verify found {fmt.count(len(report['problems']), 'problem')} in {store.path}"
@@ -170,7 +170,9 @@ VERBS: Final[tuple[Verb, ...]] = (
     Verb("checkout", _checkout, "write a stored file or directory to TARGET", (
         arg("revision", metavar="REV"), arg("target", metavar="TARGET"),
         arg("--force", action="store_true", help="overwrite TARGET if it exists"))),
-    Verb("verify", _verify, "re-hash everything; exit 1 if anything is wrong"),
+    Verb("verify", _verify, "re-hash everything and check the event log; exit 1 if anything "
+         "is wrong", (arg("--checkpoint", metavar="HEAD", help="an earlier head hash of the "
+                          "event log: fail if the log no longer contains it"),)),
     Verb("gc", _gc, "remove what no ref and no run reaches (dry run unless --yes)", (
         arg("--yes", action="store_true", help="really remove"),)),
 )

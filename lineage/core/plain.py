@@ -12,7 +12,7 @@ from typing import Any
 
 from lineage.core import encoding
 
-__all__ = ["identical", "is_number", "iso_time", "jsonable", "same_value"]
+__all__ = ["identical", "is_number", "iso_time", "jsonable", "parse_time", "same_value"]
 
 
 def jsonable(value: Any) -> Any:
@@ -65,3 +65,29 @@ def identical(left: Any, right: Any) -> bool:
 def iso_time(timestamp: float) -> str:
     """A POSIX time as ISO 8601 UTC, to the second (``2026-12-05T05:54:46+00:00``)."""
     return _dt.datetime.fromtimestamp(timestamp, _dt.UTC).isoformat(timespec="seconds")
+
+
+def parse_time(value: Any, what: str = "time") -> float:
+    """A moment as epoch seconds: from epoch seconds, a ``datetime``, or ISO 8601 text
+    (``2026-12-05``, ``2026-12-05T10:30``, ``...+01:00`` or ``...Z``). Times without an
+    offset are local time.
+
+    Raises:
+        InvalidQuery: ``value`` is none of these (the message says what was given).
+    """
+    from lineage.errors import InvalidQuery
+
+    if is_number(value) and math.isfinite(value):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            value = _dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise InvalidQuery(f"{what} {value!r} is not a date or time; use ISO 8601 such as "
+                               "2026-12-05 or 2026-12-05T14:30:00+00:00") from None
+    if isinstance(value, _dt.datetime):
+        return value.timestamp()
+    if isinstance(value, _dt.date):
+        return _dt.datetime(value.year, value.month, value.day).timestamp()
+    raise InvalidQuery(f"{what} must be a datetime, ISO 8601 text or epoch seconds, "
+                       f"got {value!r}")

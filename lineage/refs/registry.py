@@ -7,10 +7,9 @@ was this artifact registered?" for views that label many records.
 
 from __future__ import annotations
 
-import getpass
-import os
 import time
 
+from lineage.context import current_user
 from lineage.core.hashing import Digest
 from lineage.core.records import Artifact, RefEntry, Run
 from lineage.errors import InvalidName
@@ -20,17 +19,6 @@ from lineage.storage.base import ReadTxn, WriteTxn
 
 __all__ = ["VersionLabels", "add_version", "current_user", "history", "set_stage", "set_tag",
            "stages", "tags_of", "versions"]
-
-
-def current_user() -> str:
-    """Who is acting: ``LINEAGE_USER``, else the login name, else ``"unknown"``."""
-    user = os.environ.get("LINEAGE_USER")
-    if user:
-        return user
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def versions(txn: ReadTxn, name: str) -> list[tuple[str, Digest, float]]:

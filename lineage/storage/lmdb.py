@@ -44,7 +44,9 @@ from typing import Any, Final, TypeVar, cast
 
 import lmdb
 
+from lineage.core.hashing import Digest
 from lineage.errors import StoreError
+from lineage.storage import schema
 from lineage.storage.base import Backend
 from lineage.storage.schema import NAMESPACES
 
@@ -495,8 +497,8 @@ class LmdbBackend(Backend):
         """
         self._environment()
         with self.read() as txn:
-            by_pack: dict[str, list[tuple[bytes, int, int]]] = {}
-            for digest, location in txn.items("chunks"):
+            by_pack: dict[str, list[tuple[Digest, int, int]]] = {}
+            for digest, location in schema.content_entries(txn, "chunks"):
                 offset, length = _LOCATION.unpack_from(location)
                 by_pack.setdefault(location[_LOCATION.size :].decode(), []).append(
                     (digest, offset, length)
@@ -524,7 +526,7 @@ class LmdbBackend(Backend):
                 os.close(fd)
         return freed
 
-    def _move_chunks(self, name: str, live: list[tuple[bytes, int, int]]) -> None:
+    def _move_chunks(self, name: str, live: list[tuple[Digest, int, int]]) -> None:
         old_suffix = name.encode()
         pieces = [
             (digest, bytes(self.read_chunk(_LOCATION.pack(o, n) + old_suffix)))
@@ -534,8 +536,9 @@ class LmdbBackend(Backend):
 
         def relocate(txn: _Txn) -> None:
             for (digest, offset, length), new in zip(live, new_locations, strict=True):
-                if txn.get("chunks", digest) == _LOCATION.pack(offset, length) + old_suffix:
-                    txn.put("chunks", digest, new)
+                old = _LOCATION.pack(offset, length) + old_suffix
+                if schema.chunk_location(txn, digest) == old:
+                    schema.put_chunk_location(txn, digest, new)
 
         self.write(relocate)
 

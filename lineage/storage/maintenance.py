@@ -21,18 +21,25 @@ from lineage.core.records import Artifact, Run, decode_record
 from lineage.errors import CorruptRecordError
 from lineage.storage import schema
 from lineage.storage.base import Backend, ReadTxn
+from lineage.storage.events import verify_chain
 
 __all__ = ["GcReport", "VerifyReport", "collect_garbage", "verify_store"]
 
 
 @dataclass(slots=True)
 class VerifyReport:
-    """What :func:`verify_store` checked and what it found wrong."""
+    """What :func:`verify_store` checked and what it found wrong.
+
+    ``head`` is the SHA-256 of the newest event: keep it somewhere else and pass it back as
+    ``checkpoint`` to prove later that the log was neither cut short nor rewritten.
+    """
 
     records: int = 0
     blobs: int = 0
     chunks: int = 0
     bytes: int = 0
+    events: int = 0
+    head: str | None = None
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -43,7 +50,8 @@ class VerifyReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
         return {"ok": self.ok, "records": self.records, "blobs": self.blobs,
-                "chunks": self.chunks, "bytes": self.bytes, "problems": list(self.problems)}
+                "chunks": self.chunks, "bytes": self.bytes, "events": self.events,
+                "head": self.head, "problems": list(self.problems)}
 
 
 @dataclass(slots=True)
@@ -63,15 +71,20 @@ class GcReport:
 
 
 def verify_store(
-    backend: Backend, *, progress: Callable[[int], None] | None = None
+    backend: Backend, *, progress: Callable[[int], None] | None = None,
+    checkpoint: str | None = None,
 ) -> VerifyReport:
-    """Re-hash every record, chunk and blob of the store."""
+    """Re-hash every record, chunk and blob of the store and check the event log's chain
+    (against ``checkpoint``, a head hash kept elsewhere, when given)."""
     report = VerifyReport()
     with backend.read() as txn:
+        chain = verify_chain(txn, checkpoint=checkpoint)
+        report.events, report.head = chain.events, chain.head
+        report.problems.extend(chain.problems)
         for digest, data in schema.raw_records(txn):
             report.records += 1
             _verify_record(txn, digest, data, report)
-        for digest, location in schema.chunk_locations(txn):
+        for digest, location in schema.content_entries(txn, "chunks"):
             report.chunks += 1
             try:
                 chunk = backend.read_chunk(location)
@@ -86,7 +99,7 @@ def verify_store(
                 report.problems.append(
                     f"chunk {digest.hex()}: content hashes to {actual.hex()} (corrupt)"
                 )
-        for digest, raw in schema.blob_digests(txn):
+        for digest, raw in schema.content_entries(txn, "blobs"):
             report.blobs += 1
             _verify_blob(backend, txn, digest, raw, report)
     return report
@@ -190,8 +203,8 @@ def collect_garbage(backend: Backend, *, dry_run: bool = False,
     def sweep(txn: Any) -> list[Digest]:
         records, blobs, chunks = _mark(txn)
         dead_records = [d for d, _data in schema.raw_records(txn) if d not in records]
-        dead_blobs = [d for d, _raw in schema.blob_digests(txn) if d not in blobs]
-        dead_chunks = [d for d, _loc in schema.chunk_locations(txn) if d not in chunks]
+        dead_blobs = [d for d, _raw in schema.content_entries(txn, "blobs") if d not in blobs]
+        dead_chunks = [d for d, _loc in schema.content_entries(txn, "chunks") if d not in chunks]
         report.records, report.blobs, report.chunks = (
             len(dead_records), len(dead_blobs), len(dead_chunks))
         report.bytes_freed = 0
@@ -203,7 +216,13 @@ def collect_garbage(backend: Backend, *, dry_run: bool = False,
             schema.put_manifest(txn, digest, None)
         for digest in dead_chunks:
             schema.put_chunk_location(txn, digest, None)
-        schema.drop_stat_entries_of(txn, set(dead_blobs))
+        dead = set(dead_blobs)
+        for key in schema.stat_keys(txn):
+            entry = schema.stat_entry(txn, key)
+            if entry is None or entry.blob in dead:
+                schema.put_stat_entry(txn, key, None)
+        if dead_records:
+            schema.append_event(txn, "gc", {"removed": dead_records})
         return dead_blobs
 
     if dry_run:

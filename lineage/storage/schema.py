@@ -5,57 +5,38 @@ Nothing outside this module builds or splits a key. A namespace is a sorted map 
 so ``name \0`` prefixes are exact. ``seq(8)`` is a big-endian 64-bit counter, ``d`` a
 16-byte digest, ``enc(x)`` the canonical encoding of ``x``.
 
-::
-
-    chunks       d(chunk)                        -> backend location of its bytes
-    blobs        d(blob)                         -> enc([size, [d(chunk)], [d(child)]])
-    records      d(record)                       -> the record's canonical bytes
-    edges_out    d(src) edge(1) d(dst)           -> b""
-    edges_in     d(dst) edge(1) d(src)           -> b""
-    versions     name \0 seq(8)                  -> enc([version, d(target), time])
-    version_keys name \0 version                 -> seq(8)
-    stages       name \0 stage                   -> d(target)
-    tags         tag                             -> d(target)
-    history      name \0 seq(8)                  -> a RefEntry's canonical bytes
-    by_kind      kind \0 d(record)               -> b""
-    by_name      name \0 d(artifact)             -> b""
-    by_op        op \0 started-µs(8) d(run)      -> b""
-    run_ids      run id                          -> d(run)
-    call_keys    d(call key)                     -> d(run)
-    run_params   part(param) part(value) d(run)  -> b""
-    run_metrics  part(metric) sortable(8) d(run) -> b""
-    stat_cache   fsencode(absolute path)         -> enc([dev, ino, size, mtime_ns, d(blob), stat_ns,
-                                                    ctime_ns])
-    metrics      run id \0 metric \0 seq(8)      -> enc([step, time, value])
-    events       seq(8)                          -> an event's canonical bytes
-    settings     setting name                    -> enc(value)
-
-``part(x)`` is ``enc(x)``, or ``0xc1`` + XXH3-128 of it when longer than
-:data:`MAX_KEY_PART` bytes (LMDB keys are limited to 511 bytes); ``0xc1`` is a byte msgpack
-never uses. The run value indexes only pre-select candidates; queries check every condition
-again on the decoded record.
+The layout of every namespace is tabled in :mod:`lineage.storage`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import os
 import struct
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any, Final, NamedTuple
 
+from lineage.context import current_user
 from lineage.core import encoding
 from lineage.core.hashing import DIGEST_SIZE, Digest, digest_bytes
 from lineage.core.records import Artifact, RefEntry, Run, decode_record
-from lineage.errors import CollisionError, CorruptRecordError, IntegrityError, RevisionNotFound
+from lineage.errors import (
+    CollisionError,
+    CorruptRecordError,
+    IntegrityError,
+    LineageError,
+    RevisionNotFound,
+)
 from lineage.storage.base import ReadTxn, WriteTxn
 
 #: Every namespace a store uses; a backend must accept exactly these.
 NAMESPACES: Final = (
     "chunks", "blobs", "records", "edges_out", "edges_in", "versions", "version_keys",
     "stages", "tags", "history", "by_kind", "by_name", "by_op", "run_ids", "call_keys",
-    "run_params", "run_metrics", "stat_cache", "metrics", "events", "settings",
+    "run_params", "run_metrics", "stat_cache", "metrics", "events", "added", "settings",
 )
 
 EDGE_USED: Final = b"u"  # artifact -> run
@@ -69,6 +50,8 @@ EDGE_NAMES: Final = {
 #: Edges along which data flows (``child_of`` only says where a run was started).
 DATA_FLOW: Final = frozenset({EDGE_USED, EDGE_GENERATED, EDGE_DERIVED})
 
+EVENT_TAG: Final = "lineage/event"
+EVENT_GENESIS: Final = bytes(32)  # the "previous hash" of the first event
 MAX_KEY_PART: Final = 200
 _HASHED: Final = b"\xc1"
 _SEQ: Final = 8
@@ -150,6 +133,10 @@ def index_record(txn: WriteTxn, record: Artifact | Run) -> Digest:
             f"record {digest.hex()} differs from the stored record with that digest "
             "(an XXH3-128 collision); nothing was stored", digest=digest)
     txn.put("records", digest, encoded)  # new, or replacing a corrupt copy
+    if stored is None:
+        seq = append_event(txn, "record", {"digest": digest, "kind": record.kind,
+                                           "name": record.name})
+        txn.put("added", digest, _seq(seq))
     txn.put("by_kind", record.kind.encode() + b"\0" + digest, b"")
     if isinstance(record, Artifact):
         if record.name:
@@ -182,6 +169,7 @@ def unindex_record(txn: WriteTxn, digest: Digest) -> None:
     (runs are history and never removed, so their own indexes are never unindexed)."""
     data = txn.get("records", digest)
     txn.delete("records", digest)
+    txn.delete("added", digest)
     if data is None:
         return
     try:
@@ -226,7 +214,6 @@ def downstream(txn: ReadTxn, digest: Digest, edge: bytes | None = None
 
 class VersionEntry(NamedTuple):
     """One version of a name: its position, label, target record and when it was made."""
-
     seq: int
     version: str
     target: Digest
@@ -274,13 +261,8 @@ def put_version(txn: WriteTxn, name: str, entry: VersionEntry) -> None:
 
 
 def versioned_names(txn: ReadTxn) -> list[str]:
-    """Every name that has versions, sorted by its bytes."""
-    names: list[str] = []
-    for key, _ in txn.items("version_keys"):
-        name = key.split(b"\0", 1)[0].decode()
-        if not names or names[-1] != name:
-            names.append(name)
-    return names
+    """Every name that has versions, sorted."""
+    return sorted({key.split(b"\0", 1)[0].decode() for key, _ in txn.items("version_keys")})
 
 
 def version_labels(txn: ReadTxn, name: str) -> list[str]:
@@ -291,8 +273,7 @@ def version_labels(txn: ReadTxn, name: str) -> list[str]:
 
 def all_version_targets(txn: ReadTxn) -> Iterator[Digest]:
     """The target of every version of every name (gc roots)."""
-    for key, value in txn.items("versions"):
-        yield _version_entry(key, value).target
+    return (_version_entry(key, value).target for key, value in txn.items("versions"))
 
 
 def stage_target(txn: ReadTxn, name: str, stage: str) -> Digest | None:
@@ -338,11 +319,20 @@ def put_tag(txn: WriteTxn, tag: str, target: Digest | None) -> None:
 
 
 def append_history(txn: WriteTxn, entry: RefEntry) -> int:
-    """Append ``entry`` to the history of ``entry.name``; return its position."""
+    """Append ``entry`` to the history of ``entry.name`` and to the event log; return its
+    position in the name's history."""
     last = next(txn.items("history", _name_key(entry.name), reverse=True), None)
     seq = 0 if last is None else int.from_bytes(last[0][-_SEQ:], "big") + 1
     txn.put("history", _name_key(entry.name) + _seq(seq), entry.encode())
+    append_event(txn, "ref", {"name": entry.name, "position": seq, "ref": entry.ref,
+                              "key": entry.key, "target": entry.target,
+                              "previous": entry.previous, "reason": entry.reason})
     return seq
+
+
+def history_names(txn: ReadTxn) -> list[str]:
+    """Every name with a history, sorted."""
+    return sorted({key[:-_SEQ - 1].decode() for key, _ in txn.items("history")})
 
 
 def history(txn: ReadTxn, name: str) -> list[RefEntry]:
@@ -408,12 +398,8 @@ def _run_value_keys(run: Run) -> Iterator[tuple[str, bytes]]:
 def runs_with_param_part(txn: ReadTxn, name: str, parts: Iterable[bytes]) -> set[Digest]:
     """Runs whose param ``name`` encodes to one of ``parts`` (see :func:`key_part`)."""
     prefix = key_part(name)
-    found = set()
-    for part in parts:
-        for key, _ in txn.items("run_params", prefix + part):
-            if len(key) == len(prefix) + len(part) + _D:
-                found.add(Digest(key[-_D:]))
-    return found
+    return {Digest(key[-_D:]) for part in parts for key, _ in txn.items("run_params", prefix + part)
+            if len(key) == len(prefix) + len(part) + _D}
 
 
 def runs_by_param(txn: ReadTxn, name: str) -> Iterator[tuple[Any, Digest]]:
@@ -421,8 +407,7 @@ def runs_by_param(txn: ReadTxn, name: str) -> Iterator[tuple[Any, Digest]]:
     prefix = key_part(name)
     for key, _ in txn.items("run_params", prefix):
         part = key[len(prefix):-_D]
-        value = None if part[:1] == _HASHED else encoding.decode(part)
-        yield value, Digest(key[-_D:])
+        yield (None if part[:1] == _HASHED else encoding.decode(part)), Digest(key[-_D:])
 
 
 def runs_by_metric(txn: ReadTxn, name: str, *, descending: bool = False
@@ -464,7 +449,6 @@ def metric_points(txn: ReadTxn, run_id: str, metric: str) -> list[tuple[int, flo
 
 class Manifest(NamedTuple):
     """How a blob is stored: its size, its chunks in order, and the blobs it contains."""
-
     size: int
     chunks: list[Digest]
     children: list[Digest]
@@ -495,11 +479,6 @@ def put_manifest(txn: WriteTxn, digest: Digest, encoded: bytes | None) -> None:
     _put_or_delete(txn, "blobs", digest, encoded)
 
 
-def blob_digests(txn: ReadTxn) -> Iterator[tuple[Digest, bytes]]:
-    """Every ``(blob digest, encoded manifest)``."""
-    return ((Digest(key), value) for key, value in txn.items("blobs"))
-
-
 def chunk_location(txn: ReadTxn, digest: Digest) -> bytes | None:
     """Where the backend keeps chunk ``digest``, or ``None``."""
     return txn.get("chunks", digest)
@@ -510,9 +489,11 @@ def put_chunk_location(txn: WriteTxn, digest: Digest, location: bytes | None) ->
     _put_or_delete(txn, "chunks", digest, location)
 
 
-def chunk_locations(txn: ReadTxn) -> Iterator[tuple[Digest, bytes]]:
-    """Every ``(chunk digest, location)``."""
-    return ((Digest(key), value) for key, value in txn.items("chunks"))
+def content_entries(txn: ReadTxn, namespace: str) -> Iterator[tuple[Digest, bytes]]:
+    """Every ``(digest, value)`` of ``"blobs"`` (manifests) or ``"chunks"`` (locations)."""
+    if namespace not in ("blobs", "chunks"):
+        raise ValueError(f"not a content namespace: {namespace!r}")
+    return ((Digest(key), value) for key, value in txn.items(namespace))
 
 
 def _put_or_delete(txn: WriteTxn, namespace: str, key: bytes, value: bytes | None) -> None:
@@ -524,7 +505,6 @@ def _put_or_delete(txn: WriteTxn, namespace: str, key: bytes, value: bytes | Non
 
 class StatEntry(NamedTuple):
     """What a file looked like when its content was hashed."""
-
     dev: int
     ino: int
     size: int
@@ -540,32 +520,42 @@ def stat_key(path: str | os.PathLike[str]) -> bytes:
 
 
 def stat_entry(txn: ReadTxn, key: bytes) -> StatEntry | None:
-    """The cached stat of a path, or ``None`` (also for an entry too old to trust)."""
+    """The cached stat of a path, or ``None`` (also for a damaged entry)."""
     raw = txn.get("stat_cache", key)
-    if raw is None:
-        return None
     try:
-        dev, ino, size, mtime_ns, blob, stat_ns, *ctime = encoding.decode(raw)
+        dev, ino, size, mtime_ns, blob, stat_ns, *ctime = encoding.decode(raw or b"")
         return StatEntry(dev, ino, size, mtime_ns, Digest(blob), stat_ns,
                          ctime[0] if ctime else None)
-    except (ValueError, TypeError):
-        return None  # a damaged cache entry only costs a re-hash
+    except (ValueError, TypeError, LineageError):
+        return None  # missing; or damaged, which only costs a re-hash
 
 
-def put_stat_entry(txn: WriteTxn, key: bytes, encoded: bytes) -> None:
-    """Store an encoded stat cache entry."""
-    txn.put("stat_cache", key, encoded)
+def put_stat_entry(txn: WriteTxn, key: bytes, encoded: bytes | None) -> None:
+    """Store an encoded stat cache entry; ``None`` removes it."""
+    _put_or_delete(txn, "stat_cache", key, encoded)
 
 
-def drop_stat_entries_of(txn: WriteTxn, blobs: set[bytes]) -> None:
-    """Remove the stat cache entries naming any of ``blobs``."""
-    for key, _value in list(txn.items("stat_cache")):
-        entry = stat_entry(txn, key)
-        if entry is None or entry.blob in blobs:
-            txn.delete("stat_cache", key)
+def stat_keys(txn: ReadTxn) -> list[bytes]:
+    """The key of every stat cache entry."""
+    return [key for key, _ in txn.items("stat_cache")]
 
 
 # -- events and settings --------------------------------------------------------------------
+
+
+def append_event(txn: WriteTxn, action: str, details: dict[str, Any]) -> int:
+    """Append an event to the hash chain (see :mod:`lineage.storage.events`); return its
+    sequence number. Its ``prev`` is the SHA-256 of the previous event's stored bytes, and
+    its time never runs backwards."""
+    last = last_event(txn)
+    seq, prev, floor = 0, EVENT_GENESIS, 0.0
+    if last is not None:
+        seq, prev = last[0] + 1, hashlib.sha256(last[1]).digest()
+        floor = float(encoding.decode(last[1])[2]["time"])
+    body = {**details, "action": action, "seq": seq, "prev": prev,
+            "time": max(time.time(), floor), "user": current_user()}
+    txn.put("events", _seq(seq), encoding.encode([EVENT_TAG, 1, body]))
+    return seq
 
 
 def last_event(txn: ReadTxn) -> tuple[int, bytes] | None:
@@ -574,17 +564,16 @@ def last_event(txn: ReadTxn) -> tuple[int, bytes] | None:
     return None if last is None else (int.from_bytes(last[0], "big"), last[1])
 
 
-def put_event(txn: WriteTxn, seq: int, data: bytes) -> None:
-    """Store event number ``seq``."""
-    txn.put("events", _seq(seq), data)
+def events(txn: ReadTxn) -> Iterator[tuple[int, bytes]]:
+    """``(sequence number, stored bytes)`` of every event, oldest first."""
+    return ((int.from_bytes(key, "big"), value) for key, value in txn.items("events"))
 
 
-def events(txn: ReadTxn, start: int = 0) -> Iterator[tuple[int, bytes]]:
-    """``(sequence number, stored bytes)`` of every event from ``start`` on, oldest first."""
-    for key, value in txn.items("events"):
-        seq = int.from_bytes(key, "big")
-        if seq >= start:
-            yield seq, value
+def added_seq(txn: ReadTxn, digest: Digest) -> int | None:
+    """The sequence number of the event that added record ``digest`` (``None``: the record
+    predates the event log, or is not stored)."""
+    value = txn.get("added", digest)
+    return None if value is None else int.from_bytes(value, "big")
 
 
 def get_setting(txn: ReadTxn, name: str) -> Any:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from lineage.errors import StoreError
 from lineage.storage.base import Backend
+from lineage.storage.events import start_chain
 from lineage.storage.memory import MemoryBackend
 
 if TYPE_CHECKING:
@@ -78,8 +79,16 @@ def open_store(path: str | os.PathLike[str] | None = None) -> Store:
     from lineage.store.store import Store
 
     if path is not None and str(path) == ":memory:":
-        return Store(MemoryBackend())
+        backend: Backend = MemoryBackend()
+        start_chain(backend)
+        return Store(backend)
     target = Path(path) if path is not None else default_path()
     if target.exists() and not target.is_dir():
         raise StoreError(f"{target} exists and is not a store directory")
-    return Store(acquire(target), shared=True)
+    backend = acquire(target)
+    try:
+        start_chain(backend)
+    except BaseException:
+        release(backend)
+        raise
+    return Store(backend, shared=True)

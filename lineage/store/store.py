@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     import networkx
 
     from lineage.diff.model import LineageDiff
+    from lineage.storage.events import Event
     from lineage.tracking.explain import Explanation
     from lineage.tracking.runs import RunContext
     from lineage.views.lint import Finding
@@ -472,10 +473,28 @@ class Store:
 
     # -- maintenance --------------------------------------------------------------------
 
-    def verify(self, *, progress: Callable[[int], None] | None = None) -> VerifyReport:
-        """Re-hash every record, blob and chunk; report every mismatch found."""
+    def verify(self, *, checkpoint: str | None = None,
+               progress: Callable[[int], None] | None = None) -> VerifyReport:
+        """Re-hash every record, blob and chunk and check the event log's hash chain; report
+        every problem found. ``checkpoint`` is an earlier ``VerifyReport.head`` kept
+        elsewhere: if the chain no longer contains it, the log was cut short or rewritten."""
         self._check_open()
-        return verify_store(self._backend, progress=progress)
+        return verify_store(self._backend, progress=progress, checkpoint=checkpoint)
+
+    def events(self, *, since: float | str | datetime.datetime | None = None) -> list[Event]:
+        """The event log, oldest first: every record added, ref moved, policy change,
+        override and gc, with who, when and why (see :mod:`lineage.storage.events`).
+        ``since`` keeps events at or after a moment (epoch seconds, datetime or ISO text).
+
+        Raises:
+            InvalidQuery: ``since`` is not a time.
+        """
+        from lineage.core.plain import parse_time
+        from lineage.storage.events import read_events
+
+        after = None if since is None else parse_time(since, "since")
+        with self._read() as txn:
+            return list(read_events(txn, since=after))
 
     def gc(self, *, dry_run: bool = False) -> GcReport:
         """Remove records, blobs and chunks that no ref and no run reaches."""
