@@ -321,7 +321,7 @@ def test_log_is_newest_first_with_user_and_reason(cli: Cli, files: Path,
     assert [(e["ref"], e["key"]) for e in entries] == [
         ("stage", "production"), ("version", "v2"), ("version", "v1")]
     assert set(entries[0]) == {"name", "ref", "key", "target", "previous", "time", "user",
-                               "reason"}
+                               "reason", "skipped"}
     assert entries[0]["user"] == "dr.who" and entries[1]["reason"] == "dropped rows"
     lines = cli.ok("log", "train.csv").splitlines()
     assert "stage production" in lines[0] and "validated" in lines[0]

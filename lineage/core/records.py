@@ -203,6 +203,7 @@ class RefEntry:
 
     ``ref`` is ``"version"``, ``"stage"`` or ``"tag"``; ``key`` the version, stage or tag
     string; ``target``/``previous`` the record digests after and before (``None`` = unset).
+    ``skipped`` lists the promotion checks a forced stage move overrode (empty otherwise).
     """
 
     name: str
@@ -213,12 +214,14 @@ class RefEntry:
     time: float
     user: str
     reason: str = ""
+    skipped: tuple[str, ...] = ()
 
     def encode(self) -> bytes:
-        """Canonical bytes of this entry."""
-        return encoding.encode(
-            ["lineage/ref", SCHEMA, {f.name: getattr(self, f.name) for f in fields(self)}]
-        )
+        """Canonical bytes of this entry (``skipped`` only when a move overrode checks)."""
+        body = {f.name: getattr(self, f.name) for f in fields(self)}
+        if not self.skipped:
+            del body["skipped"]
+        return encoding.encode(["lineage/ref", SCHEMA, body])
 
     @classmethod
     def decode(cls, data: bytes) -> RefEntry:
@@ -226,6 +229,7 @@ class RefEntry:
         tag, _schema, body = _split(data, "lineage/ref")
         del tag
         try:
+            body["skipped"] = tuple(body.get("skipped", ()))
             return cls(**body)
         except TypeError as exc:
             raise CorruptRecordError(f"bad ref history entry: {exc}") from None
@@ -241,6 +245,7 @@ class RefEntry:
             "time": iso_time(self.time),
             "user": self.user,
             "reason": self.reason,
+            "skipped": list(self.skipped),
         }
 
 

@@ -498,7 +498,7 @@ class LmdbBackend(Backend):
         self._environment()
         with self.read() as txn:
             by_pack: dict[str, list[tuple[Digest, int, int]]] = {}
-            for digest, location in schema.content_entries(txn, "chunks"):
+            for digest, location in schema.digest_entries(txn, "chunks"):
                 offset, length = _LOCATION.unpack_from(location)
                 by_pack.setdefault(location[_LOCATION.size :].decode(), []).append(
                     (digest, offset, length)

@@ -81,10 +81,10 @@ def verify_store(
         chain = verify_chain(txn, checkpoint=checkpoint)
         report.events, report.head = chain.events, chain.head
         report.problems.extend(chain.problems)
-        for digest, data in schema.raw_records(txn):
+        for digest, data in schema.digest_entries(txn, "records"):
             report.records += 1
             _verify_record(txn, digest, data, report)
-        for digest, location in schema.content_entries(txn, "chunks"):
+        for digest, location in schema.digest_entries(txn, "chunks"):
             report.chunks += 1
             try:
                 chunk = backend.read_chunk(location)
@@ -99,7 +99,7 @@ def verify_store(
                 report.problems.append(
                     f"chunk {digest.hex()}: content hashes to {actual.hex()} (corrupt)"
                 )
-        for digest, raw in schema.content_entries(txn, "blobs"):
+        for digest, raw in schema.digest_entries(txn, "blobs"):
             report.blobs += 1
             _verify_blob(backend, txn, digest, raw, report)
     return report
@@ -202,9 +202,9 @@ def collect_garbage(backend: Backend, *, dry_run: bool = False,
 
     def sweep(txn: Any) -> list[Digest]:
         records, blobs, chunks = _mark(txn)
-        dead_records = [d for d, _data in schema.raw_records(txn) if d not in records]
-        dead_blobs = [d for d, _raw in schema.content_entries(txn, "blobs") if d not in blobs]
-        dead_chunks = [d for d, _loc in schema.content_entries(txn, "chunks") if d not in chunks]
+        dead_records = [d for d, _data in schema.digest_entries(txn, "records") if d not in records]
+        dead_blobs = [d for d, _raw in schema.digest_entries(txn, "blobs") if d not in blobs]
+        dead_chunks = [d for d, _loc in schema.digest_entries(txn, "chunks") if d not in chunks]
         report.records, report.blobs, report.chunks = (
             len(dead_records), len(dead_blobs), len(dead_chunks))
         report.bytes_freed = 0

@@ -25,6 +25,7 @@ from lineage import context
 from lineage.adapters import format_adapter
 from lineage.core import encoding
 from lineage.core.hashing import Digest
+from lineage.core.plain import iso_time
 from lineage.core.records import Artifact, RefEntry, Run
 from lineage.errors import (
     ChunkVanished,
@@ -36,12 +37,14 @@ from lineage.errors import (
 from lineage.refs import registry
 from lineage.refs.revisions import check_name, resolve, suggest
 from lineage.storage import schema
+from lineage.storage.asof import describe_moment
 from lineage.storage.base import Backend, ReadTxn, WriteTxn
 from lineage.storage.blobs import read_blob
 from lineage.storage.files import checkout, path_digest
 from lineage.storage.maintenance import GcReport, VerifyReport, collect_garbage, verify_store
 from lineage.store.ingest import Prepared, prepare
 from lineage.store.opening import release
+from lineage.store.review import ReviewMethods
 
 if TYPE_CHECKING:
     import datetime
@@ -49,7 +52,6 @@ if TYPE_CHECKING:
     import networkx
 
     from lineage.diff.model import LineageDiff
-    from lineage.storage.events import Event
     from lineage.tracking.explain import Explanation
     from lineage.tracking.runs import RunContext
     from lineage.views.lint import Finding
@@ -62,8 +64,12 @@ _STAGE_RETRIES: Final = 5
 _TABLE_FORMATS: Final = frozenset({"csv", "tsv", "parquet"})
 
 
-class Store:
-    """A content-addressed provenance store. Use :func:`lineage.open` to get one."""
+class Store(ReviewMethods):
+    """A content-addressed provenance store. Use :func:`lineage.open` to get one.
+
+    Review and audit methods (promotion gates, policies, point-in-time views, the event log,
+    reports) are documented in :class:`lineage.store.review.ReviewMethods`.
+    """
 
     def __init__(self, backend: Backend, *, shared: bool = False) -> None:
         self._backend = backend
@@ -107,6 +113,9 @@ class Store:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
+        moment = describe_moment(self._backend)
+        if moment is not None:
+            state += f", as of {iso_time(moment)}"
         return f"<lineage.Store {self.path} ({state})>"
 
     # -- adding -----------------------------------------------------------------------
@@ -328,16 +337,6 @@ class Store:
                 raise RevisionNotFound(suggest(txn, tag, "tag"))
         self._write(lambda txn: registry.set_tag(txn, tag, None, name=None, reason=reason))
 
-    def promote(self, revision: Revision, stage: str, *, reason: str = "") -> Artifact:
-        """Point ``name@stage`` (e.g. ``model@production``) at ``revision``; kept in history."""
-        artifact = self._artifact(revision)
-        name = artifact.name
-        if not name:
-            raise RecordTypeError(f"{artifact!r} has no name, so it cannot have stages")
-        self._write(lambda txn: registry.set_stage(txn, name, stage, artifact.raw_digest,
-                                                   reason=reason))
-        return artifact
-
     def log(self, name: str) -> list[RefEntry]:
         """Every move of the refs under ``name``, oldest first.
 
@@ -480,21 +479,6 @@ class Store:
         elsewhere: if the chain no longer contains it, the log was cut short or rewritten."""
         self._check_open()
         return verify_store(self._backend, progress=progress, checkpoint=checkpoint)
-
-    def events(self, *, since: float | str | datetime.datetime | None = None) -> list[Event]:
-        """The event log, oldest first: every record added, ref moved, policy change,
-        override and gc, with who, when and why (see :mod:`lineage.storage.events`).
-        ``since`` keeps events at or after a moment (epoch seconds, datetime or ISO text).
-
-        Raises:
-            InvalidQuery: ``since`` is not a time.
-        """
-        from lineage.core.plain import parse_time
-        from lineage.storage.events import read_events
-
-        after = None if since is None else parse_time(since, "since")
-        with self._read() as txn:
-            return list(read_events(txn, since=after))
 
     def gc(self, *, dry_run: bool = False) -> GcReport:
         """Remove records, blobs and chunks that no ref and no run reaches."""
