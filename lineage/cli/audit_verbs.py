@@ -1,8 +1,15 @@
-"""Verbs for review and audit: ``events`` (the tamper-evident log).
+"""Verbs for review and audit: ``promote`` (through the stage's gate), ``policy``,
+``events`` (the tamper-evident log).
 
 ``--json`` documents::
 
-    events  {"head", "events": [{"seq", "time", "user", "action", "prev", "hash", ...}]}
+    promote  {"name", "stage", "digest", "version", "cleared", "forced", "checks": [{"name",
+              "passed", "message"}]}
+    policy   {"policies": [{"stage", "checks", "metrics": {name: [op, value]},
+              "min_subgroup", "after", "stored"}]}
+    events   {"head", "events": [{"seq", "time", "user", "action", "prev", "hash", ...}]}
+
+A promotion a policy blocks exits 1 with one line naming every failed check.
 """
 
 from __future__ import annotations
@@ -11,9 +18,58 @@ import argparse
 from typing import Final
 
 from lineage.cli import format as fmt
-from lineage.cli.verb import Context, Result, Verb, arg
+from lineage.cli.graph import metric_filter
+from lineage.cli.verb import REASON, Context, Result, UsageError, Verb, arg
 
 __all__ = ["VERBS"]
+
+
+def _promote(ctx: Context, args: argparse.Namespace) -> Result:
+    store = ctx.store
+    if args.clear:
+        if args.force:
+            raise UsageError("--clear and --force do not go together")
+        store.clear_stage(args.revision, args.stage, reason=args.reason)
+        data = {"name": args.revision, "stage": args.stage, "digest": None, "version": None,
+                "cleared": True, "forced": False, "checks": []}
+        return Result(data, f"cleared {args.revision}@{args.stage}")
+    checks = store.check_promotion(args.revision, args.stage)
+    artifact = store.promote(args.revision, args.stage, reason=args.reason, force=args.force)
+    version = store.describe(artifact)["version"]
+    forced = args.force and any(not c.passed for c in checks)
+    data = {"name": artifact.name, "stage": args.stage, "digest": artifact.digest,
+            "version": version, "cleared": False, "forced": forced,
+            "checks": [c.to_dict() for c in checks]}
+    lines = [f"promoted {fmt.label(artifact.name, version)} ({fmt.short(artifact.digest)}) to "
+             f"{artifact.name}@{args.stage}" + (" (FORCED past failed checks)" if forced else "")]
+    lines += [f"  {check}" for check in checks]
+    return Result(data, fmt.oneline_block("\n".join(lines)))
+
+
+def _policy(ctx: Context, args: argparse.Namespace) -> Result:
+    store = ctx.store
+    changes = args.require is not None or args.metric or args.min_subgroup or args.after
+    if args.reset and changes:
+        raise UsageError("--reset does not go with other settings")
+    if (args.reset or changes) and not args.stage:
+        raise UsageError("give the STAGE whose policy to set")
+    if args.reset:
+        store.reset_policy(args.stage, reason=args.reason)
+    elif changes:
+        checks = None if args.require is None else [c for c in args.require.split(",") if c]
+        store.set_policy(args.stage, checks=checks, metrics=dict(args.metric or ()),
+                         min_subgroup=args.min_subgroup, after=args.after or (),
+                         reason=args.reason)
+    shown = [store.policy(args.stage)] if args.stage else store.policies()
+    text = "\n".join(f"{p.stage}{'' if p.stored else ' (built-in)'}:\n" +
+                     "\n".join(f"  {line}" for line in p.describe()) for p in shown)
+    return Result({"policies": [p.to_dict() for p in shown]},
+                  fmt.oneline_block(text or "no stage has a policy"))
+
+
+def _at_least(text: str) -> tuple[str, tuple[str, float]]:
+    name, (op, value) = metric_filter(text)
+    return name, (op, value)
 
 
 def _events(ctx: Context, args: argparse.Namespace) -> Result:
@@ -27,6 +83,24 @@ def _events(ctx: Context, args: argparse.Namespace) -> Result:
 
 
 VERBS: Final[tuple[Verb, ...]] = (
+    Verb("promote", _promote, "move name@STAGE to a revision through the stage's policy "
+         "(exit 1, naming each failed check, if it blocks)", (
+        arg("revision", metavar="REV", help="the model (with --clear: its NAME)"),
+        arg("stage", metavar="STAGE"),
+        arg("--force", action="store_true", help="promote past failed checks (needs --reason; "
+            "recorded in the history and reports)"),
+        arg("--clear", action="store_true", help="remove NAME@STAGE instead"), REASON)),
+    Verb("policy", _policy, "show or set the promotion policy of a stage", (
+        arg("stage", metavar="STAGE", nargs="?", help="one stage (default: every policy)"),
+        arg("--require", metavar="CHECKS", help="comma-separated checks: evaluated, "
+            "independent, lint (empty: none)"),
+        arg("--metric", action="append", type=_at_least, metavar="NAME>=N",
+            help="a metric minimum, e.g. 'sensitivity>=0.9'; repeatable"),
+        arg("--min-subgroup", type=int, metavar="N", help="the fewest cases an evaluated "
+            "subgroup may have"),
+        arg("--after", action="append", metavar="STAGE", help="a stage the model must have "
+            "held before; repeatable"),
+        arg("--reset", action="store_true", help="back to the built-in default"), REASON)),
     Verb("events", _events, "the tamper-evident event log, oldest first", (
         arg("--since", metavar="ISO", help="only events at or after this time"),)),
 )

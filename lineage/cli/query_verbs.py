@@ -9,14 +9,14 @@ from typing import Final
 
 from lineage.cli import format as fmt
 from lineage.cli import graph
-from lineage.cli.verb import Context, Result, UsageError, Verb, arg, positive
+from lineage.cli.verb import AS_OF, Context, Result, UsageError, Verb, arg, positive
 from lineage.core.records import Artifact, Run
 
 __all__ = ["VERBS"]
 
 
 def _runs(ctx: Context, args: argparse.Namespace) -> Result:
-    found = ctx.store.runs(
+    found = ctx.view(args).runs(
         args.op, used=args.used, produced=args.produced, status=args.status,
         params=dict(args.param or ()), metrics=dict(args.metric or ()), since=args.since,
         until=args.until, label=args.label, limit=args.limit,
@@ -79,7 +79,7 @@ VERBS: Final[tuple[Verb, ...]] = (
             help="only runs with this param (also KEY<N, KEY>=N, KEY!=VALUE ...); repeatable"),
         arg("--metric", action="append", type=graph.metric_filter, metavar="NAME>N",
             help="only runs whose metric compares so (> >= < <= == !=); repeatable"),
-        arg("--limit", type=positive, metavar="N", help="at most N runs"))),
+        arg("--limit", type=positive, metavar="N", help="at most N runs"), AS_OF)),
     Verb("diff", _diff, "what changed between two revisions, and why (exit 0 either way)", (
         arg("a", metavar="A"), arg("b", metavar="B"),
         arg("--markdown", action="store_true", help="print a Markdown report"),
