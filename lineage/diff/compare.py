@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from lineage.core.plain import identical, jsonable
+from lineage.core.plain import identical, is_number, jsonable
 from lineage.core.records import Artifact
-from lineage.diff.model import CodeDiff, EnvironmentDiff, ModelDiff, ValueChange
+from lineage.diff.model import CodeDiff, EnvironmentDiff, ModelDiff, SubgroupChange, ValueChange
 
 __all__ = ["code_diff", "environment_diff", "environment_what", "flatten", "model_diff",
-           "value_changes"]
+           "subgroup_changes", "value_changes"]
+
+#: the subgroup metrics a diff compares, by task (the first one present is shown)
+_SUBGROUP_METRICS = ("sensitivity", "specificity", "ppv", "npv", "roc_auc", "accuracy",
+                     "macro_sensitivity", "mae", "rmse")
 
 
 def value_changes(old: dict[str, Any], new: dict[str, Any]) -> tuple[ValueChange, ...]:
@@ -91,3 +95,26 @@ def environment_what(environment: EnvironmentDiff) -> str:
         parts.append("packages " + ", ".join(p.key for p in environment.packages))
     parts += [c.key for c in (environment.python, environment.platform, environment.git) if c]
     return "; ".join(parts)
+
+
+def subgroup_changes(old: Any, new: Any) -> tuple[SubgroupChange, ...]:
+    """Per-subgroup metric changes between two evaluations' ``subgroups`` tables: every
+    (attribute, value, metric) whose value or size changed, in attribute, value, metric
+    order."""
+    old, new = (old if isinstance(old, dict) else {}), (new if isinstance(new, dict) else {})
+    changes = []
+    for attribute in sorted(set(old) | set(new)):
+        groups_old, groups_new = old.get(attribute) or {}, new.get(attribute) or {}
+        for value in sorted(set(groups_old) | set(groups_new)):
+            a, b = groups_old.get(value) or {}, groups_new.get(value) or {}
+            for metric in _SUBGROUP_METRICS:
+                va: Any = a.get(metric)
+                vb: Any = b.get(metric)
+                if metric not in a and metric not in b:
+                    continue
+                if identical(va, vb) and a.get("n") == b.get("n"):
+                    continue
+                delta = vb - va if is_number(va) and is_number(vb) else None
+                changes.append(SubgroupChange(attribute, str(value), metric, va, vb,
+                                              a.get("n"), b.get("n"), delta))
+    return tuple(changes)

@@ -49,6 +49,7 @@ __all__ = [
     "RecordRef",
     "StepDiff",
     "StepOnly",
+    "SubgroupChange",
     "Summary",
     "ValueChange",
 ]
@@ -277,6 +278,22 @@ class MetricChange(_Reversible):
 
 
 @dataclass(frozen=True, slots=True)
+class SubgroupChange(_Reversible):
+    """A metric of one subgroup (``attribute=value``) on each side, with its size."""
+
+    attribute: str
+    value: str
+    metric: str
+    old: float | None
+    new: float | None
+    n_old: int | None
+    n_new: int | None
+    delta: float | None
+    _SWAP = (("old", "new"), ("n_old", "n_new"))
+    _NEGATE = ("delta",)
+
+
+@dataclass(frozen=True, slots=True)
 class EvaluationDiff(_Reversible):
     """The set-up of two evaluations: test set, population, confusion matrix, metrics."""
 
@@ -287,6 +304,7 @@ class EvaluationDiff(_Reversible):
     confusion_old: list[list[int]] | None = None
     confusion_new: list[list[int]] | None = None
     metrics: tuple[MetricChange, ...] = ()
+    subgroups: tuple[SubgroupChange, ...] = ()
     _SWAP = (("dataset_old", "dataset_new"), ("population_old", "population_new"),
              ("confusion_old", "confusion_new"))
 

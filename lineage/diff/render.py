@@ -209,6 +209,11 @@ def _evaluation_lines(e: EvaluationDiff) -> list[str]:
     if e.confusion_old != e.confusion_new:
         lines.append(f"confusion matrix [[tn, fp], [fn, tp]]: {e.confusion_old} → "
                      f"{e.confusion_new}")
+    for change in e.subgroups:
+        sizes = f"n={change.n_old}" if change.n_old == change.n_new else (
+            f"n={change.n_old} → {change.n_new}")
+        lines.append(f"subgroup {change.attribute}={change.value}: {change.metric} "
+                     f"{_num(change.old)} → {_num(change.new)}{_delta(change.delta)}, {sizes}")
     return lines
 
 

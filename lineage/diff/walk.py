@@ -29,6 +29,7 @@ from lineage.diff.compare import (
     environment_what,
     flatten,
     model_diff,
+    subgroup_changes,
     value_changes,
 )
 from lineage.diff.data import dataset_diff, is_dataset
@@ -471,7 +472,8 @@ class _Walker:
             for name in sorted(set(ma) | set(mb), key=_metric_order)
         )
         return EvaluationDiff(self.ref_if_stored(da), self.ref_if_stored(db), pa, pb,
-                              ca.get("confusion_matrix"), cb.get("confusion_matrix"), metrics)
+                              ca.get("confusion_matrix"), cb.get("confusion_matrix"), metrics,
+                              subgroup_changes(ca.get("subgroups"), cb.get("subgroups")))
 
     def ref_if_stored(self, digest: Digest | None) -> RecordRef | None:
         if digest is None:

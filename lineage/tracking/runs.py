@@ -280,23 +280,34 @@ class RunContext:
         """Log a fitted model as an output artifact of kind ``model``."""
         return self.log_artifact(model, name, version=version, kind="model", meta=meta)
 
-    def log_evaluation(self, y_true: Any, y_pred: Any, *, dataset: str | Artifact | None = None,
-                       name: str = "evaluation", positive_label: Any = None,
-                       y_score: Any = None, meta: dict[str, Any] | None = None) -> Artifact:
-        """Evaluate binary predictions and log metrics *with* their population.
+    def log_evaluation(self, y_true: Any, y_pred: Any = None, *,
+                       dataset: str | Artifact | None = None, y_score: Any = None,
+                       positive_label: Any = None, subgroups: dict[str, Any] | None = None,
+                       threshold: float | None = None, task: str | None = None,
+                       name: str = "evaluation", meta: dict[str, Any] | None = None
+                       ) -> Artifact:
+        """Evaluate predictions on the test set ``dataset`` and log the metrics *with* their
+        population (see :func:`lineage.tracking.evaluation.evaluate` for the figures).
 
-        Logs sensitivity, specificity, ppv, npv, accuracy, f1 (and roc_auc with
-        ``y_score``) as run metrics measured on ``dataset``, and an ``evaluation``
-        artifact holding them with the confusion matrix, the tested population and the
-        test set's digest. Undefined metrics (zero denominators) are left out of the run
-        metrics and kept as ``None`` in the artifact.
+        The overall metrics become run metrics measured on ``dataset``; an ``evaluation``
+        artifact keeps everything: the task, confusion matrix, tested population, Wilson
+        intervals, per-subgroup figures (``subgroups={"sex": array}``, aligned with
+        ``y_true``), calibration, and the test set's digest. Undefined metrics (zero
+        denominators) are left out of the run metrics and kept as ``None`` in the artifact.
+
+        Raises:
+            UnsupportedValue: lengths differ (also a subgroup's), an empty test set,
+                labels that cannot be told apart.
+            InvalidQuery: an unknown ``task`` or a ``threshold`` outside [0, 1].
+            RecordTypeError: ``dataset`` names a run.
         """
         from lineage.tracking.evaluation import evaluate
 
         self._check_open()
-        result = evaluate(y_true, y_pred, positive_label=positive_label, y_score=y_score)
-        result["positive_label"] = plain_value(result["positive_label"])
         test_set = self._artifact(dataset) if dataset is not None else None
+        result = evaluate(y_true, y_pred, task=task, y_score=y_score,
+                          positive_label=positive_label, subgroups=subgroups,
+                          threshold=threshold)
         result["dataset"] = test_set.raw_digest if test_set is not None else None
         result["dataset_name"] = (
             f"{test_set.name}@{test_set.version}" if test_set and test_set.name else None
