@@ -9,9 +9,9 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
+from clinic import add, build_models, frame, train
 from sklearn.linear_model import LogisticRegression
 
 import lineage
@@ -27,39 +27,10 @@ from lineage.errors import (
 from lineage.store import Store
 
 
-def _frame(rows: range, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(len(rows), 3))
-    return pd.DataFrame({"pid": list(rows), "a": x[:, 0], "b": x[:, 1], "c": x[:, 2],
-                         "y": (x[:, 0] + x[:, 1] > 0).astype(int)})
-
-
-def _train(store: Store, version: str, train: str, test: str = "testset@v1") -> None:
-    with store.run("train", params={"C": 1.0}) as run:
-        frame = store.load(run.log_input(train, name="dataset"))
-        model = LogisticRegression().fit(frame[["a", "b", "c"]], frame["y"])
-        run.log_model(model, name="model", version=version)
-        held_out = store.load(test)
-        run.log_evaluation(held_out["y"], model.predict(held_out[["a", "b", "c"]]),
-                           dataset=test)
-
-
-def _add(store: Store, tmp_path: Path, name: str, version: str, frame: pd.DataFrame) -> None:
-    path = tmp_path / f"{name}-{version}.csv"
-    frame.to_csv(path, index=False)
-    store.add(path, name=name, version=version, kind="dataset", target="y",
-              meta={"origin": "synthetic", "biases": "none known"})
-
-
 @pytest.fixture
 def models(store: Store, tmp_path: Path) -> Store:
     """testset@v1 (rows 0-99), dataset@v1 (rows 100-399), model@v1 and model@v2 evaluated."""
-    _add(store, tmp_path, "testset", "v1", _frame(range(0, 100), seed=1))
-    _add(store, tmp_path, "dataset", "v1", _frame(range(100, 400), seed=2))
-    _train(store, "v1", "dataset@v1")
-    _add(store, tmp_path, "dataset", "v2", _frame(range(100, 450), seed=2))
-    _train(store, "v2", "dataset@v2")
-    return store
+    return build_models(store, tmp_path)
 
 
 def _tick() -> float:
@@ -156,10 +127,10 @@ def test_production_is_gated_by_default_and_a_clean_model_passes(models: Store) 
 
 def test_a_leaking_test_set_blocks_promotion_and_nothing_moves(store: Store,
                                                               tmp_path: Path) -> None:
-    _add(store, tmp_path, "testset", "v1", _frame(range(0, 100), seed=1))
-    leaky = pd.concat([_frame(range(100, 300), seed=2), _frame(range(0, 100), seed=1)[:7]])
-    _add(store, tmp_path, "dataset", "v1", leaky)
-    _train(store, "v1", "dataset@v1")
+    add(store, tmp_path, "testset", "v1", frame(range(0, 100), seed=1))
+    leaky = pd.concat([frame(range(100, 300), seed=2), frame(range(0, 100), seed=1)[:7]])
+    add(store, tmp_path, "dataset", "v1", leaky)
+    train(store, "v1", "dataset@v1")
     before = store.events()[-1].seq
     with pytest.raises(PromotionBlocked) as blocked:
         store.promote("model@v1", "production")
@@ -172,10 +143,10 @@ def test_a_leaking_test_set_blocks_promotion_and_nothing_moves(store: Store,
 
 def test_forcing_past_a_failed_check_needs_a_reason_and_is_recorded(store: Store,
                                                                    tmp_path: Path) -> None:
-    _add(store, tmp_path, "testset", "v1", _frame(range(0, 100), seed=1))
-    _add(store, tmp_path, "dataset", "v1", pd.concat([_frame(range(100, 300), seed=2),
-                                                       _frame(range(0, 100), seed=1)[:3]]))
-    _train(store, "v1", "dataset@v1")
+    add(store, tmp_path, "testset", "v1", frame(range(0, 100), seed=1))
+    add(store, tmp_path, "dataset", "v1", pd.concat([frame(range(100, 300), seed=2),
+                                                       frame(range(0, 100), seed=1)[:3]]))
+    train(store, "v1", "dataset@v1")
     with pytest.raises(InvalidQuery, match="needs a reason"):
         store.promote("model@v1", "production", force=True)
     store.promote("model@v1", "production", force=True,
@@ -190,10 +161,10 @@ def test_forcing_past_a_failed_check_needs_a_reason_and_is_recorded(store: Store
 
 def test_an_unevaluated_model_is_blocked_and_says_how_to_fix_it(store: Store,
                                                                 tmp_path: Path) -> None:
-    _add(store, tmp_path, "dataset", "v1", _frame(range(100, 300), seed=2))
+    add(store, tmp_path, "dataset", "v1", frame(range(100, 300), seed=2))
     with store.run("train") as run:
-        frame = store.load(run.log_input("dataset@v1"))
-        run.log_model(LogisticRegression().fit(frame[["a", "b"]], frame["y"]), name="model")
+        table = store.load(run.log_input("dataset@v1"))
+        run.log_model(LogisticRegression().fit(table[["a", "b"]], table["y"]), name="model")
     with pytest.raises(PromotionBlocked) as blocked:
         store.promote("model", "production")
     assert set(blocked.value.failures) == {"evaluated", "independent"}

@@ -148,8 +148,11 @@ def _independent(txn: ReadTxn, backend: Backend, model: Artifact,
     if leaks:
         return Check("independent", False, "; ".join(leaks) + " (test data must be independent "
                      "of training data)")
-    return Check("independent", True, f"{', '.join(_label(t) for t in test_sets.values())} "
-                 f"share(s) no row with the {len(lineage_datasets)} dataset(s) in the lineage")
+    names = ", ".join(_label(t) for t in test_sets.values())
+    verb = "shares" if len(test_sets) == 1 else "share"
+    count = len(lineage_datasets)
+    return Check("independent", True, f"{names} {verb} no row with the {count} "
+                 f"dataset{'' if count == 1 else 's'} in the lineage")
 
 
 def row_overlap(txn: ReadTxn, backend: Backend, a: Artifact, b: Artifact) -> int:

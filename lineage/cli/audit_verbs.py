@@ -1,5 +1,5 @@
-"""Verbs for review and audit: ``promote`` (through the stage's gate), ``policy``,
-``events`` (the tamper-evident log).
+"""Verbs for review and audit: ``promote`` (through the stage's gate), ``policy``, ``report``
+(the audit report), ``events`` (the tamper-evident log).
 
 ``--json`` documents::
 
@@ -7,6 +7,7 @@
               "passed", "message"}]}
     policy   {"policies": [{"stage", "checks", "metrics": {name: [op, value]},
               "min_subgroup", "after", "stored"}]}
+    report   with -o FILE: {"path", "format", "bytes", "sha256"} (else the document itself)
     events   {"head", "events": [{"seq", "time", "user", "action", "prev", "hash", ...}]}
 
 A promotion a policy blocks exits 1 with one line naming every failed check.
@@ -15,11 +16,14 @@ A promotion a policy blocks exits 1 with one line naming every failed check.
 from __future__ import annotations
 
 import argparse
+import hashlib
+from pathlib import Path
 from typing import Final
 
 from lineage.cli import format as fmt
+from lineage.cli.files import write_atomically
 from lineage.cli.graph import metric_filter
-from lineage.cli.verb import REASON, Context, Result, UsageError, Verb, arg
+from lineage.cli.verb import AS_OF, REASON, Context, Result, UsageError, Verb, arg
 
 __all__ = ["VERBS"]
 
@@ -72,6 +76,21 @@ def _at_least(text: str) -> tuple[str, tuple[str, float]]:
     return name, (op, value)
 
 
+def _report(ctx: Context, args: argparse.Namespace) -> Result:
+    if args.html and args.markdown:
+        raise UsageError("give --html or --markdown, not both")
+    fmt_name = "markdown" if args.markdown else "html"
+    document = ctx.view(args).report(args.revision, format=fmt_name)
+    if args.output:
+        path = write_atomically(Path(args.output), document)
+        data = {"path": str(path), "format": fmt_name, "bytes": len(document.encode()),
+                "sha256": hashlib.sha256(document.encode()).hexdigest()}
+        return Result(data, f"wrote the {fmt_name} report on {args.revision} to {path}")
+    if args.json:
+        raise UsageError("--json needs -o FILE (the report itself is the document)")
+    return Result({}, document.rstrip("\n"))
+
+
 def _events(ctx: Context, args: argparse.Namespace) -> Result:
     found = ctx.store.events(since=args.since)
     rows = [event.to_dict() for event in found]
@@ -101,6 +120,12 @@ VERBS: Final[tuple[Verb, ...]] = (
         arg("--after", action="append", metavar="STAGE", help="a stage the model must have "
             "held before; repeatable"),
         arg("--reset", action="store_true", help="back to the built-in default"), REASON)),
+    Verb("report", _report, "the audit report on a model (HTML by default)", (
+        arg("revision", metavar="REV"),
+        arg("--html", action="store_true", help="one self-contained HTML file (default)"),
+        arg("--markdown", action="store_true", help="Markdown instead"),
+        arg("-o", "--output", metavar="FILE", help="write it to FILE (atomically)"),
+        AS_OF)),
     Verb("events", _events, "the tamper-evident event log, oldest first", (
         arg("--since", metavar="ISO", help="only events at or after this time"),)),
 )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from lineage.core.hashing import Digest
 from lineage.core.records import Artifact, Run
-from lineage.errors import RecordTypeError, RevisionNotFound
+from lineage.errors import InvalidQuery, RecordTypeError, RevisionNotFound
 from lineage.refs import registry
 from lineage.refs.revisions import check_name
 from lineage.storage.asof import describe_moment
@@ -179,6 +179,27 @@ class ReviewMethods:
         after = None if since is None else parse_time(since, "since")
         with self._read() as txn:
             return list(read_events(txn, since=after))
+
+    # -- documents -------------------------------------------------------------------------
+
+    def report(self, revision: Revision, *, format: str = "html") -> str:  # noqa: A002
+        """The audit report on a model, for a reviewer who never sees the code: identity and
+        intended use, data, training set-up, evaluation in context, feature importances,
+        the change from the previous version, registry history and overrides, lint, and
+        integrity (see :mod:`lineage.audit.report`). ``format`` is ``"html"`` (one
+        self-contained file) or ``"markdown"``. The same store state gives the same bytes.
+
+        Raises:
+            RecordTypeError: the revision does not name a model.
+            InvalidQuery: an unknown format.
+        """
+        from lineage.audit.document import report
+
+        if format not in ("html", "markdown"):
+            raise InvalidQuery(f"format must be 'html' or 'markdown', got {format!r}")
+        model = self._model(revision)
+        with self._read() as txn:
+            return report(txn, self._backend, model, fmt=format, moment=self.moment)
 
     def _model(self, revision: Revision) -> Artifact:
         artifact = self._artifact(revision)
