@@ -17,9 +17,14 @@ malignant):
    evaluation on a registered test set, no row shared between that test set and any dataset
    in its lineage, no lint error, sensitivity >= 0.9) and replaces it. The demo asks the
    registry what was in production just before, as of that moment.
-7. The recorded lineage is printed, then ``store.diff("model@v1.0", "model@v1.1")``, whose
-   Markdown is written to ``out/model_diff.md``, and the audit report on ``model@v1.1``
-   (``out/report_model_v1.1.html`` and ``.md``): what a reviewer reads without the code.
+7. The production model scores a batch of new patients (``predictions@batch-1``: ids, input
+   fingerprints, predictions, scores); one prediction is traced back to the model, the stage
+   it held, its training run and data, and whether that patient was in the training data.
+8. The recorded lineage is printed, then ``store.diff("model@v1.0", "model@v1.1")``, whose
+   Markdown is written to ``out/model_diff.md``, the audit report on ``model@v1.1``
+   (``out/report_model_v1.1.html`` and ``.md``): what a reviewer reads without the code, and
+   the lineage as W3C PROV-JSON and OpenLineage events (``out/lineage.prov.json``,
+   ``out/lineage.openlineage.jsonl``).
 
 Run it with ``make demo`` (a fresh store in ``examples/.lineage`` each time).
 """
@@ -98,6 +103,24 @@ def size_bands(frame: pd.DataFrame) -> list[str]:
                   ).astype(str).tolist()
 
 
+def score_batch(store: lineage.Store, test: pd.DataFrame) -> None:
+    """Score new patients with the production model, then trace one prediction back."""
+    batch = test.drop(columns=[TARGET]).iloc[:20]
+    with store.run("score_batch", params={"batch": "2026-12-01"}) as run:
+        frame = store.load(run.log_input("dataset@v1.1", name="cohort"))
+        scaler = StandardScaler().fit(frame.drop(columns=[TARGET]))
+        model = store.load("model@production", trust=True)
+        features = pd.DataFrame(scaler.transform(batch), columns=batch.columns)
+        run.log_predictions(model.predict(features), inputs=batch,
+                            ids=[f"patient-{i:03d}" for i in range(len(batch))],
+                            y_score=model.predict_proba(features)[:, 1],
+                            model="model@production", version="batch-1")
+    print("== trace of one prediction ==")
+    print("\n".join(f"  {line}" for line in
+                    str(store.trace("predictions@batch-1", row="patient-007")).splitlines()))
+    print()
+
+
 def main() -> None:
     """Run the whole workflow and print what changed between the two models."""
     DATA.mkdir(exist_ok=True)
@@ -140,6 +163,7 @@ def main() -> None:
     print(f"  model@production was {before.name}@{before.version} before this promotion; "
           f"now {store.resolve('model@production').version}")
     print()
+    score_batch(store, test)
 
     print("== lineage of model@v1.1 ==")
     for record in store.ancestors("model@v1.1"):
@@ -168,6 +192,10 @@ def main() -> None:
         report = OUT / f"report_model_v1.1.{suffix}"
         report.write_text(store.report("model@v1.1", format=form))
         print(f"Audit report written to {report.relative_to(HERE)}")
+    for filename, form in (("lineage.prov.json", "prov-json"),
+                           ("lineage.openlineage.jsonl", "openlineage")):
+        (OUT / filename).write_text(store.export("model@v1.1", format=form))
+        print(f"{form} export written to {(OUT / filename).relative_to(HERE)}")
     store.close()
 
 

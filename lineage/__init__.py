@@ -22,9 +22,13 @@ from lineage._version import __version__
 
 if TYPE_CHECKING:
     from lineage.adapters import Adapter, Dumped, register_adapter
+    from lineage.audit.gates import Check
+    from lineage.audit.policy import Policy
+    from lineage.audit.trace import Impact, Trace
     from lineage.core.hashing import Digest
     from lineage.core.records import Artifact, RefEntry, Run
     from lineage.diff.model import LineageDiff
+    from lineage.storage.events import Event
     from lineage.storage.maintenance import GcReport, VerifyReport
     from lineage.store.store import Store
     from lineage.tracking.command import CommandResult, run_command
@@ -36,18 +40,23 @@ if TYPE_CHECKING:
 __all__ = [
     "Adapter",
     "Artifact",
+    "Check",
     "CommandResult",
     "Digest",
     "Dumped",
+    "Event",
     "Explanation",
     "Finding",
     "GcReport",
+    "Impact",
     "LineageDiff",
+    "Policy",
     "RefEntry",
     "Run",
     "RunContext",
     "Step",
     "Store",
+    "Trace",
     "VerifyReport",
     "__version__",
     "errors",
@@ -61,6 +70,11 @@ _LAZY = {
     "Adapter": "lineage.adapters",
     "Dumped": "lineage.adapters",
     "register_adapter": "lineage.adapters",
+    "Check": "lineage.audit.gates",
+    "Policy": "lineage.audit.policy",
+    "Impact": "lineage.audit.trace",
+    "Trace": "lineage.audit.trace",
+    "Event": "lineage.storage.events",
     "Digest": "lineage.core.hashing",
     "Artifact": "lineage.core.records",
     "RefEntry": "lineage.core.records",

@@ -1,5 +1,6 @@
 """Verbs for review and audit: ``promote`` (through the stage's gate), ``policy``, ``report``
-(the audit report), ``events`` (the tamper-evident log).
+(the audit report), ``export`` (PROV-JSON, OpenLineage), ``trace`` and ``impact``, ``events``
+(the tamper-evident log).
 
 ``--json`` documents::
 
@@ -8,6 +9,11 @@
     policy   {"policies": [{"stage", "checks", "metrics": {name: [op, value]},
               "min_subgroup", "after", "stored"}]}
     report   with -o FILE: {"path", "format", "bytes", "sha256"} (else the document itself)
+    export   with -o FILE: {"path", "format", "bytes", "sha256", "validated"} (else the export)
+    trace    :meth:`lineage.Trace.to_dict` {"prediction", "row", "model", "training_run",
+              "datasets", "in_training", "finding"}
+    impact   :meth:`lineage.Impact.to_dict` {"source", "runs", "models", "stages",
+              "predictions", "datasets", "other"}
     events   {"head", "events": [{"seq", "time", "user", "action", "prev", "hash", ...}]}
 
 A promotion a policy blocks exits 1 with one line naming every failed check.
@@ -23,7 +29,7 @@ from typing import Final
 from lineage.cli import format as fmt
 from lineage.cli.files import write_atomically
 from lineage.cli.graph import metric_filter
-from lineage.cli.verb import AS_OF, REASON, Context, Result, UsageError, Verb, arg
+from lineage.cli.verb import AS_OF, REASON, CommandError, Context, Result, UsageError, Verb, arg
 
 __all__ = ["VERBS"]
 
@@ -91,6 +97,39 @@ def _report(ctx: Context, args: argparse.Namespace) -> Result:
     return Result({}, document.rstrip("\n"))
 
 
+def _export(ctx: Context, args: argparse.Namespace) -> Result:
+    from lineage.audit.exports import validate_export
+
+    if (args.revision is None) == (not args.all):
+        raise UsageError("give a REV, or --all for the whole store")
+    text = ctx.view(args).export(args.revision, format=args.format, namespace=args.namespace)
+    problems = validate_export(text, fmt=args.format) if args.validate else []
+    if problems:
+        shown = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)"
+                                           if len(problems) > 3 else "")
+        raise CommandError(f"the {args.format} export does not validate: {shown}")
+    if args.output:
+        path = write_atomically(Path(args.output), text)
+        data = {"path": str(path), "format": args.format, "bytes": len(text.encode()),
+                "sha256": hashlib.sha256(text.encode()).hexdigest(),
+                "validated": args.validate}
+        return Result(data, f"wrote the {args.format} export to {path}"
+                      + (" (valid)" if args.validate else ""))
+    if args.json:
+        raise UsageError("--json needs -o FILE (the export itself is JSON)")
+    return Result({}, text.rstrip("\n"))
+
+
+def _trace(ctx: Context, args: argparse.Namespace) -> Result:
+    found = ctx.view(args).trace(args.revision, row=args.row)
+    return Result(found.to_dict(), fmt.oneline_block(str(found)))
+
+
+def _impact(ctx: Context, args: argparse.Namespace) -> Result:
+    found = ctx.view(args).impact(args.revision)
+    return Result(found.to_dict(), fmt.oneline_block(str(found)))
+
+
 def _events(ctx: Context, args: argparse.Namespace) -> Result:
     found = ctx.store.events(since=args.since)
     rows = [event.to_dict() for event in found]
@@ -126,6 +165,22 @@ VERBS: Final[tuple[Verb, ...]] = (
         arg("--markdown", action="store_true", help="Markdown instead"),
         arg("-o", "--output", metavar="FILE", help="write it to FILE (atomically)"),
         AS_OF)),
+    Verb("export", _export, "the lineage of REV (or --all) as PROV-JSON or OpenLineage", (
+        arg("revision", metavar="REV", nargs="?"),
+        arg("--all", action="store_true", help="the whole store"),
+        arg("--format", choices=("prov-json", "openlineage"), default="prov-json"),
+        arg("--namespace", help="OpenLineage job namespace (default: lineage)"),
+        arg("--validate", action="store_true", help="check the export against its schema "
+            "(exit 1 if it does not validate)"),
+        arg("-o", "--output", metavar="FILE", help="write it to FILE (atomically)"),
+        AS_OF)),
+    Verb("trace", _trace, "from a prediction set (and one row) back to the model, its stage "
+         "then, its training run and data", (
+        arg("revision", metavar="REV", help="a prediction set"),
+        arg("--row", metavar="ID", help="one row of it: also says whether its input was in "
+            "the training data"), AS_OF)),
+    Verb("impact", _impact, "what a dataset reached: runs, models and their stages, "
+         "prediction sets", (arg("revision", metavar="REV"), AS_OF)),
     Verb("events", _events, "the tamper-evident event log, oldest first", (
         arg("--since", metavar="ISO", help="only events at or after this time"),)),
 )

@@ -97,14 +97,16 @@ def prepare(
     parents: tuple[Digest, ...] = (), target: str | None = None,
     progress: Callable[[int], None] | None = None, path_name: bool = True,
     summary: dict[str, Any] | None = None, format: str | None = None,  # noqa: A002
+    annotate: dict[str, Any] | None = None,
 ) -> Prepared:
     """Hash, summarize and durably stage ``value``'s content; see the module docstring.
 
     ``value`` is a path (``str`` or ``os.PathLike``) or a value an adapter claims. A path's
     name defaults to its file name (see :func:`name_from_path`) unless ``path_name`` is
     false. ``summary`` and ``format``, when given, replace what the adapter computed (a
-    code artifact's description, an evaluation's figures); they are applied here so that
-    a restage reproduces the same digest.
+    code artifact's description, an evaluation's figures); ``annotate`` adds keys to the
+    computed summary (a prediction set's model and stage). They are applied here so that a
+    restage reproduces the same digest.
 
     Raises:
         InvalidName: ``name``, ``version`` or ``kind`` is invalid, or a version has no name.
@@ -132,12 +134,14 @@ def prepare(
     else:
         artifact, staged = _prepare_value(backend, value, name=name, kind=kind, meta=meta,
                                           parents=parents, target=target)
-    if summary is not None or format is not None:
-        artifact = replace(artifact, summary=artifact.summary if summary is None else summary,
+    if summary is not None or format is not None or annotate:
+        chosen = dict(artifact.summary if summary is None else summary)
+        chosen.update(annotate or {})
+        artifact = replace(artifact, summary=chosen,
                            format=artifact.format if format is None else format, _digest=None)
     again = partial(prepare, backend, value, name=name, version=version, kind=kind, meta=meta,
                     parents=parents, target=target, path_name=path_name, summary=summary,
-                    format=format)
+                    format=format, annotate=annotate)
     return Prepared(artifact, tuple(staged), version, restage=again)
 
 

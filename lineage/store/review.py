@@ -24,6 +24,7 @@ from lineage.storage.base import Backend, ReadTxn, WriteTxn
 if TYPE_CHECKING:
     from lineage.audit.gates import Check
     from lineage.audit.policy import Policy
+    from lineage.audit.trace import Impact, Trace
     from lineage.storage.events import Event
     from lineage.store.store import Store
 
@@ -200,6 +201,51 @@ class ReviewMethods:
         model = self._model(revision)
         with self._read() as txn:
             return report(txn, self._backend, model, fmt=format, moment=self.moment)
+
+    def export(self, revision: Revision | None, *, format: str = "prov-json",  # noqa: A002
+               namespace: str | None = None) -> str:
+        """The lineage of ``revision`` (itself, its ancestors and the runs between them), or
+        of the whole store when ``revision`` is ``None``, in a standard format:
+        ``"prov-json"`` (W3C PROV-JSON) or ``"openlineage"`` (OpenLineage 2-0-2 run events,
+        one per line, jobs in ``namespace``, by default the store's setting or
+        ``"lineage"``). Identifiers derive from digests: the same history exports the same
+        bytes. See :mod:`lineage.audit.exports`.
+
+        Raises:
+            InvalidQuery: an unknown format.
+            RevisionNotFound, AmbiguousRevision, InvalidRevision: for ``revision``.
+        """
+        from lineage.audit.exports import export_lineage
+        from lineage.storage import schema
+
+        with self._read() as txn:
+            chosen = namespace or schema.get_setting(txn, "openlineage_namespace") or "lineage"
+            return export_lineage(txn, revision, fmt=format, namespace=str(chosen))
+
+    def trace(self, revision: Revision, *, row: str | None = None) -> Trace:
+        """From a prediction set (and one ``row`` id of it) back to its data: the model that
+        made it and the stage it held then, the training run, the datasets and their
+        sources, and whether the row's input was in the training data. See
+        :mod:`lineage.audit.trace`.
+
+        Raises:
+            RecordTypeError: the revision is not a prediction set.
+            RevisionNotFound: ``row`` is not in the set.
+        """
+        from lineage.audit.trace import trace
+
+        predictions = self._artifact(revision)
+        with self._read() as txn:
+            return trace(txn, self._backend, predictions, row=row)
+
+    def impact(self, revision: Revision) -> Impact:
+        """What a dataset (or any artifact) reached: runs, models with the stages they hold,
+        prediction sets, derived datasets — grouped and named."""
+        from lineage.audit.trace import impact
+
+        source = self._artifact(revision)
+        with self._read() as txn:
+            return impact(txn, source)
 
     def _model(self, revision: Revision) -> Artifact:
         artifact = self._artifact(revision)

@@ -158,14 +158,15 @@ class Store(ReviewMethods):
                  derived_from: Sequence[Revision] = (), target: str | None = None,
                  progress: Callable[[int], None] | None = None, path_name: bool = True,
                  summary: dict[str, Any] | None = None, format: str | None = None,  # noqa: A002
-                 ) -> Prepared:
+                 annotate: dict[str, Any] | None = None) -> Prepared:
         """Stage ``value`` (see :func:`lineage.store.ingest.prepare`), resolving
         ``derived_from`` revisions first."""
         self._check_open()
         parents = tuple(self._digest(rev) for rev in derived_from)
         return prepare(self._backend, value, name=name, version=version, kind=kind, meta=meta,
                        parents=parents, target=target, progress=progress,
-                       path_name=path_name, summary=summary, format=format)
+                       path_name=path_name, summary=summary, format=format,
+                       annotate=annotate)
 
     def _commit_added(self, prepared: Prepared, *, reason: str = "") -> tuple[Artifact, int]:
         """Commit one staged artifact, staging it again while a concurrent gc takes content

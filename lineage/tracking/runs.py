@@ -320,6 +320,36 @@ class RunContext:
                 self.log_metric(metric, value, dataset=test_set)
         return self._add_output(prepared)
 
+    def log_predictions(self, y_pred: Any, *, inputs: Any, model: str | Artifact,
+                        ids: Any = None, y_score: Any = None, name: str = "predictions",
+                        version: str | None = None, keep_inputs: bool = False) -> Artifact:
+        """Record what ``model`` predicted for ``inputs``: a prediction set (kind
+        ``predictions``) holding per row its id (``ids``, default the inputs' index), the
+        fingerprint of its input row — never the raw values unless ``keep_inputs`` —, the
+        prediction and the score; with the model's digest and the stages it holds now. The
+        model is recorded as used by this run, so a trace walks from any prediction back to
+        the model, its training run and its data (see :meth:`Store.trace`).
+
+        Raises:
+            UnsupportedValue: lengths differ, ids repeat, inputs are not a table.
+            RecordTypeError: ``model`` does not name a model.
+        """
+        from lineage.tracking.predictions import prediction_summary, prediction_table
+
+        self._check_open()
+        artifact = self._artifact(model)
+        if artifact.kind != "model":
+            raise RecordTypeError(f"{model!r} names a {artifact.kind}, not a model")
+        table = prediction_table(y_pred, inputs, ids=ids, y_score=y_score,
+                                 keep_inputs=keep_inputs)
+        stages = [stage for stage, held in self.store.stages(artifact.name or "").items()
+                  if held == artifact] if artifact.name else []
+        self.record_use(artifact, "model")
+        prepared = recording.prepare(self.store, table, name, version=version,
+                                     kind="predictions",
+                                     annotate=prediction_summary(inputs, artifact, stages))
+        return self._add_output(prepared)
+
     # -- committing -----------------------------------------------------------------------
 
     def _take_series(self) -> list[tuple[str, int, float, float]]:
