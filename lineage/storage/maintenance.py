@@ -125,7 +125,8 @@ def _verify_record(txn: ReadTxn, digest: Digest, data: bytes, report: VerifyRepo
 def _verify_blob(backend: Backend, txn: ReadTxn, digest: Digest, raw: bytes,
                  report: VerifyReport) -> None:
     try:
-        chunks = schema.decode_manifest(digest, raw).chunks
+        found = schema.manifest(txn, digest)
+        chunks = found.chunks if found is not None else []
     except CorruptRecordError as exc:
         report.problems.append(f"blob {digest.hex()}: {exc}")
         return

@@ -365,6 +365,11 @@ def runs_of_op(txn: ReadTxn, op: str) -> Iterator[tuple[float, Digest]]:
             for key, _ in txn.items("by_op", op.encode() + b"\0", reverse=True))
 
 
+def run_ops(txn: ReadTxn) -> list[str]:
+    """Every operation that has runs, sorted."""
+    return sorted({key.split(b"\0", 1)[0].decode() for key, _ in txn.items("by_op")})
+
+
 def run_for_call(txn: ReadTxn, call_key: Digest) -> Digest | None:
     """The ok run recorded under ``call_key`` (a memoized call), or ``None``."""
     value = txn.get("call_keys", call_key)
@@ -461,16 +466,12 @@ class Manifest(NamedTuple):
 def manifest(txn: ReadTxn, digest: Digest) -> Manifest | None:
     """The manifest of a stored blob, or ``None`` (``CorruptRecordError`` if malformed)."""
     data = txn.get("blobs", digest)
-    return None if data is None else decode_manifest(digest, data)
-
-
-def decode_manifest(digest: Digest, data: bytes) -> Manifest:
-    """Parse a stored manifest (see :func:`manifest`)."""
     try:
-        size, chunks, children = encoding.decode(data)
-        return Manifest(int(size), [Digest(c) for c in chunks], [Digest(c) for c in children])
+        size, chunks, children = encoding.decode(data) if data is not None else (0, (), ())
+        found = Manifest(int(size), [Digest(c) for c in chunks], [Digest(c) for c in children])
     except (ValueError, TypeError) as exc:
         raise CorruptRecordError(f"manifest of blob {digest.hex()} is malformed: {exc}") from None
+    return None if data is None else found
 
 
 def raw_manifest(txn: ReadTxn, digest: Digest) -> bytes | None:
@@ -496,8 +497,6 @@ def put_chunk_location(txn: WriteTxn, digest: Digest, location: bytes | None) ->
 def digest_entries(txn: ReadTxn, namespace: str) -> Iterator[tuple[Digest, bytes]]:
     """Every ``(digest, stored bytes)`` of ``"records"`` (unverified), ``"blobs"``
     (manifests) or ``"chunks"`` (locations), in digest order."""
-    if namespace not in ("records", "blobs", "chunks"):
-        raise ValueError(f"not a namespace keyed by digest: {namespace!r}")
     return ((Digest(key), value) for key, value in txn.items(namespace))
 
 
@@ -565,8 +564,7 @@ def append_event(txn: WriteTxn, action: str, details: dict[str, Any]) -> int:
 
 def last_event(txn: ReadTxn) -> tuple[int, bytes] | None:
     """``(sequence number, stored bytes)`` of the newest event, or ``None``."""
-    last = next(txn.items("events", reverse=True), None)
-    return None if last is None else (int.from_bytes(last[0], "big"), last[1])
+    return next(events(txn, reverse=True), None)
 
 
 def event_time(txn: ReadTxn, seq: int) -> float:
@@ -577,15 +575,14 @@ def event_time(txn: ReadTxn, seq: int) -> float:
     return float(encoding.decode(value)[2]["time"])
 
 
-def events(txn: ReadTxn) -> Iterator[tuple[int, bytes]]:
-    """``(sequence number, stored bytes)`` of every event, oldest first."""
-    return ((int.from_bytes(key, "big"), value) for key, value in txn.items("events"))
+def events(txn: ReadTxn, *, reverse: bool = False) -> Iterator[tuple[int, bytes]]:
+    """``(sequence number, stored bytes)`` of every event, oldest (or newest) first."""
+    return ((int.from_bytes(k, "big"), v) for k, v in txn.items("events", reverse=reverse))
 
 
 def added_seq(txn: ReadTxn, digest: Digest) -> int | None:
     """The number of the event that added record ``digest`` (``None``: older, or absent)."""
-    value = txn.get("added", digest)
-    return None if value is None else int.from_bytes(value, "big")
+    return None if (value := txn.get("added", digest)) is None else int.from_bytes(value, "big")
 
 
 def get_setting(txn: ReadTxn, name: str) -> Any:

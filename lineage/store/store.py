@@ -429,18 +429,19 @@ class Store(ReviewMethods):
              params: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
              since: float | datetime.datetime | None = None,
              until: float | datetime.datetime | None = None, label: str | None = None,
-             limit: int | None = None) -> list[Run]:
+             limit: int | None = None, offset: int = 0) -> list[Run]:
         """Runs matching every filter, newest first (:func:`lineage.views.query.runs`).
 
         ``metrics={"sensitivity": (">", 0.9)}``; ``params={"C": 0.5}`` or
-        ``{"C": ("<", 1)}``; ``since``/``until`` bound the start time (inclusive).
+        ``{"C": ("<", 1)}``; ``since``/``until`` bound the start time (inclusive);
+        ``limit``/``offset`` page through the newest (fast without filters).
         """
         from lineage.views import query
 
         with self._read() as txn:
             return query.runs(txn, op, used=used, produced=produced, status=status,
                               params=params, metrics=metrics, since=since, until=until,
-                              label=label, limit=limit)
+                              label=label, limit=limit, offset=offset)
 
     def artifacts(self, *, kind: str | None = None, name: str | None = None) -> list[Artifact]:
         """Artifacts of a kind and/or name, with versions (see ``lineage.views.query``)."""
