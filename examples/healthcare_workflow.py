@@ -24,7 +24,7 @@ malignant):
    Markdown is written to ``out/model_diff.md``, the audit report on ``model@v1.1``
    (``out/report_model_v1.1.html`` and ``.md``): what a reviewer reads without the code, and
    the lineage as W3C PROV-JSON and OpenLineage events (``out/lineage.prov.json``,
-   ``out/lineage.openlineage.jsonl``).
+   ``out/lineage.openlineage.jsonl``), and a static web site of the store (``out/site/``).
 
 Run it with ``make demo`` (a fresh store in ``examples/.lineage`` each time).
 """
@@ -196,6 +196,12 @@ def main() -> None:
                            ("lineage.openlineage.jsonl", "openlineage")):
         (OUT / filename).write_text(store.export("model@v1.1", format=form))
         print(f"{form} export written to {(OUT / filename).relative_to(HERE)}")
+    from lineage.web.build import build_site
+    from lineage.web.pages import Site
+
+    site = build_site(Site(store), OUT / "site")
+    print(f"Static site ({site.pages} pages) written to "
+          f"{Path(site.directory).relative_to(HERE)}/index.html")
     store.close()
 
 

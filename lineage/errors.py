@@ -44,6 +44,7 @@ Life cycle and sharing
 - ``RefConflict``: a remote's ref moved since it was read; nothing was overwritten.
 - ``RemoteError``: a remote cannot be reached or used (unknown scheme, missing bucket,
   bad credentials, unreachable endpoint).
+- ``ServeError`` (``OSError``): the web view cannot listen (a port in use).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ __all__ = [
     "RemoteError",
     "RevisionNotFound",
     "RunError",
+    "ServeError",
     "StepDefinitionError",
     "StoreError",
     "UnsupportedValue",
@@ -179,3 +181,7 @@ class RefConflict(LineageError):
 
 class RemoteError(LineageError):
     """A remote cannot be reached or used."""
+
+
+class ServeError(LineageError, OSError):
+    """The web view cannot listen on the address it was given."""

@@ -199,6 +199,10 @@ def _version_of(txn: ReadTxn, name: str, digest: Digest) -> str | None:
 def _resolve_prefix(txn: ReadTxn, revision: Revision) -> Digest:
     text = revision.base
     matches = schema.digests_with_prefix(txn, text, limit=6)
+    if not matches and len(text) == 2 * DIGEST_SIZE:
+        by_id = schema.run_by_id(txn, text)  # a run's id (32 hex characters) names it too
+        if by_id is not None:
+            return by_id
     if not matches:
         raise RevisionNotFound(
             f"no artifact or run has a digest starting with {text!r}; "

@@ -178,9 +178,9 @@ def index_record(txn: WriteTxn, record: Artifact | Run) -> Digest:
     for code_or_env in (record.code, record.environment):
         if code_or_env is not None:
             add_edge(txn, code_or_env, EDGE_USED, digest)
-    parent_run = txn.get("run_ids", record.parent.encode()) if record.parent else None
+    parent_run = run_by_id(txn, record.parent) if record.parent else None
     if parent_run is not None:
-        add_edge(txn, Digest(parent_run), EDGE_CHILD, digest)
+        add_edge(txn, parent_run, EDGE_CHILD, digest)
     return digest
 
 
@@ -297,8 +297,7 @@ def all_version_targets(txn: ReadTxn) -> Iterator[Digest]:
 
 def stage_target(txn: ReadTxn, name: str, stage: str) -> Digest | None:
     """What ``name@stage`` points at now, or ``None``."""
-    value = txn.get("stages", name_key(name, stage))
-    return None if value is None else Digest(value)
+    return None if (value := txn.get("stages", name_key(name, stage))) is None else Digest(value)
 
 
 def stages(txn: ReadTxn, name: str) -> dict[str, Digest]:
@@ -320,8 +319,7 @@ def put_stage(txn: WriteTxn, name: str, stage: str, target: Digest | None) -> No
 
 def tag_target(txn: ReadTxn, tag: str) -> Digest | None:
     """What ``tag`` points at, or ``None``."""
-    value = txn.get("tags", tag.encode())
-    return None if value is None else Digest(value)
+    return None if (value := txn.get("tags", tag.encode())) is None else Digest(value)
 
 
 def all_tags(txn: ReadTxn) -> Iterator[tuple[str, Digest]]:
@@ -365,6 +363,11 @@ def runs_of_op(txn: ReadTxn, op: str) -> Iterator[tuple[float, Digest]]:
             for key, _ in txn.items("by_op", op.encode() + b"\0", reverse=True))
 
 
+def run_by_id(txn: ReadTxn, run_id: str) -> Digest | None:
+    """The run whose id is ``run_id``, or ``None``."""
+    return None if (value := txn.get("run_ids", run_id.encode())) is None else Digest(value)
+
+
 def run_ops(txn: ReadTxn) -> list[str]:
     """Every operation that has runs, sorted."""
     return sorted({key.split(b"\0", 1)[0].decode() for key, _ in txn.items("by_op")})
@@ -372,8 +375,7 @@ def run_ops(txn: ReadTxn) -> list[str]:
 
 def run_for_call(txn: ReadTxn, call_key: Digest) -> Digest | None:
     """The ok run recorded under ``call_key`` (a memoized call), or ``None``."""
-    value = txn.get("call_keys", call_key)
-    return None if value is None else Digest(value)
+    return None if (value := txn.get("call_keys", call_key)) is None else Digest(value)
 
 
 def key_part(value: Any) -> bytes:

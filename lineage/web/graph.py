@@ -1,20 +1,14 @@
 """A record's lineage as an inline SVG graph, every node a link to its page.
 
-Columns are distances from the record (its sources on the left, the record on the right);
-within a column, runs and artifacts are ordered by label. Edges are the data-flow edges
-between the drawn records. Labels are escaped; node links are built from digests only.
+Drawn from the store's networkx view (``store.graph(rev, direction="upstream")``). Columns
+are distances from the record (its sources on the left, the record on the right); within a
+column, records are ordered by label. Labels are escaped; node links are built from digests.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
-from lineage.core.records import Artifact, Run
-from lineage.refs.registry import VersionLabels
-from lineage.storage import schema
-from lineage.storage.base import ReadTxn
-from lineage.storage.schema import DATA_FLOW
-from lineage.views.query import ancestors
 from lineage.web.layout import esc
 
 __all__ = ["lineage_svg", "node_href"]
@@ -26,70 +20,65 @@ _ROW: Final = 48
 _MAX_LABEL: Final = 26
 
 
-def node_href(record: Artifact | Run, root: str) -> str:
-    """The page of a record, relative to the site's top."""
-    folder = "runs" if isinstance(record, Run) else "artifacts"
-    return f"{root}{folder}/{record.digest}.html"
+def node_href(node: dict[str, Any], root: str) -> str:
+    """The page of a graph node (its attributes), relative to the site's top."""
+    folder = "runs" if node.get("kind") == "run" else "artifacts"
+    return f"{root}{folder}/{node['digest']}.html"
 
 
-def _label(record: Artifact | Run) -> str:
-    if isinstance(record, Run):
-        text = f"run {record.op}"
-    elif record.name and record.version:
-        text = f"{record.name}@{record.version}"
+def _label(node: dict[str, Any]) -> str:
+    if node.get("kind") == "run":
+        text = f"run {node.get('op')}"
+    elif node.get("name") and node.get("version"):
+        text = f"{node['name']}@{node['version']}"
     else:
-        text = f"{record.kind} {record.digest[:8]}"
+        text = f"{node.get('kind')} {str(node.get('digest'))[:8]}"
     return text if len(text) <= _MAX_LABEL else text[:_MAX_LABEL - 1] + "…"
 
 
-def lineage_svg(txn: ReadTxn, record: Artifact | Run, *, root: str) -> tuple[str, int]:
-    """The SVG of ``record`` and its ancestors, and how many nodes it draws."""
-    labels = VersionLabels(txn)
-    nodes = {record.raw_digest: labels.label(record)}
-    for found in ancestors(txn, record):
-        nodes[found.raw_digest] = found
-    depth = {record.raw_digest: 0}
-    frontier = [record.raw_digest]
-    while frontier:  # longest distance from the record, so sources sit furthest left
+def lineage_svg(graph: Any, root_digest: str, *, root: str) -> tuple[str, int]:
+    """The SVG of a lineage graph (a networkx ``MultiDiGraph`` whose edges run from source to
+    product) drawn towards ``root_digest``, and how many nodes it draws."""
+    nodes = {digest: dict(attributes) for digest, attributes in graph.nodes(data=True)}
+    depth = {root_digest: 0}
+    frontier = [root_digest]
+    while frontier:  # the longest distance from the record: sources sit furthest left
         following = []
         for digest in frontier:
-            for edge, source in schema.upstream(txn, digest):
-                if edge in DATA_FLOW and source in nodes and depth.get(source, -1) < \
-                        depth[digest] + 1 and depth[digest] + 1 <= len(nodes):
+            for source, _target in graph.in_edges(digest):
+                if depth.get(source, -1) < depth[digest] + 1 <= len(nodes):
                     depth[source] = depth[digest] + 1
                     following.append(source)
         frontier = following
     deepest = max(depth.values(), default=0)
-    columns: dict[int, list[Artifact | Run]] = {}
-    for digest, found in nodes.items():
-        columns.setdefault(depth.get(digest, deepest), []).append(found)
+    columns: dict[int, list[str]] = {}
+    for digest in nodes:
+        columns.setdefault(depth.get(digest, deepest), []).append(digest)
     position = {}
     for level, members in columns.items():
-        members.sort(key=lambda r: (isinstance(r, Run), _label(r), r.digest))
+        members.sort(key=lambda d: (nodes[d].get("kind") == "run", _label(nodes[d]), d))
         for row, member in enumerate(members):
-            position[member.raw_digest] = ((deepest - level) * _COLUMN + 10, row * _ROW + 10)
+            position[member] = ((deepest - level) * _COLUMN + 10, row * _ROW + 10)
     width = (deepest + 1) * _COLUMN
-    height = max(len(m) for m in columns.values()) * _ROW + 20
+    height = max((len(m) for m in columns.values()), default=1) * _ROW + 20
     edges = []
-    for digest in nodes:
-        for edge, source in schema.upstream(txn, digest):
-            if edge in DATA_FLOW and source in position:
-                x1, y1 = position[source][0] + _WIDTH, position[source][1] + _HEIGHT / 2
-                x2, y2 = position[digest][0], position[digest][1] + _HEIGHT / 2
-                middle = (x1 + x2) / 2
-                edges.append(f'<path d="M{x1:.0f},{y1:.0f} C{middle:.0f},{y1:.0f} '
-                             f'{middle:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"/>')
+    for source, target in sorted(set(graph.edges())):
+        x1, y1 = position[source][0] + _WIDTH, position[source][1] + _HEIGHT / 2
+        x2, y2 = position[target][0], position[target][1] + _HEIGHT / 2
+        middle = (x1 + x2) / 2
+        edges.append(f'<path d="M{x1:.0f},{y1:.0f} C{middle:.0f},{y1:.0f} {middle:.0f},'
+                     f'{y2:.0f} {x2:.0f},{y2:.0f}"/>')
     shapes = []
-    for digest, found in sorted(nodes.items(), key=lambda kv: position[kv[0]]):
-        x, y = position[digest]
-        kind = "run" if isinstance(found, Run) else "artifact"
-        css = f"node {kind}" + (" root" if digest == record.raw_digest else "")
-        title = f"{found.kind} {found.digest}"
+    for digest in sorted(nodes, key=lambda d: position[d]):
+        node, (x, y) = nodes[digest], position[digest]
+        kind = "run" if node.get("kind") == "run" else "artifact"
+        css = f"node {kind}" + (" root" if digest == root_digest else "")
+        title = esc(f"{node.get('kind')} {digest}")
         shapes.append(
-            f'<a class="{css}" href="{esc(node_href(found, root))}" data-digest="{found.digest}">'
-            f"<title>{esc(title)}</title>"
+            f'<a class="{css}" href="{esc(node_href(node, root))}" data-digest="{esc(digest)}">'
+            f"<title>{title}</title>"
             f'<rect x="{x}" y="{y}" width="{_WIDTH}" height="{_HEIGHT}" rx="5"/>'
-            f'<text x="{x + 8}" y="{y + 21}">{esc(_label(found))}</text></a>')
+            f'<text x="{x + 8}" y="{y + 21}">{esc(_label(node))}</text></a>')
     svg = (f'<svg class="graph" xmlns="http://www.w3.org/2000/svg" width="{width}" '
            f'height="{height}" viewBox="0 0 {width} {height}">' + "".join(edges)
            + "".join(shapes) + "</svg>")

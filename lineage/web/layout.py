@@ -9,12 +9,13 @@ zipped and handed to a reviewer. No inline event handler is ever written: the on
 
 from __future__ import annotations
 
+import datetime as _dt
 import html
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-__all__ = ["STYLE", "esc", "fmt", "kv", "link", "page", "table"]
+__all__ = ["STYLE", "esc", "fmt", "kv", "link", "page", "table", "when"]
 
 STYLE: Final = """
 :root{--ink:#1d2733;--muted:#5a6b7d;--line:#d5dde6;--head:#eef2f6;--accent:#1f3b57}
@@ -45,7 +46,8 @@ figure{margin:.5em 0}svg{max-width:100%;height:auto}
 .graph .run rect{fill:#fdf6e3;stroke:#b58900}.graph .root rect{stroke-width:2.5}
 .graph text{font:12px system-ui,sans-serif;fill:var(--ink)}
 .graph path{fill:none;stroke:#8a99aa;stroke-width:1.2}
-#compare table{margin-top:.6em}
+#compare table{margin-top:.6em}.wide{overflow-x:auto}td{white-space:nowrap}
+td:last-child,dd{white-space:normal}
 @media print{header,.toolbar,.pager{display:none}main{max-width:none}}
 """
 
@@ -70,6 +72,11 @@ def fmt(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def when(timestamp: float) -> str:
+    """A moment as ``2026-12-05 06:47:12 UTC`` (one line in a table)."""
+    return _dt.datetime.fromtimestamp(timestamp, _dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def link(href: str, text: Any, *, title: str | None = None) -> str:
