@@ -13,11 +13,11 @@ from lineage.web.layout import esc
 
 __all__ = ["lineage_svg", "node_href"]
 
-_WIDTH: Final = 190
-_HEIGHT: Final = 34
-_COLUMN: Final = 250
-_ROW: Final = 48
-_MAX_LABEL: Final = 26
+_WIDTH: Final = 170
+_HEIGHT: Final = 32
+_COLUMN: Final = 215
+_ROW: Final = 44
+_MAX_LABEL: Final = 24
 
 
 def node_href(node: dict[str, Any], root: str) -> str:

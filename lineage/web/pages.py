@@ -110,6 +110,9 @@ class Site:
         record = self.store.resolve(Digest.from_hex(digest))
         if kind is not None and not isinstance(record, kind):
             raise NotFound(f"{digest} is not a {kind.__name__.lower()}")
+        if isinstance(record, Artifact) and record.name:
+            version = self.store.describe(record).get("version")
+            record = record.with_version(version) if version else record
         return record
 
     @staticmethod
@@ -123,24 +126,35 @@ class Site:
     # -- pages --------------------------------------------------------------------------
 
     def models(self) -> list[str]:
-        """Names under which a model is versioned, sorted."""
-        names = {a.name for a in self.store.artifacts(kind="model") if a.name and a.version}
-        return sorted(n for n in names if n)
+        """Names whose latest version is a model, sorted."""
+        return [name for name, latest in self._latest() if latest.kind == "model"]
+
+    def _latest(self) -> list[tuple[str, Artifact]]:
+        """Every versioned name with its latest version (one record read per name)."""
+        found = []
+        for name in self.store.names():
+            latest = self.store.resolve(name)
+            if isinstance(latest, Artifact):
+                found.append((name, latest))
+        return found
 
     def index(self) -> str:
         """Every model with its versions and stages; datasets; the newest runs."""
+        latest = self._latest()
         rows = []
-        for name in self.models():
+        for name, head in latest:
+            if head.kind != "model":
+                continue
             versions = self.store.versions(name)
             labels = {v.digest: v.version for v in versions}
             stages = self.store.stages(name)
             held = ", ".join(f"{stage} → {labels.get(a.digest) or a.digest[:8]}"
                              for stage, a in sorted(stages.items()))
-            rows.append([link(f"models/{name}.html", name), esc(versions[-1].version),
+            rows.append([link(f"models/{name}.html", name), esc(head.version),
                          fmt(len(versions)), esc(held or "—")])
         body = ["<h2>Models</h2>", table(["model", "latest", "versions", "stages"], rows)
                 if rows else "<p class=\"muted\">No model is versioned yet.</p>"]
-        datasets = [a for a in self.store.artifacts(kind="dataset") if a.name and a.version]
+        datasets = [head for _name, head in latest if head.kind == "dataset"]
         if datasets:
             body += ["<h2>Datasets</h2>", table(
                 ["dataset", "rows", "origin"],
