@@ -32,19 +32,28 @@ if TYPE_CHECKING:
     from lineage.tracking.runs import RunContext
     from lineage.tracking.step import Step, step
     from lineage.views.lint import Finding
+    from lineage.views.pipelines import Pipeline, PipelineEdge, PipelineNode
+    from lineage.views.runs_table import ComparedRun, MetricRow, ParamRow, RunComparison
 
 __all__ = [
     "Adapter",
     "Artifact",
     "CommandResult",
+    "ComparedRun",
     "Digest",
     "Dumped",
     "Explanation",
     "Finding",
     "GcReport",
     "LineageDiff",
+    "MetricRow",
+    "ParamRow",
+    "Pipeline",
+    "PipelineEdge",
+    "PipelineNode",
     "RefEntry",
     "Run",
+    "RunComparison",
     "RunContext",
     "Step",
     "Store",
@@ -76,6 +85,13 @@ _LAZY = {
     "Step": "lineage.tracking.step",
     "step": "lineage.tracking.step",
     "Finding": "lineage.views.lint",
+    "Pipeline": "lineage.views.pipelines",
+    "PipelineEdge": "lineage.views.pipelines",
+    "PipelineNode": "lineage.views.pipelines",
+    "ComparedRun": "lineage.views.runs_table",
+    "MetricRow": "lineage.views.runs_table",
+    "ParamRow": "lineage.views.runs_table",
+    "RunComparison": "lineage.views.runs_table",
 }
 
 

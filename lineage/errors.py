@@ -44,6 +44,11 @@ Life cycle and sharing
 - ``RefConflict``: a remote's ref moved since it was read; nothing was overwritten.
 - ``RemoteError``: a remote cannot be reached or used (unknown scheme, missing bucket,
   bad credentials, unreachable endpoint).
+
+Optional packages
+
+- ``MissingDependency`` (``ImportError``): a call needs an optional package that is not
+  installed (a plot needs matplotlib); the message says what to install.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ __all__ = [
     "InvalidQuery",
     "InvalidRevision",
     "LineageError",
+    "MissingDependency",
     "PathError",
     "PromotionBlocked",
     "RecordTypeError",
@@ -179,3 +185,7 @@ class RefConflict(LineageError):
 
 class RemoteError(LineageError):
     """A remote cannot be reached or used."""
+
+
+class MissingDependency(LineageError, ImportError):
+    """An optional package a call needs is not installed; the message says what to install."""
