@@ -86,8 +86,10 @@ def diff(txn: ReadTxn, backend: Backend, a: str | Digest | Artifact | Run,
 
     Args:
         txn: a read transaction of the store; ``backend`` reads content (dataset rows).
-        examples: how many example rows added and removed to show per dataset (loading
-            the datasets when they are loadable; ``0`` never loads them).
+        examples: how many example rows added, removed and modified to show per table
+            (read by position: for Parquet only the row groups holding them; ``0`` reads
+            no row). Either way a table's key column is read when rows were both added
+            and removed, to pair edited rows (see :mod:`lineage.diff.data`).
 
     Returns:
         A :class:`LineageDiff`; empty when ``a`` and ``b`` name the same record.
