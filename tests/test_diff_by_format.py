@@ -271,3 +271,38 @@ def test_read_table_reads_rows_and_columns_in_the_order_asked(tmp_path: Path,
     assert len(read_table(path, suffix)) == 30
     with pytest.raises(UnsupportedValue, match="out of range"):
         read_table(path, suffix, rows=[30])
+
+
+def test_re_adding_an_unchanged_table_file_does_not_parse_it_again(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(cohort(), tmp_path / "train.csv")
+    first = store.add(path, name="train", target="label")
+    import lineage.adapters.pandas as adapter
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the table was parsed again")
+
+    monkeypatch.setattr(adapter, "summarize_table_file", refuse)
+    again = store.add(path, name="train", target="label")
+    assert again == first and again.version == "v1"  # same summary, same digest
+    with pytest.raises(AssertionError, match="parsed again"):
+        store.add(path, name="train", target="site")  # another target: another profile
+
+
+def test_table_files_stored_unprofiled_are_profiled_by_the_diff(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As a store written before table files were profiled whatever their kind."""
+    import lineage.store.ingest as ingest
+
+    monkeypatch.setattr(ingest, "table_format", lambda path: None)
+    old = cohort()
+    store.add(write(old, tmp_path / "v1.csv"), name="t", version="v1")
+    store.add(write(edited(old).drop(columns=["bmi"]), tmp_path / "v2.csv"), name="t",
+              version="v2")
+    monkeypatch.undo()
+    assert "columns" not in store.resolve("t@v1").summary
+    d = store.diff("t@v1", "t@v2")
+    data = d.artifacts[0].dataset
+    assert data is not None and [c.name for c in data.columns_removed] == ["bmi"]
+    assert (data.rows_added, data.rows_removed, data.rows_modified) == (2, 2, 1)
+    assert d.artifacts[0].old.digest == store.resolve("t@v1").digest  # identity unchanged

@@ -27,13 +27,16 @@ from lineage.errors import UnsupportedValue
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["ROW_GROUP_ROWS", "TABLE_FORMATS", "read_table", "table_format"]
+__all__ = ["PROFILE_LIMIT", "ROW_GROUP_ROWS", "TABLE_FORMATS", "read_table", "table_format"]
 
 #: Formats (file suffixes without the dot) read as tables.
 TABLE_FORMATS: Final = frozenset({"csv", "tsv", "parquet", "jsonl", "ndjson"})
 #: Rows per Parquet row group when lineage writes a DataFrame: a diff that shows a few rows
 #: reads one group of each version, not the whole table.
 ROW_GROUP_ROWS: Final = 65_536
+#: Table files not added as ``kind="dataset"`` are profiled up to this size (when added, or
+#: by a diff when they were stored unprofiled); larger ones stay plain files.
+PROFILE_LIMIT: Final = 512 * 1024 * 1024
 
 Source = str | PathLike[str] | IO[bytes] | io.RawIOBase
 

@@ -23,12 +23,13 @@ over :class:`lineage.storage.blobs.BlobFile`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from lineage.adapters.tables import TABLE_FORMATS, read_table
+from lineage.adapters.tables import PROFILE_LIMIT, TABLE_FORMATS, read_table
 from lineage.core.hashing import Digest
 from lineage.core.plain import same_value
 from lineage.core.records import Artifact
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     import pandas
 
 
-__all__ = ["cell", "dataset_diff", "is_dataset", "row_changes"]
+__all__ = ["cell", "dataset_diff", "is_dataset", "profiled", "row_changes"]
 
 _KEY_NAME = re.compile(r"(?i:id|key|pid|uid|uuid|guid|mrn)|.*(?i:[_\W]id)|.*[a-z0-9](?:Id|ID)")
 
@@ -51,6 +52,29 @@ _KEY_NAME = re.compile(r"(?i:id|key|pid|uid|uuid|guid|mrn)|.*(?i:[_\W]id)|.*[a-z
 def is_dataset(artifact: Artifact) -> bool:
     """Whether ``artifact`` carries a tabular dataset summary."""
     return artifact.kind == "dataset" or "columns" in artifact.summary
+
+
+def profiled(backend: Backend, txn: ReadTxn, artifact: Artifact) -> Artifact:
+    """``artifact`` with a table summary computed now (same identity, nothing stored) when
+    it is a table file stored without one (added before table files were profiled whatever
+    their kind); ``artifact`` itself otherwise, or when it cannot be read as a table.
+
+    Raises:
+        IntegrityError: the content read does not match its digest.
+    """
+    fmt = artifact.format
+    if ("columns" in artifact.summary or fmt not in TABLE_FORMATS or artifact.blob is None
+            or artifact.size > PROFILE_LIMIT):
+        return artifact
+    try:
+        from lineage.adapters.pandas import frame_summary
+
+        frame = read_table(BlobFile(backend, txn, artifact.blob), fmt)
+        summary = frame_summary(frame, target=artifact.summary.get("target"))
+    except (ImportError, UnsupportedValue):
+        return artifact
+    return dataclasses.replace(artifact, summary={**artifact.summary, **summary},
+                               _digest=artifact.raw_digest)
 
 
 def dataset_diff(backend: Backend, txn: ReadTxn, a: Artifact, b: Artifact,

@@ -220,7 +220,8 @@ def artifact_lines(a: ArtifactDiff) -> list[str]:
     """What differs in one matched artifact pair, one line per fact (indented lines belong
     to the line above)."""
     if a.same_as is not None:
-        return [f"the same change of content as {a.same_as} (shown there)"]
+        return [f"the same change of content as {a.same_as} (shown there)",
+                *(f"meta {change_text(c)}" for c in a.meta)]
     lines = []
     if a.dataset is not None:
         lines += _dataset_lines(a.dataset)

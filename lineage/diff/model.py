@@ -235,7 +235,7 @@ class ArtifactDiff(_Reversible):
     source dataset edited, a config changed); ``None`` when it is a consequence.
     ``same_as`` is the ``path`` of an artifact pair shown earlier with the same content on
     each side (the same dataset change reached through another path): its content is not
-    compared again.
+    compared again (its own ``meta`` changes still are).
     """
 
     path: str

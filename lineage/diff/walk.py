@@ -43,7 +43,7 @@ from lineage.diff.compare import (
     text_diff,
     value_changes,
 )
-from lineage.diff.data import dataset_diff, is_dataset
+from lineage.diff.data import dataset_diff, is_dataset, profiled
 from lineage.diff.matching import newest, pair_inputs, pair_parents, top_path
 from lineage.diff.model import (
     CATEGORIES,
@@ -214,8 +214,9 @@ class _Walker:
         if walk_up:
             explained = self.generators(a, b, path, context)
             explained = self.derived(a, b, path, context) or explained
-        if first != path:  # the same change, shown in full where it was first reached
-            self.artifact_diffs[slot] = ArtifactDiff(path, old, new, same_as=first)
+        if first != path:  # the same change of content, compared where it was first reached
+            self.artifact_diffs[slot] = ArtifactDiff(path, old, new, same_as=first,
+                                                     meta=value_changes(a.meta, b.meta))
             return
         content = self.compare(a, b)
         dataset = content.get("dataset")
@@ -257,6 +258,8 @@ class _Walker:
 
     def compare(self, a: Artifact, b: Artifact) -> dict[str, Any]:
         content: dict[str, Any] = {"meta": value_changes(a.meta, b.meta)}
+        # table files stored unprofiled (added by an older lineage) are profiled now
+        a, b = profiled(self.backend, self.txn, a), profiled(self.backend, self.txn, b)
         if is_dataset(a) and is_dataset(b):
             content["dataset"] = dataset_diff(self.backend, self.txn, a, b, self.examples)
         kinds = {a.kind, b.kind}

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from lineage.adapters import adapter_for_value
-from lineage.adapters.tables import table_format
+from lineage.adapters.tables import PROFILE_LIMIT, table_format
 from lineage.core.hashing import Digest, digest_bytes
 from lineage.core.records import Artifact
 from lineage.errors import InvalidName, UnsupportedValue
@@ -32,9 +32,6 @@ from lineage.storage.staging import stage
 
 __all__ = ["Prepared", "name_from_path", "prepare"]
 
-#: Table files not added as ``kind="dataset"`` are profiled up to this size; larger ones are
-#: stored as plain files (their summary says why), so adding a big file stays a copy.
-PROFILE_LIMIT: Final = 512 * 1024 * 1024
 
 Staged = StagedPath | StagedBlob
 
@@ -200,9 +197,13 @@ def _prepare_path(
     summary: dict[str, Any] = {"files": staged.files}
     attached: list[StagedBlob] = []
     if staged.kind == "file":
-        file_summary, attachments = _file_summary(path, kind, target, key, staged.size)
-        summary.update(file_summary)
-        attached = _stage_attachments(backend, attachments, summary)
+        known = _known_profile(backend, name, staged.root.digest, target, key)
+        if known is not None:  # re-adding what the latest version holds: no re-parsing
+            summary.update(known, filename=path.name)
+        else:
+            file_summary, attachments = _file_summary(path, kind, target, key, staged.size)
+            summary.update(file_summary)
+            attached = _stage_attachments(backend, attachments, summary)
     artifact = Artifact(
         kind=kind or staged.kind,
         name=name,
@@ -214,6 +215,25 @@ def _prepare_path(
         parents=parents,
     )
     return artifact, [*attached, staged]
+
+
+def _known_profile(backend: Backend, name: str | None, blob: Digest, target: str | None,
+                   key: str | None) -> dict[str, Any] | None:
+    """The table profile of the latest version of ``name`` when it holds the same content
+    profiled with the same ``target`` and ``key`` (the summary would be the same, and its
+    attachments are already stored), else ``None``. Keeps re-adding an unchanged table file
+    as cheap as re-adding any file."""
+    if name is None:
+        return None
+    with backend.read() as txn:
+        latest = schema.latest_version(txn, name)
+        record = None if latest is None else schema.read_record(txn, latest.target)
+    if not isinstance(record, Artifact) or record.blob != blob or record.format == "directory":
+        return None
+    summary = record.summary
+    if "columns" not in summary or summary.get("target") != target or summary.get("key") != key:
+        return None
+    return {k: v for k, v in summary.items() if k not in ("files", "filename")}
 
 
 def name_from_path(path: Path) -> str | None:

@@ -148,8 +148,14 @@ def pipelines(txn: ReadTxn) -> list[Pipeline]:
         for output, digest in sorted(run.outputs.items()):
             if digest not in run.inputs.values():  # passed through unchanged: not made here
                 made_by.setdefault(digest, (run.op, output))
-    named = _named_contents(txn)
+    named: dict[bytes, str] | None = None  # read when an unnamed input first needs it
     fold = _Fold()
+
+    def named_as(artifact: Artifact) -> str | None:
+        nonlocal named
+        if named is None:
+            named = _named_contents(txn)
+        return named.get(artifact.content_key)
 
     def artifact_node(digest: Digest, user: str, role: str) -> str | None:
         artifact = read(digest)
@@ -160,7 +166,7 @@ def pipelines(txn: ReadTxn) -> list[Pipeline]:
         elif digest in made_by:
             op, output = made_by[digest]
             node = fold.node(f"output:{op}.{output}", artifact.kind, f"{op}.{output}")
-        elif (name := named.get(artifact.content_key)) is not None:
+        elif (name := named_as(artifact)) is not None:
             node = fold.node(f"artifact:{name}", artifact.kind, name)
         else:
             node = fold.node(f"input:{user}.{role}", artifact.kind, f"{user}.{role}")
