@@ -492,37 +492,21 @@ class Store:
         with self._read() as txn:
             return pipelines(txn)
 
-    def runs_frame(self, op: str | None = None, *, used: Revision | None = None,
-                   produced: Revision | None = None, status: str | None = None,
-                   params: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
-                   since: float | datetime.datetime | None = None,
-                   until: float | datetime.datetime | None = None, label: str | None = None,
-                   limit: int | None = None) -> pandas.DataFrame:
-        """:meth:`runs` (same filters) as a pandas DataFrame, newest first, with columns
-        named as ``mlflow.search_runs`` names them: ``params.C``, ``metrics.sensitivity``,
-        and ``test_set``, ``inputs.<name>`` (:func:`lineage.views.runs_table.runs_frame`).
-
-        Raises:
-            MissingDependency: pandas is not installed.
-            InvalidQuery: a filter is malformed (as for :meth:`runs`).
-        """
+    def runs_frame(self, op: str | None = None, **filters: Any) -> pandas.DataFrame:
+        """:meth:`runs` (the same filters) as a DataFrame named as ``mlflow.search_runs``
+        names it: ``params.C``, ``metrics.sensitivity``, ``test_set``, ``inputs.<name>``
+        (:func:`lineage.views.runs_table.runs_frame`). Raises ``MissingDependency`` without
+        pandas, ``InvalidQuery`` on a malformed filter."""
         from lineage.views import query, runs_table
 
         with self._read() as txn:
-            return runs_table.runs_frame(txn, query.runs(
-                txn, op, used=used, produced=produced, status=status, params=params,
-                metrics=metrics, since=since, until=until, label=label, limit=limit))
+            return runs_table.runs_frame(txn, query.runs(txn, op, **filters))
 
     def compare(self, *runs: Revision) -> RunComparison:
-        """Two runs or more side by side: params that differ first, each metric with its
-        delta from the first run and its test set; ``.plot(path)`` draws a metric against
-        a param. An artifact stands for the run that made it
-        (:func:`lineage.views.runs_table.compare_runs`).
-
-        Raises:
-            InvalidQuery: fewer than two runs, or one given twice.
-            RecordTypeError: an artifact no recorded run made.
-        """
+        """Runs side by side, the first the baseline; an artifact stands for the run that
+        made it; ``.plot(path)`` draws a metric against a param
+        (:func:`lineage.views.runs_table.compare_runs`). Raises ``InvalidQuery`` for fewer
+        than two runs or one given twice, ``RecordTypeError`` for an artifact no run made."""
         from lineage.views import runs_table
 
         with self._read() as txn:
