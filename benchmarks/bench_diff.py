@@ -1,6 +1,6 @@
 """Queries and the lineage diff: cost grows with the change and the answer, not the store.
 
-Four measurements, each beside its reference in the same run:
+Four groups of measurements, each beside its reference in the same run:
 
 - ``store.diff("model@v1.0", "model@v1.1")`` on a small healthcare lineage (two dataset
   versions, a test set, two training runs with their evaluations) with 1k, then 100k
@@ -13,7 +13,8 @@ Four measurements, each beside its reference in the same run:
   over the same 2k runs as MLflow's ``search_runs`` (run in a subprocess on its default
   SQLite store under ``benchmarks/.work/``, telemetry off);
 - a dataset diff of 1M rows with 1 % of rows edited, against fingerprinting both frames with
-  ``pandas.util.hash_pandas_object``.
+  ``pandas.util.hash_pandas_object``; and, on 500k-row versions with and without a key
+  column, the cost of showing 5 example rows per side against counts only (≤ 6×).
 
 Bulk history is written as records straight through ``index_record`` in large transactions
 (what the tracking API writes, minus one fsync per run). ``python benchmarks/bench_diff.py
@@ -362,47 +363,92 @@ def _fast_sqlite_writes() -> None:
 # -- 3. dataset diff ----------------------------------------------------------------------------
 
 
+def _edited(n: int, seed: int) -> tuple[Any, Any]:
+    """A cohort of ``n`` rows and a copy with 1 % of the rows edited in place (x1 + 1)."""
+    old = _patients(n, seed)
+    new = old.copy()
+    edited = np.random.default_rng(seed + 1).choice(n, n // 100, replace=False)
+    new.loc[edited, "x1"] = new.loc[edited, "x1"] + 1.0
+    return old, new
+
+
+def _diff_costs(ctx: Context, old: Any, new: Any, name: str) -> tuple[float, float, Any]:
+    """Counts-only and 5-example-rows times of a diff of two stored versions, and the
+    example diff's dataset part."""
+    store = _open(ctx.work / f"store-{name}")
+    try:
+        store.add(old, name=name, version="v1", target="outcome")
+        store.add(new, name=name, version="v2", target="outcome")
+
+        def diff(examples: int) -> Any:
+            return store.diff(f"{name}@v1", f"{name}@v2", examples=examples)
+
+        found = diff(5).artifacts[0].dataset
+        counts_s = _best(lambda: diff(0), ctx.repeat)
+        examples_s = _best(lambda: diff(5), ctx.repeat)
+    finally:
+        store.close()
+        remove(ctx.work / f"store-{name}")
+    return counts_s, examples_s, found
+
+
 def _dataset_diff(ctx: Context) -> list[Row]:
     from pandas.util import hash_pandas_object
 
     n = 200_000 if ctx.quick else 1_000_000
     ctx.log(f"dataset diff of {_count(n)} rows, 1 % edited")
-    old = _patients(n, 5)
-    new = old.copy()
-    edited = np.random.default_rng(6).choice(n, n // 100, replace=False)
-    new.loc[edited, "x1"] = new.loc[edited, "x1"] + 1.0
-    store = _open(ctx.work / "store-dataset-diff")
-    try:
-        store.add(old, name="cohort", version="v1", target="outcome")
-        store.add(new, name="cohort", version="v2", target="outcome")
-
-        def diff(examples: int) -> Any:
-            return store.diff("cohort@v1", "cohort@v2", examples=examples)
-
-        found = diff(5).artifacts[0].dataset
-        assert (found.rows_added, found.rows_removed) == (n // 100, n // 100), found
-        assert len(found.examples_added) == 5
-        counts_s = best_of(lambda: diff(0), ctx.repeat)
-        examples_s = best_of(lambda: diff(5), ctx.repeat)
-    finally:
-        store.close()
-        remove(ctx.work / "store-dataset-diff")
+    old, new = _edited(n, 5)
+    counts_s, examples_s, found = _diff_costs(ctx, old, new, "cohort")
+    # pid is an obvious key: each edit is one row modified, shown with its old and new x1
+    assert (found.rows_modified, found.rows_added, found.rows_removed) == (n // 100, 0, 0), found
+    assert len(found.examples_modified) == 5
     raw_s = best_of(lambda: (hash_pandas_object(old, index=False),
                              hash_pandas_object(new, index=False)), ctx.repeat)
     ctx.note(
         f"dataset diff: {_count(n)} rows × {old.shape[1]} columns (ints, floats, a string "
-        f"column), {n // 100} rows edited (= {n // 100} removed + {n // 100} added). Ours compares "
-        "the row fingerprints recorded when each version was added; the raw reference only "
-        "fingerprints both in-memory frames (no comparison, no store). With examples, both "
-        "Parquet versions are loaded to show 5 rows added and removed."
+        f"column), {n // 100} rows edited in place. Ours compares the row fingerprints recorded "
+        "when each version was added, then reads the pid column of each version (an obvious "
+        "key: unique, complete, named like an id) to report the edits as rows modified; the "
+        "raw reference only fingerprints both in-memory frames (no comparison, no store). "
+        "With examples, only the Parquet row groups holding the 5 rows shown are read."
     )
     label = "hash_pandas_object × 2"
-    return [
+    rows = [
         speed_row(SECTION, f"dataset diff, {_count(n)} rows, 1 % edited (counts only)",
                   counts_s, raw_s, label),
         speed_row(SECTION, f"dataset diff, {_count(n)} rows, 1 % edited (+5 example rows)",
                   examples_s, raw_s, label),
     ]
+    return rows + _example_rows(ctx)
+
+
+def _example_rows(ctx: Context) -> list[Row]:
+    """Issue 14 goal 4: 5 example rows per side cost ≤ 6× the counts-only diff, 500k rows."""
+    n = 100_000 if ctx.quick else 500_000
+    rows = []
+    notes = []
+    for keyed in (True, False):
+        ctx.log(f"example rows vs counts, {_count(n)} rows, {'keyed' if keyed else 'no key'}")
+        old, new = _edited(n, 7)
+        if not keyed:
+            old, new = old.drop(columns=["pid"]), new.drop(columns=["pid"])
+        counts_s, examples_s, found = _diff_costs(ctx, old, new, "keyed" if keyed else "plain")
+        shown = (len(found.examples_modified) if keyed
+                 else len(found.examples_added) + len(found.examples_removed))
+        assert shown == (5 if keyed else 10), found
+        what = "5 rows modified" if keyed else "5 added + 5 removed"
+        rows.append(_scale_row(f"diff {_count(n)} rows, {what} shown vs counts only",
+                               examples_s, counts_s, "counts only", 6,
+                               note=f"counts {counts_s * 1e3:.1f} ms"))
+        notes.append(f"{'keyed by pid' if keyed else 'without a key'}: counts only "
+                     f"{counts_s * 1e3:.1f} ms, with examples {examples_s * 1e3:.1f} ms")
+    ctx.note(
+        f"example rows: two {_count(n)}-row versions stored as Parquet (row groups of "
+        "65,536 rows), 1 % of rows edited in place; counts-only vs 5 example rows per side, "
+        f"best of {ctx.repeat}; " + "; ".join(notes) + ". Keyed, the counts-only diff also "
+        "reads the pid column of both versions to pair edited rows."
+    )
+    return rows
 
 
 # -- 4. ancestors in a big history ----------------------------------------------------------------

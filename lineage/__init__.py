@@ -36,12 +36,15 @@ if TYPE_CHECKING:
     from lineage.tracking.runs import RunContext
     from lineage.tracking.step import Step, step
     from lineage.views.lint import Finding
+    from lineage.views.pipelines import Pipeline, PipelineEdge, PipelineNode
+    from lineage.views.runs_table import ComparedRun, MetricRow, ParamRow, RunComparison
 
 __all__ = [
     "Adapter",
     "Artifact",
     "Check",
     "CommandResult",
+    "ComparedRun",
     "Digest",
     "Dumped",
     "Event",
@@ -50,9 +53,15 @@ __all__ = [
     "GcReport",
     "Impact",
     "LineageDiff",
+    "MetricRow",
+    "ParamRow",
+    "Pipeline",
+    "PipelineEdge",
+    "PipelineNode",
     "Policy",
     "RefEntry",
     "Run",
+    "RunComparison",
     "RunContext",
     "Step",
     "Store",
@@ -90,6 +99,13 @@ _LAZY = {
     "Step": "lineage.tracking.step",
     "step": "lineage.tracking.step",
     "Finding": "lineage.views.lint",
+    "Pipeline": "lineage.views.pipelines",
+    "PipelineEdge": "lineage.views.pipelines",
+    "PipelineNode": "lineage.views.pipelines",
+    "ComparedRun": "lineage.views.runs_table",
+    "MetricRow": "lineage.views.runs_table",
+    "ParamRow": "lineage.views.runs_table",
+    "RunComparison": "lineage.views.runs_table",
 }
 
 

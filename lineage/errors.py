@@ -45,6 +45,11 @@ Life cycle and sharing
 - ``RemoteError``: a remote cannot be reached or used (unknown scheme, missing bucket,
   bad credentials, unreachable endpoint).
 - ``ServeError`` (``OSError``): the web view cannot listen (a port in use).
+
+Optional packages
+
+- ``MissingDependency`` (``ImportError``): a call needs an optional package that is not
+  installed (a plot needs matplotlib); the message says what to install.
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ __all__ = [
     "InvalidQuery",
     "InvalidRevision",
     "LineageError",
+    "MissingDependency",
     "PathError",
     "PromotionBlocked",
     "RecordTypeError",
@@ -185,3 +191,7 @@ class RemoteError(LineageError):
 
 class ServeError(LineageError, OSError):
     """The web view cannot listen on the address it was given."""
+
+
+class MissingDependency(LineageError, ImportError):
+    """An optional package a call needs is not installed; the message says what to install."""

@@ -51,7 +51,8 @@ def _add(ctx: Context, args: argparse.Namespace) -> Result:
                 artifact = store.add(
                     path, args.name, version=args.version, kind=args.kind,
                     meta=dict(args.meta or ()), derived_from=tuple(args.derived_from or ()),
-                    target=args.target, progress=bar.update, reason=args.reason)
+                    target=args.target, progress=bar.update, reason=args.reason,
+                    key=args.key)
             except (LineageError, OSError) as exc:
                 if not added:
                     raise
@@ -144,6 +145,8 @@ VERBS: Final[tuple[Verb, ...]] = (
         arg("--version", help="version (default: the next vN); one PATH only"),
         arg("--kind", help="artifact kind, e.g. dataset (default: file or directory)"),
         arg("--target", metavar="COL", help="a dataset's label column"),
+        arg("--key", metavar="COL", help="a table's row-identifying column (unique): a diff "
+            "reports an edited row as modified, with old and new values"),
         arg("--meta", action="append", type=key_value, metavar="KEY=VALUE",
             help="a note (origin, selection, biases ...); repeatable"),
         arg("--derived-from", action="append", metavar="REV",

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from lineage import context
 from lineage.adapters import format_adapter
+from lineage.adapters.tables import TABLE_FORMATS
 from lineage.core import encoding
 from lineage.core.hashing import Digest
 from lineage.core.plain import iso_time
@@ -50,18 +51,20 @@ if TYPE_CHECKING:
     import datetime
 
     import networkx
+    import pandas
 
     from lineage.diff.model import LineageDiff
     from lineage.tracking.explain import Explanation
     from lineage.tracking.runs import RunContext
     from lineage.views.lint import Finding
+    from lineage.views.pipelines import Pipeline
+    from lineage.views.runs_table import RunComparison
 
 __all__ = ["Store"]
 
 T = TypeVar("T")
 Revision = str | Digest | Artifact | Run
 _STAGE_RETRIES: Final = 5
-_TABLE_FORMATS: Final = frozenset({"csv", "tsv", "parquet"})
 
 
 class Store(ReviewMethods):
@@ -132,6 +135,7 @@ class Store(ReviewMethods):
         target: str | None = None,
         progress: Callable[[int], None] | None = None,
         reason: str = "",
+        key: str | None = None,
     ) -> Artifact:
         """Store ``value`` as an artifact and, if it has a name, as a new version of it.
 
@@ -140,17 +144,23 @@ class Store(ReviewMethods):
         scikit-learn). A path's name defaults to its file name. Re-adding content that the
         latest version already holds adds no version. ``meta`` carries user notes (origin,
         selection, preprocessing, biases); ``target`` names a dataset's label column, whose
-        class distribution is summarized; ``progress`` is called with byte counts.
+        class distribution is summarized; ``key`` names the column identifying a table's
+        rows (unique, never missing), by which a diff reports an edited row as modified
+        (``pid 17: age 45 → 46``); ``progress`` is called with byte counts. Table files
+        (CSV, TSV, Parquet, JSON lines) are profiled whatever their ``kind``; ``kind``
+        decides what :meth:`load` returns.
 
         Raises:
             PathError: a path is missing or unreadable.
             InvalidName: ``name``, ``version`` or ``kind`` is invalid, or ``name@version``
                 already names other content.
-            UnsupportedValue: no adapter claims ``value``, or ``meta`` cannot be encoded.
+            UnsupportedValue: no adapter claims ``value``, ``meta`` cannot be encoded, a
+                dataset file is not a readable table, or ``target``/``key`` do not fit it.
             CollisionError: content collides with different stored content.
         """
         prepared = self._prepare(value, name, version=version, kind=kind, meta=meta,
-                                 derived_from=derived_from, target=target, progress=progress)
+                                 derived_from=derived_from, target=target, progress=progress,
+                                 key=key)
         return self._commit_added(prepared, reason=reason)[0]
 
     def _prepare(self, value: Any, name: str | None = None, *, version: str | None = None,
@@ -158,7 +168,7 @@ class Store(ReviewMethods):
                  derived_from: Sequence[Revision] = (), target: str | None = None,
                  progress: Callable[[int], None] | None = None, path_name: bool = True,
                  summary: dict[str, Any] | None = None, format: str | None = None,  # noqa: A002
-                 annotate: dict[str, Any] | None = None) -> Prepared:
+                 annotate: dict[str, Any] | None = None, key: str | None = None) -> Prepared:
         """Stage ``value`` (see :func:`lineage.store.ingest.prepare`), resolving
         ``derived_from`` revisions first."""
         self._check_open()
@@ -166,7 +176,7 @@ class Store(ReviewMethods):
         return prepare(self._backend, value, name=name, version=version, kind=kind, meta=meta,
                        parents=parents, target=target, progress=progress,
                        path_name=path_name, summary=summary, format=format,
-                       annotate=annotate)
+                       annotate=annotate, key=key)
 
     def _commit_added(self, prepared: Prepared, *, reason: str = "") -> tuple[Artifact, int]:
         """Commit one staged artifact, staging it again while a concurrent gc takes content
@@ -245,10 +255,11 @@ class Store(ReviewMethods):
              as_path: bool = False) -> Any:
         """The value an artifact holds: a DataFrame, array, dict, estimator or bytes back.
 
-        A CSV/TSV/Parquet file added as ``kind="dataset"`` comes back as a DataFrame (needs
-        pandas). A file or directory whose format no adapter loads, and any file with
-        ``as_path=True``, comes back as a :class:`pathlib.Path` to a read-only copy. Inside
-        a run or step, the load is recorded as a ``used`` edge (input ``as_name``).
+        A table file (CSV, TSV, Parquet, JSON lines) added as ``kind="dataset"`` comes back
+        as a DataFrame (needs pandas). A file or directory whose format no adapter loads,
+        and any file with ``as_path=True``, comes back as a :class:`pathlib.Path` to a
+        read-only copy. Inside a run or step, the load is recorded as a ``used`` edge
+        (input ``as_name``).
 
         Raises:
             UntrustedContentError: the content is a pickle and ``trust`` is false.
@@ -263,7 +274,7 @@ class Store(ReviewMethods):
             artifact.format)
         if adapter is None:
             path = self._materialize(artifact)
-            if not as_path and artifact.kind == "dataset" and artifact.format in _TABLE_FORMATS:
+            if not as_path and artifact.kind == "dataset" and artifact.format in TABLE_FORMATS:
                 from lineage.adapters.pandas import read_table_file
 
                 return read_table_file(path)
@@ -471,6 +482,36 @@ class Store(ReviewMethods):
 
         with self._read() as txn:
             return lint(txn)
+
+    # -- reviewing: pipelines and runs side by side (lineage.views) ----------------------
+
+    def pipelines(self) -> list[Pipeline]:
+        """Every pipeline in the store, steps folded by operation and artifacts by name,
+        as ``dvc dag`` shows them (:func:`lineage.views.pipelines.pipelines`)."""
+        from lineage.views.pipelines import pipelines
+
+        with self._read() as txn:
+            return pipelines(txn)
+
+    def runs_frame(self, op: str | None = None, **filters: Any) -> pandas.DataFrame:
+        """:meth:`runs` (the same filters) as a DataFrame named as ``mlflow.search_runs``
+        names it: ``params.C``, ``metrics.sensitivity``, ``test_set``, ``inputs.<name>``
+        (:func:`lineage.views.runs_table.runs_frame`). Raises ``MissingDependency`` without
+        pandas, ``InvalidQuery`` on a malformed filter."""
+        from lineage.views import query, runs_table
+
+        with self._read() as txn:
+            return runs_table.runs_frame(txn, query.runs(txn, op, **filters))
+
+    def compare(self, *runs: Revision) -> RunComparison:
+        """Runs side by side, the first the baseline; an artifact stands for the run that
+        made it; ``.plot(path)`` draws a metric against a param
+        (:func:`lineage.views.runs_table.compare_runs`). Raises ``InvalidQuery`` for fewer
+        than two runs or one given twice, ``RecordTypeError`` for an artifact no run made."""
+        from lineage.views import runs_table
+
+        with self._read() as txn:
+            return runs_table.compare_runs(txn, runs_table.resolve_runs(txn, runs))
 
     # -- maintenance --------------------------------------------------------------------
 
