@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from lineage.core.hashing import Digest
     from lineage.core.records import Artifact, RefEntry, Run
     from lineage.diff.model import LineageDiff
+    from lineage.remotes.config import Remote
+    from lineage.remotes.gc import RemoteGcReport
+    from lineage.remotes.transfer import TransferReport
     from lineage.storage.maintenance import GcReport, VerifyReport
     from lineage.store.store import Store
     from lineage.tracking.command import CommandResult, run_command
@@ -44,10 +47,13 @@ __all__ = [
     "GcReport",
     "LineageDiff",
     "RefEntry",
+    "Remote",
+    "RemoteGcReport",
     "Run",
     "RunContext",
     "Step",
     "Store",
+    "TransferReport",
     "VerifyReport",
     "__version__",
     "errors",
@@ -66,6 +72,9 @@ _LAZY = {
     "RefEntry": "lineage.core.records",
     "Run": "lineage.core.records",
     "LineageDiff": "lineage.diff.model",
+    "Remote": "lineage.remotes.config",
+    "RemoteGcReport": "lineage.remotes.gc",
+    "TransferReport": "lineage.remotes.transfer",
     "GcReport": "lineage.storage.maintenance",
     "VerifyReport": "lineage.storage.maintenance",
     "Store": "lineage.store.store",

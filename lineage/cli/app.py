@@ -33,6 +33,7 @@ for what a verb is. ``--json`` prints a verb's data as one document on stdout;
     ancestors, descendants  {"revision": node, "records": [node]}  (nearest first)
     lint, run  see :mod:`lineage.cli.run_verbs` (``run`` exits with a failed command's code)
     events    see :mod:`lineage.cli.audit_verbs`
+    remote, push, pull  see :mod:`lineage.cli.remote_verbs`
 
 ``diff`` exits 0 whether or not the revisions differ, like ``git diff``.
 
@@ -52,7 +53,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from lineage._version import __version__
-from lineage.cli import audit_verbs, query_verbs, run_verbs, store_verbs
+from lineage.cli import audit_verbs, query_verbs, remote_verbs, run_verbs, store_verbs
 from lineage.cli.verb import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -70,7 +71,8 @@ __all__ = ["VERBS", "build_parser", "main"]
 
 #: Every verb, in the order ``lineage --help`` lists them.
 VERBS: Final[tuple[Verb, ...]] = (
-    *store_verbs.VERBS, *query_verbs.VERBS, *run_verbs.VERBS, *audit_verbs.VERBS)
+    *store_verbs.VERBS, *query_verbs.VERBS, *run_verbs.VERBS, *audit_verbs.VERBS,
+    *remote_verbs.VERBS)
 
 
 # -- parsing and running ------------------------------------------------------------------

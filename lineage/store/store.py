@@ -49,6 +49,9 @@ if TYPE_CHECKING:
     import networkx
 
     from lineage.diff.model import LineageDiff
+    from lineage.remotes.config import Remote
+    from lineage.remotes.gc import RemoteGcReport
+    from lineage.remotes.transfer import TransferReport
     from lineage.storage.events import Event
     from lineage.tracking.explain import Explanation
     from lineage.tracking.runs import RunContext
@@ -501,6 +504,51 @@ class Store:
         self._check_open()
         materialized = None if self.path == ":memory:" else Path(self.path) / "materialized"
         return collect_garbage(self._backend, dry_run=dry_run, materialized=materialized)
+
+    # -- remotes (lineage.remotes) ---------------------------------------------------------
+
+    def remote_add(self, name: str, url: str, *, replace: bool = False,
+                   **storage_options: Any) -> Remote:
+        """Configure a remote: a path, ``s3://bucket/prefix``, anything fsspec opens; only
+        non-secret options are kept (:func:`lineage.remotes.config.add_remote`)."""
+        from lineage.remotes import operations
+
+        return operations.add(self, name, url, storage_options, replace=replace)
+
+    def remote_remove(self, name: str) -> Remote:
+        """Forget remote ``name``; nothing on it is touched. Raises ``RemoteNotFound``."""
+        from lineage.remotes import operations
+
+        return operations.remove(self, name)
+
+    def remotes(self) -> list[Remote]:
+        """The configured remotes, sorted by name."""
+        from lineage.remotes import operations
+
+        return operations.listing(self)
+
+    def push(self, remote: str | None = None, revisions: Sequence[Revision] | None = None, *,
+             progress: Callable[[int], None] | None = None, **options: Any) -> TransferReport:
+        """Send a remote what it lacks; refs by compare-and-swap (``RefConflict``, checked
+        before any content is sent); see :func:`lineage.remotes.transfer.push`."""
+        from lineage.remotes import operations
+
+        return operations.push(self, remote, revisions, progress, options)
+
+    def pull(self, remote: str | None = None, revisions: Sequence[Revision] | None = None, *,
+             progress: Callable[[int], None] | None = None, **options: Any) -> TransferReport:
+        """Fetch what this store lacks, re-hashed, in one transaction (``IntegrityError``,
+        ``RefConflict``: nothing pulled); see :func:`lineage.remotes.transfer.pull`."""
+        from lineage.remotes import operations
+
+        return operations.pull(self, remote, revisions, progress, options)
+
+    def remote_gc(self, remote: str | None = None, *, dry_run: bool = True,
+                  grace: float | None = None, **options: Any) -> RemoteGcReport:
+        """Collect a remote's garbage, a dry run unless asked (:mod:`lineage.remotes.gc`)."""
+        from lineage.remotes import operations
+
+        return operations.collect(self, remote, dry_run=dry_run, grace=grace, options=options)
 
     # -- internals shared with lineage.tracking.recording ---------------------------------
 
