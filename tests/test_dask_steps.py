@@ -134,3 +134,34 @@ def test_a_pickled_step_carries_the_store_location(tmp_path: Path) -> None:
     assert pickle.loads(cloudpickle.dumps(bound))._store == str(tmp_path / "elsewhere")
     with lineage.open(":memory:"), pytest.raises(StepDefinitionError, match="in-memory"):
         pickle.dumps(featurize)
+
+
+def through_a_remote(url: str, path: str, x: int, marks: str) -> float:
+    """A task on a worker that does not see the client's store: a store of its own."""
+    from lineage.remotes.executors import through_remote
+
+    with through_remote(url, path):
+        return float(featurize(x, marks).sum())
+
+
+def test_workers_without_the_store_reach_it_through_a_remote(client: object,
+                                                             tmp_path: Path) -> None:
+    from distributed import Client
+
+    assert isinstance(client, Client)
+    url, marks = str(tmp_path / "remote"), tmp_path / "marks"
+    marks.mkdir()
+    team = lineage.open(tmp_path / "team")
+    team.add({"C": 0.5}, name="config")
+    team.push(url)  # the remote exists before workers use it
+    machines = [str(tmp_path / f"machine-{i}") for i in range(2)]
+    first = client.gather([client.submit(through_a_remote, url, machines[i % 2], i, str(marks),
+                                         pure=False) for i in range(6)])
+    assert len(executions(marks)) == 6
+    again = client.gather([client.submit(through_a_remote, url, machines[(i + 1) % 2], i,
+                                         str(marks), pure=False) for i in range(6)])
+    assert again == first
+    assert len(executions(marks)) == 6  # each call a hit on the other "machine"
+    team.pull(url)
+    assert sorted(r.params["x"] for r in team.runs(op="featurize")) == list(range(6))
+    assert team.verify().ok

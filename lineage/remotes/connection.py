@@ -159,6 +159,9 @@ class Connection:
                                "network, then retry (what was sent is kept)")
         if "NoSuchBucket" in text or "bucket does not exist" in text:
             return RemoteError(f"{where}: the bucket does not exist ({text}); create it first")
+        if isinstance(exc, FileNotFoundError):
+            return RemoteError(f"{where}: {text} is gone (removed by a remote gc since it was "
+                               "listed?); retry")
         if isinstance(exc, OSError):
             return RemoteError(f"{where}: {text}")
         return RemoteError(f"{where}: {name}: {text}")
@@ -179,12 +182,12 @@ class Connection:
         """The contents of the files at ``paths`` (relative), fetched together.
 
         Raises:
-            FileNotFoundError: one of them is missing.
+            RemoteError: one of them is missing (removed since it was listed) or unreadable.
         """
         if not paths:
             return {}
         full = [self.path(p) for p in paths]
-        found = self.call("read files", self.fs.cat, full, on_error="raise")
+        found = self.call("read files", self.fs.cat, full, on_error="raise", passthrough=())
         if not isinstance(found, dict):  # one path may come back bare
             found = {full[0]: found}
         by_relative = {self.relative(k): bytes(v) for k, v in found.items()}
@@ -194,7 +197,8 @@ class Connection:
         """Byte ranges ``(start, end)`` of one file (relative), fetched together."""
         full = self.path(path)
         parts = self.call("read content", self.fs.cat_ranges, [full] * len(ranges),
-                          [start for start, _end in ranges], [end for _start, end in ranges])
+                          [start for start, _end in ranges], [end for _start, end in ranges],
+                          passthrough=())
         for part in parts:
             if isinstance(part, BaseException):
                 raise self.error("read content", part)

@@ -3,7 +3,7 @@
 Every store's event log is one SHA-256 hash chain (:mod:`lineage.storage.events`). A store
 is known on a remote by its *store id*: the first 32 hex characters of the SHA-256 of its
 first event, fixed when the store was made. A push appends the events the remote lacks,
-as one immutable segment ``events/<store id>/<first>-<last>`` holding the raw event bytes,
+as one immutable segment ``events/<store id>/<first>`` holding the raw event bytes,
 after checking that the remote's copy ends exactly where this store's chain continues (a
 copied store directory whose log has diverged is refused, never spliced).
 
@@ -29,6 +29,7 @@ from lineage.storage.events import decode_event
 __all__ = ["pull_heads", "push_events", "store_id"]
 
 _SEGMENT_TAG: Final = "lineage/events"
+_RACES: Final = 8  # times a push re-reads after losing a race for the next segment
 
 
 def store_id(txn: ReadTxn) -> str:
@@ -43,13 +44,12 @@ def store_id(txn: ReadTxn) -> str:
     return hashlib.sha256(first[1]).hexdigest()[:32]
 
 
-def _segments(connection: Connection, store: str) -> list[tuple[int, int, str]]:
-    """``(first, last, path)`` of a store's segments on the remote, in order."""
+def _segments(connection: Connection, store: str) -> list[tuple[int, str]]:
+    """``(first seq, path)`` of a store's segments on the remote, in order."""
     found = []
     for path in connection.find("events", store):
-        first, _, last = path.rsplit("/", 1)[-1].partition("-")
         try:
-            found.append((int(first), int(last), path))
+            found.append((int(path.rsplit("/", 1)[-1]), path))
         except ValueError:
             continue  # not a segment (a temporary file of an interrupted write)
     return sorted(found)
@@ -58,7 +58,7 @@ def _segments(connection: Connection, store: str) -> list[tuple[int, int, str]]:
 def _decode_segment(path: str, data: bytes) -> list[bytes]:
     try:
         tag, version, events = encoding.decode(data)
-        if tag != _SEGMENT_TAG or version != 1:
+        if tag != _SEGMENT_TAG or version != 1 or not events:
             raise ValueError("not an event segment")
         return [bytes(e) for e in events]
     except (ValueError, TypeError) as exc:
@@ -69,31 +69,37 @@ def _decode_segment(path: str, data: bytes) -> list[bytes]:
 def push_events(connection: Connection, txn: ReadTxn) -> int:
     """Send the events of this store the remote lacks; return how many were sent.
 
+    Segments are named by their first event's number and made by exclusive create, so two
+    processes pushing one store at once never write overlapping segments: the one that
+    loses the race reads what the other sent and sends the rest.
+
     Raises:
         RemoteError: the remote's copy of this store's log differs from the log here.
     """
     own = store_id(txn)
-    segments = _segments(connection, own)
     events = list(schema.events(txn))
-    sent_up_to = segments[-1][1] if segments else -1
-    if sent_up_to >= 0:
-        path = segments[-1][2]
-        last = _decode_segment(path, connection.cat([path])[path])[-1]
-        if sent_up_to >= len(events) or events[sent_up_to][1] != last:
-            raise RemoteError(
-                f"remote {connection.label} holds a different event log for this store (id "
-                f"{own}) than the one here: was the store directory copied? Events were not "
-                "pushed; give the copy its own log by creating a new store and pulling into it")
-    new = [data for seq, data in events if seq > sent_up_to]
-    if not new:
-        return 0
-    first = sent_up_to + 1
-    path = f"events/{own}/{first:012d}-{first + len(new) - 1:012d}"
-    segment = encoding.encode([_SEGMENT_TAG, 1, new])
-    if not connection.create(path, segment) and connection.cat([path])[path] != segment:
-        raise RemoteError(f"remote {connection.label}: another process pushed different events "
-                          f"for this store (id {own}) meanwhile; push again")
-    return len(new)
+    for _attempt in range(_RACES):
+        segments = _segments(connection, own)
+        sent_up_to = -1
+        if segments:
+            first, path = segments[-1]
+            sent = _decode_segment(path, connection.cat([path])[path])
+            sent_up_to = first + len(sent) - 1
+            for offset, data in enumerate(sent):
+                if first + offset < len(events) and events[first + offset][1] != data:
+                    raise RemoteError(
+                        f"remote {connection.label} holds a different event log for this "
+                        f"store (id {own}) than the one here: was the store directory copied? "
+                        "Nothing was pushed; give the copy a log of its own by creating a new "
+                        "store and pulling into it")
+        new = [data for seq, data in events if seq > sent_up_to]
+        if not new:
+            return 0
+        path = f"events/{own}/{sent_up_to + 1:012d}"
+        if connection.create(path, encoding.encode([_SEGMENT_TAG, 1, new])):
+            return len(new)
+    raise RemoteError(f"remote {connection.label}: other processes kept pushing this store's "
+                      "events at the same time; push again")
 
 
 def pull_heads(connection: Connection, own: str) -> dict[str, dict[str, object]]:
@@ -109,12 +115,12 @@ def pull_heads(connection: Connection, own: str) -> dict[str, dict[str, object]]
         if store == own:
             continue
         segments = _segments(connection, store)
-        contents = connection.cat([path for _f, _l, path in segments])
+        contents = connection.cat([path for _first, path in segments])
         previous: bytes | None = None
         count = 0
-        for first, last, path in segments:
+        for first, path in segments:
             events = _decode_segment(path, contents[path])
-            if first != count or last != first + len(events) - 1:
+            if first != count:
                 raise IntegrityError(f"event log of store {store} on the remote has a gap or "
                                      f"overlap at segment {path}; nothing was pulled")
             for data in events:

@@ -10,7 +10,7 @@ A remote is a directory tree under its URL::
     refs/versions/<name>/<version>      the version's RefEntry (created once, never replaced)
     refs/stages/<name>/<stage>/<pos>    the stage's moves, one RefEntry each, pos = 00000000..
     refs/tags/<tag>/<pos>               the tag's moves, likewise
-    events/<store id>/<first>-<last>    a segment of one store's event log (raw events)
+    events/<store id>/<first>           a segment of one store's event log (raw events)
     leases/<store id>-<time ns>         roots a push in progress will name (for remote gc)
 
 A pack's name is the XXH3-128 of its ``.meta`` bytes, so a reader checks a meta against its

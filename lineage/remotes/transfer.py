@@ -181,9 +181,9 @@ def push(backend: Backend, connection: Connection, remote: Remote,
 
         entries = {d: _record_entry(txn, d, read(d))
                    for d in _ordered_records(txn, send_records, read)}
-        if not entries and not send_blobs and not send_chunks and not plan.count \
-                and not _events_pending(connection, txn):
-            return TransferReport("push", str(remote), skipped=skipped)
+        if not entries and not send_blobs and not send_chunks and not plan.count:
+            return TransferReport("push", str(remote), skipped=skipped,
+                                  events=eventlog.push_events(connection, txn))
         with lease(connection, txn, records | blobs | set(chunks)):
             _packs, sent = packing.upload(connection, backend, txn, send_chunks, manifests,
                                           entries, progress)
@@ -193,16 +193,6 @@ def push(backend: Backend, connection: Connection, remote: Remote,
                           + len(send_chunks), bytes=sent, skipped=skipped,
                           chunks=len(send_chunks), blobs=len(send_blobs),
                           records=len(entries), refs=written, events=events)
-
-
-def _events_pending(connection: Connection, txn: ReadTxn) -> bool:
-    """Whether this store has events the remote lacks (cheap: one listing)."""
-    own = eventlog.store_id(txn)
-    last = schema.last_event(txn)
-    names = connection.find("events", own)
-    if last is None:
-        return False
-    return not any(name.endswith(f"-{last[0]:012d}") for name in names)
 
 
 def _chunks_in_order(txn: ReadTxn, blobs: list[Digest], state: RemoteState) -> list[Digest]:

@@ -325,3 +325,14 @@ def test_cli_remote_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert code == 2 and "remote add NAME URL" in err
     code, _out, err = run_cli(capsys, "--store", where, "remote", "frobnicate")
     assert code == 2 and "unknown action" in err
+
+
+@pytest.mark.parametrize("scheme", ["memory", "file"])
+def test_any_fsspec_url_is_a_remote(store: Store, tmp_path: Path, scheme: str) -> None:
+    url = (f"memory://lineage-test-{time.time_ns()}" if scheme == "memory"
+           else f"file://{tmp_path / 'remote'}")
+    assert store.push(url).records == 2
+    other = lineage.open(tmp_path / "other")
+    other.pull(url)
+    assert other.read_bytes("blob") == store.read_bytes("blob")
+    assert other.load("config") == {"C": 0.5}
