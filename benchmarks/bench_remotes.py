@@ -66,7 +66,8 @@ class _Server:
         raise RuntimeError("moto's server did not start")
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, **_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint}
+        return {**os.environ, **_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint,
+                "DVC_NO_ANALYTICS": "1"}
 
     def bucket(self, name: str) -> str:
         _python(f"import s3fs; s3fs.S3FileSystem().mkdir({name!r})", self.env())

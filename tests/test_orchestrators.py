@@ -11,9 +11,12 @@ import pytest
 
 import lineage
 
-# Before Prefect reads its settings: a scratch home (its temporary server's database), and
-# no INFO lines from the server it stops at exit, after pytest has closed the streams.
+# Before Prefect reads its settings: a scratch home (its temporary server's database), no
+# telemetry (the network beyond 127.0.0.1 is off limits), and no INFO lines from the
+# server it stops at exit, after pytest has closed the streams.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="lineage-prefect-"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOGGING_SERVER_LEVEL", "WARNING")
 prefect = pytest.importorskip("prefect")
