@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from lineage.core.hashing import Digest
     from lineage.core.records import Artifact, RefEntry, Run
     from lineage.diff.model import LineageDiff
+    from lineage.remotes.config import Remote
+    from lineage.remotes.gc import RemoteGcReport
+    from lineage.remotes.transfer import TransferReport
     from lineage.storage.events import Event
     from lineage.storage.maintenance import GcReport, VerifyReport
     from lineage.store.store import Store
@@ -60,12 +63,15 @@ __all__ = [
     "PipelineNode",
     "Policy",
     "RefEntry",
+    "Remote",
+    "RemoteGcReport",
     "Run",
     "RunComparison",
     "RunContext",
     "Step",
     "Store",
     "Trace",
+    "TransferReport",
     "VerifyReport",
     "__version__",
     "errors",
@@ -89,6 +95,9 @@ _LAZY = {
     "RefEntry": "lineage.core.records",
     "Run": "lineage.core.records",
     "LineageDiff": "lineage.diff.model",
+    "Remote": "lineage.remotes.config",
+    "RemoteGcReport": "lineage.remotes.gc",
+    "TransferReport": "lineage.remotes.transfer",
     "GcReport": "lineage.storage.maintenance",
     "VerifyReport": "lineage.storage.maintenance",
     "Store": "lineage.store.store",

@@ -47,6 +47,7 @@ for what a verb is. ``--json`` prints a verb's data as one document on stdout;
     lint, run  see :mod:`lineage.cli.run_verbs` (``run`` exits with a failed command's code)
     events    see :mod:`lineage.cli.audit_verbs` (also promote, policy, report, export, trace,
               impact); site, ui: :mod:`lineage.cli.web_verbs`
+    remote, push, pull  see :mod:`lineage.cli.remote_verbs`
 
 ``diff`` exits 0 whether or not the revisions differ, like ``git diff``.
 
@@ -66,7 +67,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from lineage._version import __version__
-from lineage.cli import audit_verbs, query_verbs, run_verbs, store_verbs, web_verbs
+from lineage.cli import audit_verbs, query_verbs, remote_verbs, run_verbs, store_verbs, web_verbs
 from lineage.cli.verb import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -85,7 +86,7 @@ __all__ = ["VERBS", "build_parser", "main"]
 #: Every verb, in the order ``lineage --help`` lists them.
 VERBS: Final[tuple[Verb, ...]] = (
     *store_verbs.VERBS, *query_verbs.VERBS, *run_verbs.VERBS, *audit_verbs.VERBS,
-    *web_verbs.VERBS)
+    *remote_verbs.VERBS, *web_verbs.VERBS)
 
 
 # -- parsing and running ------------------------------------------------------------------

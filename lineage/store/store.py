@@ -46,6 +46,7 @@ from lineage.storage.maintenance import GcReport, VerifyReport, collect_garbage,
 from lineage.store.ingest import Prepared, prepare
 from lineage.store.opening import release
 from lineage.store.review import ReviewMethods
+from lineage.store.sharing import SharingMethods
 
 if TYPE_CHECKING:
     import datetime
@@ -67,11 +68,12 @@ Revision = str | Digest | Artifact | Run
 _STAGE_RETRIES: Final = 5
 
 
-class Store(ReviewMethods):
+class Store(ReviewMethods, SharingMethods):
     """A content-addressed provenance store. Use :func:`lineage.open` to get one.
 
     Review and audit methods (promotion gates, policies, point-in-time views, the event log,
-    reports) are documented in :class:`lineage.store.review.ReviewMethods`.
+    reports) are documented in :class:`lineage.store.review.ReviewMethods`; remotes, push
+    and pull in :class:`lineage.store.sharing.SharingMethods`.
     """
 
     def __init__(self, backend: Backend, *, shared: bool = False) -> None:
