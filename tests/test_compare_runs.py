@@ -156,14 +156,15 @@ def test_lineage_runs_shows_params_as_columns(sweep: Store,
     assert main(["--store", str(home), "runs", "--op", "train"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["RUN", "STARTED", "OP", "STATUS", "DURATION", "C", "note",
-                                "solver", "sensitivity", "auc"]
-    assert re.search(r" 1 +- +saga +0\.95 +-$", lines[1])  # the int 1, no note, no auc
-    assert re.search(r" 10\.0 +n{11}… +lbfgs +0\.85 +0\.83$", lines[2])
+                                "solver", "TEST", "SET", "sensitivity", "auc"]
+    # the int 1, no note, no auc; the test set with its size beside the metrics
+    assert re.search(r" 1 +- +saga +testset@v2 \(n=\d+\) +0\.95 +-$", lines[1])
+    assert re.search(r" 10\.0 +n{11}… +lbfgs +testset@v1 \(n=\d+\) +0\.85 +0\.83$", lines[2])
     assert main(["--store", str(home), "runs", "--columns", "label,C,params.solver,"
                  "sensitivity,test_set"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["LABEL", "C", "solver", "sensitivity", "TEST", "SET"]
-    assert lines[1].split() == ["other-test", "1", "saga", "0.95", "testset@v2"]
+    assert lines[1].split()[:5] == ["other-test", "1", "saga", "0.95", "testset@v2"]
     assert main(["--store", str(home), "runs", "--json"]) == 0
     row = json.loads(capsys.readouterr().out)["runs"][1]
     assert row["params"]["C"] == 10.0 and row["test_sets"] == {"auc": "testset@v1",

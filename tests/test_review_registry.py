@@ -141,6 +141,48 @@ def test_a_leaking_test_set_blocks_promotion_and_nothing_moves(store: Store,
     assert store.events()[-1].seq == before  # nothing written
 
 
+def test_a_model_trained_on_its_own_test_set_is_blocked(store: Store, tmp_path: Path) -> None:
+    add(store, tmp_path, "testset", "v1", frame(range(0, 100), seed=1))
+    train(store, "v1", "testset@v1")  # read as the training "dataset", then evaluated on
+    with pytest.raises(PromotionBlocked, match="testset@v1 shares 100 row"):
+        store.promote("model@v1", "production")
+
+
+def test_a_model_trained_on_a_renamed_copy_of_its_test_set_is_blocked(store: Store,
+                                                                     tmp_path: Path) -> None:
+    add(store, tmp_path, "testset", "v1", frame(range(0, 100), seed=1))
+    add(store, tmp_path, "copy", "v1", frame(range(0, 100), seed=1))
+    train(store, "v1", "copy@v1")
+    with pytest.raises(PromotionBlocked, match="testset@v1 shares 100 row.* with copy@v1"):
+        store.promote("model@v1", "production")
+
+
+def test_a_test_set_read_by_a_step_in_the_lineage_counts_as_training_data(
+        store: Store, tmp_path: Path) -> None:
+    add(store, tmp_path, "testset", "v1", frame(range(0, 100), seed=1))
+    add(store, tmp_path, "dataset", "v1", frame(range(100, 300), seed=2))
+
+    @lineage.step
+    def fit(table: pd.DataFrame) -> LogisticRegression:
+        return LogisticRegression().fit(table[["a", "b", "c"]], table["y"])
+
+    with store.run("train") as run:
+        test = store.load("testset@v1")
+        model = fit(test)  # the step run's input is the test set
+        run.log_model(model, name="model", version="v1")
+        run.log_evaluation(test["y"], model.predict(test[["a", "b", "c"]]), dataset="testset@v1")
+    checks = {c.name: c for c in store.check_promotion("model@v1", "production")}
+    assert not checks["independent"].passed
+    assert "testset@v1 shares 100 row(s) with dataset " in checks["independent"].message
+
+
+def test_evaluating_in_the_training_run_is_not_taken_for_training(store: Store,
+                                                                 tmp_path: Path) -> None:
+    build_models(store, tmp_path)  # each run loads testset@v1 under its name to evaluate
+    checks = {c.name: c for c in store.check_promotion("model@v1", "production")}
+    assert checks["independent"].passed, checks["independent"].message
+
+
 def test_forcing_past_a_failed_check_needs_a_reason_and_is_recorded(store: Store,
                                                                    tmp_path: Path) -> None:
     add(store, tmp_path, "testset", "v1", frame(range(0, 100), seed=1))
@@ -239,16 +281,67 @@ def test_cli_promote_policy_and_as_of(models: Store, capsys: pytest.CaptureFixtu
     assert done["forced"] and any(not c["passed"] for c in done["checks"])
     assert main(["--store", home, "show", "model@production", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["version"] == "v2"
-    assert main(["--store", home, "show", "model@production", "--as-of",
-                 dt.datetime.fromtimestamp(t).isoformat()]) == 1
-    assert "no version or stage" in capsys.readouterr().err
+    when = dt.datetime.fromtimestamp(t).isoformat()
+    assert main(["--store", home, "show", "model@production", "--as-of", when]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"lineage: error: as of {when}: ") and "no version or stage" in err
     assert main(["--store", home, "log", "model", "--json"]) == 0
     (stage,) = [e for e in json.loads(capsys.readouterr().out)["entries"] if e["ref"] == "stage"]
     assert stage["skipped"] and stage["reason"] == "accepted by the board"
     assert main(["--store", home, "runs", "--as-of", "2001-01-01", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["runs"] == []
     assert main(["--store", home, "promote", "model", "production", "--clear"]) == 0
-    assert main(["--store", home, "runs", "--as-of", "not a date"]) == 1
-    assert capsys.readouterr().err.splitlines()[-1].startswith("lineage: error: as_of")
+    assert main(["--store", home, "runs", "--as-of", "not a date"]) == 2
+    assert capsys.readouterr().err.startswith("lineage runs: error: argument --as-of: 'not a "
+                                              "date' is not a date or time")
+    assert main(["--store", home, "log", "model"]) == 0
+    assert "FORCED past " in capsys.readouterr().out  # the override shows in the history
     with lineage.open(home) as reopened:
         assert reopened.stages("model") == {}
+
+
+def test_cli_policy_changes_only_what_it_is_given(models: Store,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    home = models.path
+    models.close()
+
+    def policy(*args: str) -> dict[str, object]:
+        assert main(["--store", home, "policy", "production", *args, "--json"]) == 0
+        (found,) = json.loads(capsys.readouterr().out)["policies"]
+        return dict(found)
+
+    policy("--metric", "sensitivity>=0.9", "--min-subgroup", "20", "--after", "staging")
+    found = policy("--metric", "specificity>=0.8")  # added beside, nothing else dropped
+    assert found["metrics"] == {"sensitivity": [">=", 0.9], "specificity": [">=", 0.8]}
+    assert found["min_subgroup"] == 20 and found["after"] == ["staging"]
+    found = policy("--drop-metric", "sensitivity", "--min-subgroup", "0")
+    assert found["metrics"] == {"specificity": [">=", 0.8]} and found["min_subgroup"] is None
+    assert main(["--store", home, "policy", "production", "--metric", "sens itivity>=0.9"]) == 1
+    assert "is not a metric name" in capsys.readouterr().err
+    assert main(["--store", home, "policy", "production", "--metric", "sensitivty>=0.9"]) == 0
+    assert "no evaluation in this store measures 'sensitivty'" in capsys.readouterr().out
+
+
+def test_stage_names_that_would_mislead_are_refused(models: Store) -> None:
+    models.promote("model@v1", "staging")
+    with pytest.raises(InvalidName, match="differs only in case"):
+        models.promote("model@v2", "Staging")
+    with pytest.raises(InvalidName, match="differs only in case from the gated stage"):
+        models.promote("model@v2", "Production")  # would slip past production's gate
+    with pytest.raises(InvalidName, match="looks like a version"):
+        models.promote("model@v2", "v3.0")
+    assert models.stages("model") == {"staging": models.resolve("model@v1")}
+
+
+def test_promoting_to_the_stage_it_holds_writes_nothing(models: Store,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    models.promote("model@v2", "production", reason="reviewed")
+    before = (len(models.log("model")), models.events()[-1].seq)
+    models.promote("model@v2", "production", force=True, reason="again")
+    assert (len(models.log("model")), models.events()[-1].seq) == before
+    home = models.path
+    models.close()
+    assert main(["--store", home, "promote", "model@v2", "production"]) == 0
+    assert "already holds model@production; nothing moved" in capsys.readouterr().out
+    assert main(["--store", home, "promote", "testset@v1", "production"]) == 0
+    assert "policies gate models only" in capsys.readouterr().out

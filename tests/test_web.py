@@ -93,6 +93,29 @@ def test_the_site_has_every_page_a_reviewer_follows(shop: Store, site: Path) -> 
     assert (site / "diff" / f"{v1.digest}-{v2.digest}.html").is_file()
     assert (site / "reports" / f"{v2.digest}.html").is_file()  # promoted: it has a report
     assert not (site / "reports" / f"{v1.digest}.html").exists()
+
+
+def test_clinical_figures_are_shown_with_their_test_set_and_population(shop: Store,
+                                                                      site: Path) -> None:
+    runs = (site / "runs" / "index.html").read_text()
+    assert "<th data-sort>test set</th>" in runs and "testset@v1 (n=100)" in runs
+    evaluation = shop.resolve("evaluation@v2")
+    page = (site / "artifacts" / f"{evaluation.digest}.html").read_text()
+    assert "tested population" in page and "n=100, positives=" in page
+    assert "sensitivity" in page and "95 % Wilson interval" in page
+    (train,) = [r for r in shop.runs(op="train") if r.outputs.get("model") ==
+                shop.resolve("model@v2").raw_digest]
+    assert "testset@v1 (n=100)" in (site / "runs" / f"{train.digest}.html").read_text()
+
+
+def test_a_model_that_held_a_stage_once_keeps_its_report(shop: Store, tmp_path: Path) -> None:
+    v1, v2 = shop.resolve("model@v1"), shop.resolve("model@v2")
+    shop.promote("model@v1", "staging", reason="first look")
+    shop.promote("model@v2", "staging", reason="replaces v1")
+    site = Path(build_site(Site(shop), tmp_path / "again").directory)
+    assert (site / "reports" / f"{v1.digest}.html").is_file()
+    assert f"../reports/{v1.digest}.html" in (site / "models" / "model.html").read_text()
+    assert (site / "reports" / f"{v2.digest}.html").is_file()
     assert (site / "models" / "model.html").is_file()
 
 
@@ -196,3 +219,33 @@ def test_cli_site_and_its_bad_input(shop: Store, tmp_path: Path,
     assert capsys.readouterr().err == f"lineage: error: {blocker} exists and is not a folder\n"
     assert main(["--store", home, "site", "-o", str(out), "--as-of", "2001-01-01"]) == 0
     assert "No model is versioned yet" in (out / "index.html").read_text()
+
+
+def test_site_never_replaces_a_folder_it_did_not_write(shop: Store, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    home = Path(shop.path)
+    shop.close()
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "train.py").write_text("code")
+    assert main(["--store", str(home), "site", "-o", str(project)]) == 1
+    err = capsys.readouterr().err
+    assert "is not empty and was not written by lineage site" in err and len(err.splitlines()) == 1
+    assert (project / "train.py").read_text() == "code"  # untouched
+    assert main(["--store", str(home), "site", "-o", str(home.parent)]) == 1
+    assert "holds the store" in capsys.readouterr().err
+    assert home.is_dir() and lineage.open(home).verify().ok
+    assert main(["--store", str(home), "site", "-o", "/"]) == 1
+    assert "give it a folder of its own" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["--store", str(home), "site", "-o", str(empty)]) == 0  # empty: fine
+    assert main(["--store", str(home), "site", "-o", str(empty)]) == 0  # its own: replaced
+    assert (empty / ".lineage-site").is_file()
+
+
+def test_ui_port_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ui", "--port", "99999"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("lineage ui: error: argument --port: a port is between 1 and 65535, got "
+                   "99999 (see lineage ui --help)\n")

@@ -24,7 +24,7 @@ from lineage.diff import diff
 from lineage.diff.render import render_html
 from lineage.storage.base import Backend, ReadTxn
 
-__all__ = ["Section", "report", "sections", "to_html", "to_markdown"]
+__all__ = ["Section", "evaluation_html", "report", "sections", "to_html", "to_markdown"]
 
 _CLINICAL: Final = ("sensitivity", "specificity", "ppv", "npv", "roc_auc", "brier", "f1",
                     "accuracy")
@@ -161,38 +161,51 @@ def _evaluation(data: dict[str, Any], small: int) -> Section:
         section.add("note", "No evaluation of this model: its metrics cannot be judged "
                             "against a population.")
     for evaluation in data["evaluations"]:
-        population = evaluation["population"]
-        title = f"{evaluation['label']} on {evaluation['test_set']}"
-        if not evaluation["registered"]:
-            title += " (test set not registered under a name@version)"
-        section.add("subtitle", title)
-        section.add("kv", [("task", evaluation["task"]),
-                           ("tested population", _population(population)),
-                           ("positive label", _plain(evaluation["positive_label"])),
-                           ("threshold", _num(evaluation["threshold"]))])
-        intervals = evaluation["intervals"]
-        names = sorted(evaluation["metrics"], key=lambda m: (
-            _CLINICAL.index(m) if m in _CLINICAL else len(_CLINICAL), m))
-        section.add("table", (["metric", "value [95 % Wilson interval]"],
-                              [[m, _interval(evaluation["metrics"][m], intervals.get(m))]
-                               for m in names]))
-        if evaluation["subgroups"]:
-            section.add("figure", plots.subgroups_svg(evaluation["subgroups"]))
-            section.add("table", _subgroup_table(evaluation["subgroups"], small))
-            flagged = [f"{a}={v} (n={s.get('n')})" for a, groups in
-                       sorted(evaluation["subgroups"].items()) for v, s in sorted(groups.items())
-                       if isinstance(s, dict) and (s.get("n") or 0) < small]
-            if flagged:
-                section.add("note", f"Subgroups below {small} cases: {', '.join(flagged)}: "
-                                    "their figures are too uncertain to rely on.")
-        if evaluation["calibration"]:
-            section.add("figure", plots.calibration_svg(evaluation["calibration"]))
+        _one_evaluation(section, evaluation, small)
     checks = [c for c in data["checks"] if c["name"] in ("evaluated", "independent")]
     if checks:
         section.add("subtitle", "Train/test independence (production gate)")
         section.add("table", (["check", "result", "finding"],
                               [[c["name"], "pass" if c["passed"] else "FAIL", c["message"]]
                                for c in checks]))
+    return section
+
+
+def evaluation_html(evaluation: dict[str, Any], small: int = SMALL_SUBGROUP) -> str:
+    """One evaluation (see :func:`lineage.audit.report.evaluation_facts`) as the report shows
+    it, as an HTML fragment: test set and population, metrics with intervals, subgroups
+    with small ones flagged, calibration."""
+    section = _one_evaluation(Section(""), evaluation, small)
+    return "\n".join(_html_block(kind, payload) for kind, payload in section.blocks)
+
+
+def _one_evaluation(section: Section, evaluation: dict[str, Any], small: int) -> Section:
+    population = evaluation["population"]
+    title = f"{evaluation['label']} on {evaluation['test_set']}"
+    if not evaluation["registered"]:
+        title += " (test set not registered under a name@version)"
+    section.add("subtitle", title)
+    section.add("kv", [("task", evaluation["task"]),
+                       ("tested population", _population(population)),
+                       ("positive label", _plain(evaluation["positive_label"])),
+                       ("threshold", _num(evaluation["threshold"]))])
+    intervals = evaluation["intervals"]
+    names = sorted(evaluation["metrics"], key=lambda m: (
+        _CLINICAL.index(m) if m in _CLINICAL else len(_CLINICAL), m))
+    section.add("table", (["metric", "value [95 % Wilson interval]"],
+                          [[m, _interval(evaluation["metrics"][m], intervals.get(m))]
+                           for m in names]))
+    if evaluation["subgroups"]:
+        section.add("figure", plots.subgroups_svg(evaluation["subgroups"]))
+        section.add("table", _subgroup_table(evaluation["subgroups"], small))
+        flagged = [f"{a}={v} (n={s.get('n')})" for a, groups in
+                   sorted(evaluation["subgroups"].items()) for v, s in sorted(groups.items())
+                   if isinstance(s, dict) and (s.get("n") or 0) < small]
+        if flagged:
+            section.add("note", f"Subgroups below {small} cases: {', '.join(flagged)}: "
+                                "their figures are too uncertain to rely on.")
+    if evaluation["calibration"]:
+        section.add("figure", plots.calibration_svg(evaluation["calibration"]))
     return section
 
 
@@ -243,10 +256,10 @@ def _changes(data: dict[str, Any], diff: tuple[str, str] | None) -> Section:
 
 def _history(data: dict[str, Any]) -> Section:
     section = Section("Registry history")
-    rows = [[e["time"], e["user"], f"{e['ref']} {e['key']}", (e["target"] or "—")[:12],
-             ("→ this model " if e["this_model"] else "") + (e["reason"] or ""),
-             "; ".join(e["skipped"])] for e in data["history"]]
-    section.add("table", (["time", "user", "move", "target", "reason", "checks overridden"],
+    rows = [[e["time"], e["user"], f"{e['ref']} {e['key']}",
+             "this model" if e["this_model"] else (e["target"] or "—")[:12],
+             e["reason"] or "", "; ".join(e["skipped"])] for e in data["history"]]
+    section.add("table", (["time", "user", "move", "to", "reason", "checks overridden"],
                           rows))
     overrides = [e for e in data["history"] if e["skipped"]]
     if overrides:

@@ -11,16 +11,16 @@ are kept in the stage's history entry and in an ``override`` event.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 
-from lineage.audit.policy import Policy, load_policy
+from lineage.audit.policy import Policy, load_policy, policies
 from lineage.core.hashing import Digest
-from lineage.core.records import Artifact
-from lineage.errors import InvalidQuery, PromotionBlocked, RecordTypeError
+from lineage.core.records import Artifact, Run
+from lineage.errors import InvalidName, InvalidQuery, PromotionBlocked, RecordTypeError
 from lineage.refs import registry
 from lineage.storage import schema
 from lineage.storage.base import Backend, ReadTxn, WriteTxn
@@ -56,7 +56,17 @@ class Check:
 def check_promotion(txn: ReadTxn, backend: Backend, model: Artifact, stage: str,
                     policy: Policy | None = None) -> list[Check]:
     """Every requirement of ``stage``'s policy (or ``policy``) checked against ``model``
-    (none for an artifact that is not a model: policies gate models)."""
+    (none for an artifact that is not a model: policies gate models).
+
+    Raises:
+        InvalidName: ``stage`` differs only in case from a stage that has a policy
+            (``Production`` for ``production``), which would slip past its gate.
+    """
+    gated = next((p.stage for p in policies(txn)
+                  if p.stage.lower() == stage.lower() and p.stage != stage), None)
+    if gated is not None:
+        raise InvalidName(f"{stage!r} differs only in case from the gated stage {gated!r} "
+                          f"(stage names are case-sensitive): use {gated!r}")
     policy = policy or load_policy(txn, stage)
     if model.kind != "model":
         return []
@@ -81,7 +91,7 @@ def promote(txn: WriteTxn, backend: Backend, model: Artifact, stage: str, *, rea
             force: bool) -> list[Check]:
     """Check ``stage``'s policy and move ``name@stage`` to ``model`` in ``txn``.
 
-    Returns the checks run.
+    Returns the checks run. When the model holds the stage already nothing is written.
 
     Raises:
         PromotionBlocked: a check failed and ``force`` is false (nothing moved).
@@ -94,6 +104,8 @@ def promote(txn: WriteTxn, backend: Backend, model: Artifact, stage: str, *, rea
         raise InvalidQuery("force=True needs a reason (it is kept in the history and in every "
                            "report); say why the checks may be skipped")
     checks = check_promotion(txn, backend, model, stage)
+    if schema.stage_target(txn, model.name, stage) == model.raw_digest:
+        return checks  # it holds the stage already: nothing moves, nothing is recorded
     failed = tuple(str(c) for c in checks if not c.passed)
     label = f"{model.name}@{model.version}" if model.version else model.name
     if failed and not force:
@@ -130,10 +142,11 @@ def _independent(txn: ReadTxn, backend: Backend, model: Artifact,
     if not test_sets:
         return Check("independent", False, "no registered test set to check against the "
                      "training data")
-    test_identities = {_identity(t) for t in test_sets.values()} - {None}
-    lineage_datasets = [a for a in ancestors(txn, model) if isinstance(a, Artifact)
-                        and "row_fingerprints" in a.summary and a.raw_digest not in test_sets
-                        and _identity(a) not in test_identities]
+    lineage = ancestors(txn, model)
+    trained = _read_beyond_evaluation((r for r in lineage if isinstance(r, Run)), test_sets)
+    lineage_datasets = [a for a in lineage if isinstance(a, Artifact)
+                        and "row_fingerprints" in a.summary
+                        and (a.raw_digest not in test_sets or a.raw_digest in trained)]
     unprofiled = [t for t in test_sets.values() if "row_fingerprints" not in t.summary]
     if unprofiled:
         names = ", ".join(_label(t) for t in unprofiled)
@@ -155,6 +168,28 @@ def _independent(txn: ReadTxn, backend: Backend, model: Artifact,
                  f"dataset{'' if count == 1 else 's'} in the lineage")
 
 
+def _read_beyond_evaluation(runs: Iterable[Run], test_sets: dict[Digest, Artifact]
+                            ) -> set[Digest]:
+    """The test sets some run in the lineage read for more than evaluating on them.
+
+    A run that measured metrics on a test set and read it under the test set's own name (the
+    default of ``store.load`` and of ``log_metric(..., dataset=)``) is taken to evaluate on it.
+    Any other use counts as training use: a step or another run that read it, or the
+    evaluating run itself reading it under another role (``log_input(test, name="train")``).
+    """
+    found = set()
+    for run in runs:
+        measured = set(run.metric_datasets.values())
+        for key, digest in run.inputs.items():
+            test_set = test_sets.get(digest)
+            if test_set is None:
+                continue
+            own = test_set.name or test_set.digest[:12]
+            if digest not in measured or (key != own and not key.startswith(f"{own}@")):
+                found.add(digest)
+    return found
+
+
 def row_overlap(txn: ReadTxn, backend: Backend, a: Artifact, b: Artifact) -> int:
     """How many distinct rows of ``a`` also occur in ``b`` (by row fingerprint)."""
     left, right = _fingerprints(txn, backend, a), _fingerprints(txn, backend, b)
@@ -170,11 +205,6 @@ def _fingerprints(txn: ReadTxn, backend: Backend,
         return None
     data = read_blob(backend, txn, Digest(digest))
     return np.frombuffer(data, dtype="<u8")
-
-
-def _identity(artifact: Artifact) -> bytes | None:
-    identity = artifact.summary.get("identity")
-    return bytes(identity) if isinstance(identity, bytes) else None
 
 
 def _label(artifact: Artifact) -> str:

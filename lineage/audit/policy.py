@@ -11,13 +11,18 @@ Built-in checks:
 - ``evaluated``: the model has an evaluation on a registered test set (``name@version``);
 - ``independent``: no registered test set it was evaluated on shares a row with any dataset in
   the model's lineage (row fingerprints; GMLP principle 4: training and test data
-  independent);
+  independent). A copy of the test set under another name counts as training data, and so
+  does the test set itself when a run in the lineage read it for more than evaluating on it
+  (a step or run that did not measure on it, or a role other than its own name). When one
+  run both reads the test set under its name and measures on it, provenance cannot tell
+  evaluating from training: train inside a ``@step`` to make that checkable;
 - ``lint``: the model's lineage has no lint error.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -35,6 +40,7 @@ CHECKS: Final = ("evaluated", "independent", "lint")
 OPERATORS: Final = (">=", ">", "<=", "<", "==")
 _SETTING: Final = "policies"  # {stage: {"checks", "metrics", "min_subgroup", "after"}}
 _DEFAULTS: Final = {"production": CHECKS}
+_METRIC_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +107,9 @@ def make_policy(stage: str, *, checks: Iterable[str] = (),
 
 
 def _minimum(name: str, spec: Any) -> tuple[str, float]:
+    if not _METRIC_NAME.fullmatch(name):
+        raise InvalidQuery(f"{name!r} is not a metric name (letters, digits, _ . -; e.g. "
+                           "sensitivity, roc_auc)")
     op, value = (">=", spec) if not isinstance(spec, list | tuple) else (
         spec if len(spec) == 2 else (None, None))
     number = float(value) if is_number(value) else math.nan  # type: ignore[arg-type]

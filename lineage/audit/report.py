@@ -180,23 +180,27 @@ def _setup(model: Artifact, maker: Run | None, lineage: list[Artifact | Run]
 
 
 def _evaluations(txn: ReadTxn, model: Artifact) -> list[dict[str, Any]]:
-    found = []
-    for evaluation in evaluations_of(txn, model.raw_digest):
-        summary = evaluation.artifact.summary
-        found.append({
-            "label": _label(evaluation.artifact), "digest": evaluation.artifact.digest,
-            "run": evaluation.run.op, "test_set": evaluation.test_set_label,
-            "registered": evaluation.registered, "task": summary.get("task", "binary"),
-            "population": summary.get("population") or {},
-            "metrics": summary.get("metrics") or {}, "intervals": summary.get("intervals") or {},
-            "confusion_matrix": summary.get("confusion_matrix"),
-            "labels": summary.get("labels"), "per_class": summary.get("per_class"),
-            "subgroups": summary.get("subgroups") or {},
-            "calibration": summary.get("calibration") or [],
-            "positive_label": summary.get("positive_label"),
-            "threshold": summary.get("threshold"),
-        })
-    return found
+    return [evaluation_facts(e.artifact, _label(e.artifact), e.run.op, e.test_set_label,
+                             e.registered) for e in evaluations_of(txn, model.raw_digest)]
+
+
+def evaluation_facts(artifact: Artifact, label: str, run: str, test_set: str,
+                     registered: bool) -> dict[str, Any]:
+    """An evaluation artifact as the report shows it (JSON-safe): its figures with the test
+    set, population, intervals, subgroups and calibration they belong to."""
+    summary = artifact.summary
+    return {
+        "label": label, "digest": artifact.digest, "run": run, "test_set": test_set,
+        "registered": registered, "task": summary.get("task", "binary"),
+        "population": summary.get("population") or {},
+        "metrics": summary.get("metrics") or {}, "intervals": summary.get("intervals") or {},
+        "confusion_matrix": summary.get("confusion_matrix"),
+        "labels": summary.get("labels"), "per_class": summary.get("per_class"),
+        "subgroups": summary.get("subgroups") or {},
+        "calibration": summary.get("calibration") or [],
+        "positive_label": summary.get("positive_label"),
+        "threshold": summary.get("threshold"),
+    }
 
 
 def _importances(model: Artifact) -> dict[str, Any] | None:

@@ -30,7 +30,8 @@ for what a verb is. ``--json`` prints a verb's data as one document on stdout;
     gc        {"dry_run", "records", "blobs", "chunks", "bytes_freed"}
     runs      {"runs": [{"digest", "id", "op", "label", "status", "started", "duration",
                 "inputs": [name], "outputs": [name], "params", "metrics", "test_sets":
-                {metric: name@version}}]}  (newest first)
+                {metric: name@version}, "test_set_rows": {name@version: n}}]}  (newest
+                first)
     compare   {"runs": [{"digest", "op", "label", "status", "started", "inputs": {name:
                 label}}], "params": [{"name", "values", "present", "differs"}], "metrics":
                 [{"name", "values", "deltas", "test_sets", "comparable"}], "plot": path or
@@ -64,7 +65,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from lineage._version import __version__
 from lineage.cli import audit_verbs, query_verbs, remote_verbs, run_verbs, store_verbs, web_verbs
@@ -78,7 +79,7 @@ from lineage.cli.verb import (
     UsageError,
     Verb,
 )
-from lineage.errors import LineageError
+from lineage.errors import LineageError, RevisionNotFound
 from lineage.store.opening import default_path
 
 __all__ = ["VERBS", "build_parser", "main"]
@@ -92,9 +93,17 @@ VERBS: Final[tuple[Verb, ...]] = (
 # -- parsing and running ------------------------------------------------------------------
 
 
-def _common(suppress: bool) -> argparse.ArgumentParser:
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line naming where help is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.split())} "
+                              f"(see {self.prog} --help)\n")
+
+
+def _common(suppress: bool) -> _Parser:
     """``--store`` and ``--json``, accepted before or after the verb."""
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = _Parser(add_help=False)
     default: Any = argparse.SUPPRESS if suppress else None
     parser.add_argument("--store", metavar="PATH", default=default,
                         help="the store directory (default: $LINEAGE_HOME or ./.lineage)")
@@ -106,13 +115,13 @@ def _common(suppress: bool) -> argparse.ArgumentParser:
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The ``lineage`` parser and its subparsers by verb name."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lineage", parents=[_common(suppress=False)],
         description="Exact, content-addressed provenance for ML.",
     )
     parser.add_argument("--version", action="version", version=f"lineage {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
-    subparsers = {}
+    subparsers: dict[str, argparse.ArgumentParser] = {}
     for verb in VERBS:
         sub = verbs.add_parser(verb.name, help=verb.help, description=verb.help,
                                parents=[_common(suppress=True)])
@@ -147,8 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.verb is None:
-        parser.print_usage(sys.stderr)
-        _say_error("give a verb: " + ", ".join(_BY_NAME))
+        _say_error("give a verb: " + ", ".join(_BY_NAME) + " (see lineage --help)")
         return EXIT_USAGE
     context = Context(Path(args.store) if args.store else default_path())
     try:
@@ -156,8 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_result(result, args.json)
         return result.code
     except UsageError as exc:
-        subparsers[args.verb].print_usage(sys.stderr)
-        print(f"lineage {args.verb}: error: {exc}", file=sys.stderr)
+        print(f"lineage {args.verb}: error: {exc} (see lineage {args.verb} --help)",
+              file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         _say_error("interrupted")
@@ -166,7 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return EXIT_ERROR
     except (LineageError, OSError, CommandError) as exc:
-        _say_error(str(exc) or type(exc).__name__)
+        message = str(exc) or type(exc).__name__
+        if getattr(args, "as_of", None) is not None and isinstance(exc, RevisionNotFound):
+            message = f"as of {args.as_of}: {message}"
+        _say_error(message)
         return EXIT_ERROR
     except Exception as exc:
         if os.environ.get("LINEAGE_DEBUG"):

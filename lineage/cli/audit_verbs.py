@@ -4,8 +4,8 @@
 
 ``--json`` documents::
 
-    promote  {"name", "stage", "digest", "version", "cleared", "forced", "checks": [{"name",
-              "passed", "message"}]}
+    promote  {"name", "stage", "digest", "version", "cleared", "forced", "moved",
+              "checks": [{"name", "passed", "message"}]}
     policy   {"policies": [{"stage", "checks", "metrics": {name: [op, value]},
               "min_subgroup", "after", "stored"}]}
     report   with -o FILE: {"path", "format", "bytes", "sha256"} (else the document itself)
@@ -24,12 +24,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from lineage.cli import format as fmt
 from lineage.cli.files import write_atomically
 from lineage.cli.graph import metric_filter
 from lineage.cli.verb import AS_OF, REASON, CommandError, Context, Result, UsageError, Verb, arg
+
+if TYPE_CHECKING:
+    from lineage.store import Store
 
 __all__ = ["VERBS"]
 
@@ -44,37 +47,68 @@ def _promote(ctx: Context, args: argparse.Namespace) -> Result:
                 "cleared": True, "forced": False, "checks": []}
         return Result(data, f"cleared {args.revision}@{args.stage}")
     checks = store.check_promotion(args.revision, args.stage)
+    record = store.resolve(args.revision)
+    held_before = store.stages(record.name).get(args.stage) if record.name else None
     artifact = store.promote(args.revision, args.stage, reason=args.reason, force=args.force)
     version = store.describe(artifact)["version"]
-    forced = args.force and any(not c.passed for c in checks)
+    moved = held_before != artifact
+    forced = moved and args.force and any(not c.passed for c in checks)
     data = {"name": artifact.name, "stage": args.stage, "digest": artifact.digest,
-            "version": version, "cleared": False, "forced": forced,
+            "version": version, "cleared": False, "forced": forced, "moved": moved,
             "checks": [c.to_dict() for c in checks]}
-    lines = [f"promoted {fmt.label(artifact.name, version)} ({fmt.short(artifact.digest)}) to "
-             f"{artifact.name}@{args.stage}" + (" (FORCED past failed checks)" if forced else "")]
+    label = fmt.label(artifact.name, version)
+    if not moved:
+        lines = [f"{label} already holds {artifact.name}@{args.stage}; nothing moved"]
+    else:
+        lines = [f"promoted {label} ({fmt.short(artifact.digest)}) to {artifact.name}@"
+                 f"{args.stage}" + (" (FORCED past failed checks)" if forced else "")]
     lines += [f"  {check}" for check in checks]
+    if not checks:
+        lines.append(f"  note: no policy gates {args.stage}" if artifact.kind == "model" else
+                     f"  note: policies gate models only; this {artifact.kind} was not checked")
     return Result(data, fmt.oneline_block("\n".join(lines)))
 
 
 def _policy(ctx: Context, args: argparse.Namespace) -> Result:
     store = ctx.store
-    changes = args.require is not None or args.metric or args.min_subgroup or args.after
+    changes = (args.require is not None or args.metric or args.drop_metric
+               or args.min_subgroup is not None or args.after)
     if args.reset and changes:
         raise UsageError("--reset does not go with other settings")
     if (args.reset or changes) and not args.stage:
         raise UsageError("give the STAGE whose policy to set")
+    notes = []
     if args.reset:
         store.reset_policy(args.stage, reason=args.reason)
     elif changes:
-        checks = None if args.require is None else [c for c in args.require.split(",") if c]
-        store.set_policy(args.stage, checks=checks, metrics=dict(args.metric or ()),
-                         min_subgroup=args.min_subgroup, after=args.after or (),
-                         reason=args.reason)
+        current = store.policy(args.stage)
+        unknown = sorted(set(args.drop_metric or ()) - set(current.metrics))
+        if unknown:
+            raise UsageError(f"the policy of {args.stage} has no metric {', '.join(unknown)} "
+                             "to drop")
+        metrics = {name: spec for name, spec in current.metrics.items()
+                   if name not in (args.drop_metric or ())}
+        metrics.update(dict(args.metric or ()))
+        minimum = current.min_subgroup if args.min_subgroup is None else args.min_subgroup
+        store.set_policy(
+            args.stage, metrics=metrics, min_subgroup=minimum or None,
+            checks=None if args.require is None else [c for c in args.require.split(",") if c],
+            after=current.after if args.after is None else args.after, reason=args.reason)
+        measured = _measured_metrics(store)
+        notes = [f"note: no evaluation in this store measures {name!r} yet (is it spelled "
+                 "as log_evaluation names it?)" for name, _spec in args.metric or ()
+                 if name not in measured]
     shown = [store.policy(args.stage)] if args.stage else store.policies()
     text = "\n".join(f"{p.stage}{'' if p.stored else ' (built-in)'}:\n" +
                      "\n".join(f"  {line}" for line in p.describe()) for p in shown)
     return Result({"policies": [p.to_dict() for p in shown]},
-                  fmt.oneline_block(text or "no stage has a policy"))
+                  fmt.oneline_block("\n".join([text or "no stage has a policy", *notes])))
+
+
+def _measured_metrics(store: Store) -> set[str]:
+    """Every metric name some evaluation in ``store`` recorded."""
+    return {name for artifact in store.artifacts() if artifact.kind == "evaluation"
+            for name in artifact.summary.get("metrics") or {}}
 
 
 def _at_least(text: str) -> tuple[str, tuple[str, float]]:
@@ -153,11 +187,13 @@ VERBS: Final[tuple[Verb, ...]] = (
         arg("--require", metavar="CHECKS", help="comma-separated checks: evaluated, "
             "independent, lint (empty: none)"),
         arg("--metric", action="append", type=_at_least, metavar="NAME>=N",
-            help="a metric minimum, e.g. 'sensitivity>=0.9'; repeatable"),
+            help="add or change a metric minimum, e.g. 'sensitivity>=0.9'; repeatable"),
+        arg("--drop-metric", action="append", metavar="NAME", help="remove a metric minimum; "
+            "repeatable (other settings are kept unless given)"),
         arg("--min-subgroup", type=int, metavar="N", help="the fewest cases an evaluated "
-            "subgroup may have"),
+            "subgroup may have (0: no minimum)"),
         arg("--after", action="append", metavar="STAGE", help="a stage the model must have "
-            "held before; repeatable"),
+            "held before; repeatable (replaces the list)"),
         arg("--reset", action="store_true", help="back to the built-in default"), REASON)),
     Verb("report", _report, "the audit report on a model (HTML by default)", (
         arg("revision", metavar="REV"),

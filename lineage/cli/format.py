@@ -43,8 +43,10 @@ def local_time(text: str | None) -> str:
 # -- records as dicts --------------------------------------------------------------------
 
 
-def run_row(run: Run, test_sets: dict[str, str] | None = None) -> dict[str, Any]:
-    """The short form of a run used by ``lineage runs`` (``test_sets``: metric -> label)."""
+def run_row(run: Run, test_sets: dict[str, str] | None = None,
+            test_set_rows: dict[str, int | None] | None = None) -> dict[str, Any]:
+    """The short form of a run used by ``lineage runs`` (``test_sets``: metric -> label;
+    ``test_set_rows``: label -> its number of rows, the population measured)."""
     return {
         "digest": run.digest,
         "id": run.id,
@@ -58,6 +60,7 @@ def run_row(run: Run, test_sets: dict[str, str] | None = None) -> dict[str, Any]
         "params": jsonable(run.params),
         "metrics": jsonable(run.metrics),
         "test_sets": dict(test_sets or {}),
+        "test_set_rows": dict(test_set_rows or {}),
     }
 
 
@@ -175,7 +178,11 @@ def artifact_text(data: dict[str, Any]) -> str:
     rows += [(f"meta.{k}", _scalar(v)) for k, v in sorted(data["meta"].items())]
     review = data.get("review") or {}
     rows += _model_rows(review.get("model")) + _table_rows(review.get("table"))
-    rows.append(("summary", _summary_text(data["summary"], _REVIEWED if review else frozenset())))
+    evaluation = data["kind"] == "evaluation" and isinstance(data["summary"].get("metrics"), dict)
+    if evaluation:
+        rows += _evaluation_rows(data["summary"])
+    skip = _REVIEWED if review else _EVALUATED if evaluation else frozenset()
+    rows.append(("summary", _summary_text(data["summary"], skip)))
     for entry in data["versions"]:
         mark = "  *" if entry["digest"] == data["digest"] else ""
         version_line = f"{entry['version']}  {short(entry['digest'])}  {local_time(entry['time'])}"
@@ -196,6 +203,35 @@ def _model_rows(model: dict[str, Any] | None) -> list[tuple[str, str]]:
     if model.get("n_features") is not None:
         rows.append(("features", str(model["n_features"])))
     rows += [(f"param.{k}", _scalar(v)) for k, v in sorted(model["params"].items())]
+    return rows
+
+
+_EVALUATED: Final = frozenset({  # evaluation summary keys `lineage show` prints in rows
+    "metrics", "intervals", "population", "dataset", "dataset_name", "confusion_matrix",
+    "task", "positive_label", "threshold"})
+
+
+def _evaluation_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """An evaluation: what it was measured on and the population, then each metric (with
+    its 95 % interval where there is one) and the confusion matrix."""
+    population = summary.get("population") or {}
+    tested = ", ".join(f"{key}={_scalar(population[key])}" for key in
+                       ("n", "positives", "negatives", "prevalence") if key in population)
+    rows = [("task", oneline(summary.get("task") or _MISSING)),
+            ("measured on", f"{oneline(summary.get('dataset_name') or 'a test set not recorded')}"
+                            f" ({tested or 'population not recorded'})")]
+    if summary.get("positive_label") is not None:
+        rows.append(("positive", _scalar(summary["positive_label"])))
+    if summary.get("threshold") is not None:
+        rows.append(("threshold", _scalar(summary["threshold"])))
+    intervals = summary.get("intervals") or {}
+    for name, value in sorted(summary["metrics"].items()):
+        low_high = intervals.get(name)
+        ci = (f"  (95% CI {number_text(low_high[0], 3)}–{number_text(low_high[1], 3)})"
+              if isinstance(low_high, list) and len(low_high) == 2 else "")
+        rows.append((f"metric.{name}", (_MISSING if value is None else _scalar(value)) + ci))
+    if summary.get("confusion_matrix") is not None:
+        rows.append(("confusion", oneline(summary["confusion_matrix"])))
     return rows
 
 
@@ -294,8 +330,9 @@ def runs_columns(runs: list[dict[str, Any]], chosen: list[str] | None
     ``status``, ``duration``, ``test_set``, ``params.NAME``, ``metrics.NAME``, or a bare
     ``NAME`` (a param if a listed run has one, else a metric). By default: the fixed
     columns, the params whose values differ between the runs listed (all params when one
-    run is listed; at most :data:`_MAX_PARAMS`), then the metrics (clinical ones first; at
-    most :data:`_MAX_METRICS`).
+    run is listed; at most :data:`_MAX_PARAMS`), the test sets metrics were measured on
+    (with their size) when any was recorded, then the metrics (clinical ones first; at most
+    :data:`_MAX_METRICS`).
     """
     from lineage.core.plain import identical, metric_order
 
@@ -323,9 +360,14 @@ def runs_columns(runs: list[dict[str, Any]], chosen: list[str] | None
         shown = shown[:_MAX_PARAMS]
     if len(metrics) > _MAX_METRICS:
         notes.append(count(len(metrics) - _MAX_METRICS, "more metric"))
-    columns = [*_DEFAULT_FIXED, *(f"params.{p}" for p in shown),
+    measured = ["test_set"] if any(r["test_sets"] for r in runs) else []
+    columns = [*_DEFAULT_FIXED, *(f"params.{p}" for p in shown), *measured,
                *(f"metrics.{m}" for m in metrics[:_MAX_METRICS])]
     return columns, notes
+
+
+def _sized(label: str, rows: int | None) -> str:
+    return label if rows is None else f"{label} (n={rows:,})"
 
 
 def _cut(text: str) -> str:
@@ -346,7 +388,8 @@ def _run_cell(run: dict[str, Any], column: str) -> str:
         "run": short(run["digest"]), "started": local_time(run["started"]), "op": run["op"],
         "label": run["label"] or _MISSING, "status": run["status"],
         "duration": duration_text(run["duration"]),
-        "test_set": ", ".join(sorted(set(run["test_sets"].values()))) or _MISSING,
+        "test_set": ", ".join(_sized(label, run.get("test_set_rows", {}).get(label))
+                              for label in sorted(set(run["test_sets"].values()))) or _MISSING,
     }
     return fixed[column]
 
@@ -378,7 +421,11 @@ def log_text(entries: list[dict[str, Any]]) -> str:
     for e in entries:
         move = f"{short(e['previous'])} -> {short(e['target'])}"
         ref = f"{e['ref']} {e['key']}"
-        rows.append((local_time(e["time"]), e["user"], ref, move, e["reason"]))
+        reason = e["reason"]
+        if e.get("skipped"):  # "FAIL independent: ..." -> "independent"
+            names = [str(s).removeprefix("FAIL ").split(":", 1)[0] for s in e["skipped"]]
+            reason = f"FORCED past {', '.join(names)}: {reason}"
+        rows.append((local_time(e["time"]), e["user"], ref, move, reason))
     return table(rows)
 
 

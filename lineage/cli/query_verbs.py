@@ -23,20 +23,26 @@ def _runs(ctx: Context, args: argparse.Namespace) -> Result:
         params=dict(args.param or ()), metrics=dict(args.metric or ()), since=args.since,
         until=args.until, label=args.label, limit=args.limit,
     )
-    labels: dict[Digest, str] = {}
+    labels: dict[Digest, tuple[str, int | None]] = {}
 
-    def label_of(digest: Digest) -> str:
+    def label_of(digest: Digest) -> tuple[str, int | None]:
+        """A test set's label and its number of rows (``None``: not recorded)."""
         if digest not in labels:
             try:
                 data = ctx.view(args).describe(digest)
             except RevisionNotFound:  # a test set no longer stored: its digest
                 data = {"name": None, "digest": digest.hex()}
-            labels[digest] = fmt.label(data["name"], data.get("version")) if data["name"] \
+            label = fmt.label(data["name"], data.get("version")) if data["name"] \
                 else fmt.short(data["digest"])
+            rows = (data.get("summary") or {}).get("rows")
+            labels[digest] = (label, rows if isinstance(rows, int) else None)
         return labels[digest]
 
-    rows = [fmt.run_row(run, {m: label_of(d) for m, d in sorted(run.metric_datasets.items())})
-            for run in found]
+    rows = []
+    for run in found:
+        measured = {m: label_of(d) for m, d in sorted(run.metric_datasets.items())}
+        rows.append(fmt.run_row(run, {m: label for m, (label, _n) in measured.items()},
+                                {label: n for label, n in measured.values()}))
     columns, notes = fmt.runs_columns(rows, args.columns)
     return Result({"runs": rows}, fmt.runs_text(rows, columns, notes))
 

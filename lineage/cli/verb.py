@@ -72,7 +72,7 @@ class Context:
     def view(self, args: argparse.Namespace) -> Store:
         """The store, or its point-in-time view when the verb was given ``--as-of``."""
         when = getattr(args, "as_of", None)
-        return self.store.as_of(when) if when else self.store
+        return self.store.as_of(when) if when is not None else self.store
 
     def close(self) -> None:
         """Close the store if it was opened."""
@@ -123,5 +123,17 @@ def positive(text: str) -> int:
 
 
 REASON: Final = arg("--reason", default="", help="why (kept in the ref history)")
-AS_OF: Final = arg("--as-of", metavar="DATE", help="answer as the store stood then (ISO 8601; "
-                   "local time unless an offset is given)")
+def moment(text: str) -> str:
+    """``--as-of DATE``: ISO 8601 text, checked here so a bad date is a usage error."""
+    from lineage.core.plain import parse_time
+    from lineage.errors import InvalidQuery
+
+    try:
+        parse_time(text, "--as-of")
+    except InvalidQuery as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--as-of ")) from None
+    return text
+
+
+AS_OF: Final = arg("--as-of", type=moment, metavar="DATE", help="answer as the store stood then "
+                   "(ISO 8601; local time unless an offset is given)")

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Final
 
-from lineage.cli.verb import AS_OF, Context, Result, UsageError, Verb, arg, positive
+from lineage.cli.verb import AS_OF, Context, Result, UsageError, Verb, arg
 
 __all__ = ["VERBS"]
 
@@ -43,12 +43,23 @@ def _ui(ctx: Context, args: argparse.Namespace) -> Result:
     return Result({}, "")
 
 
+def _port(text: str) -> int:
+    """``--port N``: a TCP port, 1 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is between 1 and 65535, got {port}")
+    return port
+
+
 VERBS: Final[tuple[Verb, ...]] = (
     Verb("site", _site, "write a static, self-contained web site of the store", (
         arg("-o", "--output", required=True, metavar="DIR", help="the folder (replaced whole)"),
         AS_OF)),
     Verb("ui", _ui, "serve the web view of the store, read-only", (
-        arg("--port", type=positive, default=8765, metavar="N", help="default 8765"),
+        arg("--port", type=_port, default=8765, metavar="N", help="default 8765"),
         arg("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)"),
         AS_OF)),
 )

@@ -7,7 +7,9 @@ was this artifact registered?" for views that label many records.
 
 from __future__ import annotations
 
+import re
 import time
+from typing import Final
 
 from lineage.context import current_user
 from lineage.core.hashing import Digest
@@ -19,6 +21,9 @@ from lineage.storage.base import ReadTxn, WriteTxn
 
 __all__ = ["VersionLabels", "add_version", "current_user", "history", "set_stage", "set_tag",
            "stages", "tags_of", "versions"]
+
+#: Stage names refused because they read as versions (``v2``, ``1.0``, ``v1.2.3``).
+_VERSION_LIKE: Final = re.compile(r"[vV]?\d+(?:\.\d+)*")
 
 
 def versions(txn: ReadTxn, name: str) -> list[tuple[str, Digest, float]]:
@@ -88,7 +93,15 @@ def set_stage(
     check_name(stage, "stage")
     if schema.version_entry(txn, name, stage) is not None:
         raise InvalidName(f"{name}@{stage} is a version; choose a stage name that is not one")
-    previous = schema.stage_target(txn, name, stage)
+    if _VERSION_LIKE.fullmatch(stage):
+        raise InvalidName(f"{stage!r} looks like a version (it would block {name}@{stage} as "
+                          "one); name stages for what they are: staging, production ...")
+    current = schema.stages(txn, name)
+    twin = next((s for s in current if s.lower() == stage.lower() and s != stage), None)
+    if twin is not None:
+        raise InvalidName(f"{name} has the stage {twin!r}; {stage!r} differs only in case "
+                          f"(stage names are case-sensitive): use {twin!r}")
+    previous = current.get(stage)
     if previous == target:
         return previous
     schema.put_stage(txn, name, stage, target)

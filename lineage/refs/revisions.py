@@ -170,7 +170,8 @@ def _resolve_base(txn: ReadTxn, revision: Revision) -> tuple[Digest, str | None,
             return latest.target, name, latest.version
         tagged = schema.tag_target(txn, name)
         if tagged is not None:
-            return tagged, _name_of(txn, tagged), None
+            tagged_name = _name_of(txn, tagged)
+            return tagged, tagged_name, tagged_name and _version_of(txn, tagged_name, tagged)
         raise RevisionNotFound(_not_found(txn, revision))
     entry = schema.version_entry(txn, name, at)
     if entry is not None:

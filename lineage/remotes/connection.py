@@ -23,13 +23,16 @@ from typing import IO, Any, Final, TypeVar
 from lineage.errors import InvalidRemote, LineageError, RemoteError
 from lineage.remotes.config import Remote
 
-__all__ = ["RETRIES", "Connection", "connect"]
+__all__ = ["RETRIES", "TEMPORARY", "Connection", "connect"]
 
 T = TypeVar("T")
 
 RETRIES: Final = 4  # attempts of one call before a network error is reported
 _PAUSES: Final = (0.2, 0.5, 1.0)
 _WRITE_BLOCK: Final = 16 * 1024 * 1024  # multipart part size for streamed writes
+#: Folder (under a local remote's root) where small files are written before being renamed
+#: into place; no listing of packs, refs or events looks there.
+TEMPORARY: Final = "tmp"
 
 
 def connect(remote: Remote, options: dict[str, Any] | None = None) -> Connection:
@@ -212,22 +215,50 @@ class Connection:
             return None
 
     def put(self, path: str, data: bytes) -> None:
-        """Write a small file (relative), replacing any."""
+        """Write a small file (relative), replacing any; readers see the old or the new
+        bytes, never part of them (an object store writes objects whole; a local directory
+        gets a file written aside and renamed into place)."""
         self._makedirs(path)
-        self.call("write a file", self.fs.pipe_file, self.path(path), data, passthrough=())
+        if _is_local(self.fs):
+            self.call("write a file", self._place_local, path, data, exclusive=False,
+                      passthrough=())
+        else:
+            self.call("write a file", self.fs.pipe_file, self.path(path), data, passthrough=())
 
     def create(self, path: str, data: bytes) -> bool:
         """Create a small file only if none exists (compare-and-swap); return whether it did.
+        Like :meth:`put`, the file appears whole.
 
         A retried attempt whose first try did land finds the file: the caller compares
         contents, so that is still correct.
         """
         self._makedirs(path)
         try:
+            if _is_local(self.fs):
+                return bool(self.call("create a file", self._place_local, path, data,
+                                      exclusive=True, passthrough=(FileExistsError,)))
             self.call("create a file", self.fs.pipe_file, self.path(path), data, mode="create",
                       passthrough=(FileExistsError,))
         except FileExistsError:
             return False
+        return True
+
+    def _place_local(self, path: str, data: bytes, *, exclusive: bool) -> bool:
+        """Write ``data`` under :data:`TEMPORARY` (outside every listed folder), then rename
+        it to ``path`` (``exclusive``: hard-link it, which fails if ``path`` exists)."""
+        folder = self.path(TEMPORARY)
+        os.makedirs(folder, exist_ok=True)
+        temporary = f"{folder}/{os.getpid()}-{time.monotonic_ns()}"
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+        try:
+            if exclusive:
+                os.link(temporary, self.path(path))
+            else:
+                os.replace(temporary, self.path(path))
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
         return True
 
     def remove(self, paths: list[str]) -> None:

@@ -12,6 +12,8 @@ A remote is a directory tree under its URL::
     refs/tags/<tag>/<pos>               the tag's moves, likewise
     events/<store id>/<first>           a segment of one store's event log (raw events)
     leases/<store id>-<time ns>         roots a push in progress will name (for remote gc)
+    tmp/<pid>-<time ns>                 a local remote's small file being written (renamed
+                                          into place whole, so no reader sees it half-written)
 
 A pack's name is the XXH3-128 of its ``.meta`` bytes, so a reader checks a meta against its
 name. The ``.meta`` is written after its ``.pack`` and is what makes a pack exist: a
@@ -221,7 +223,7 @@ def load_state(connection: Connection, *, create: bool = False) -> RemoteState:
     state = RemoteState(connection)
     files = connection.find(attempts=1)  # an endpoint unreachable from the start: say so now
     if MARKER not in files:
-        if files and any(not f.startswith(("packs/", "refs/", "events/", "leases/"))
+        if files and any(not f.startswith(("packs/", "refs/", "events/", "leases/", "tmp/"))
                          for f in files):
             raise RemoteError(f"remote {connection.label} holds files that are not a lineage "
                               f"remote's (e.g. {files[0]!r}); give an empty location")

@@ -138,7 +138,7 @@ def _replay_refs(txn: ReadTxn, when: float) -> dict[str, dict[bytes, bytes]]:
     for name in schema.history_names(txn):
         for entry in schema.history(txn, name):
             if entry.time > when:
-                break
+                continue  # pulled moves keep their own times, so a history need not be sorted
             if entry.ref == "stage":
                 table, key = stages, schema.name_key(entry.name, entry.key)
             elif entry.ref == "tag" and entry.name == entry.key:

@@ -380,8 +380,10 @@ class Store(ReviewMethods, SharingMethods):
         """Current stages/aliases of ``name``."""
         check_name(name)
         with self._read() as txn:
-            return {stage: _as_artifact(schema.read_record(txn, target))
-                    for stage, target in registry.stages(txn, name).items()}
+            versions = {target: version for version, target, _t in registry.versions(txn, name)}
+            return {stage: _as_artifact(schema.read_record(txn, target)).with_version(
+                        versions.get(target)) for stage, target in
+                    registry.stages(txn, name).items()}
 
     # -- tracking (lineage.tracking) ------------------------------------------------------
 

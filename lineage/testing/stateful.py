@@ -10,6 +10,7 @@ checked: subclass :class:`StoreStateMachine`, set ``backends`` to factories ``(d
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -36,7 +37,7 @@ __all__ = ["StoreStateMachine"]
 
 NAMES = ["data", "model"]
 TAGS = ["best", "first", "data"]  # "data" is also a name: they must not shadow each other
-STAGES = ["production", "v2", "v3"]  # "v2", "v3" are also automatic versions
+STAGES = ["production", "staging", "v2"]  # "v2" reads as a version: refused as a stage
 VERSIONS = ["v1", "v2", "v9", "rc-1", "production"]
 BLOBS = [b"", b"a", b"b", b"patient rows", b"x" * 70_000]
 CONFIGS: list[Any] = [{"C": 0.5}, {"C": 1}, {"C": 1.0}, ["a", 1], ("a", 1), {"layers": [8, 8]}]
@@ -148,7 +149,9 @@ class StoreStateMachine(RuleBasedStateMachine):
                 before = self.versions[name][index - 1]
                 found.append((f"{name}@{stage}~1", before[1], before[0]))
         for tag, art in self.tags.items():
-            found.append((tag, art, None))
+            held = None if art[0] is None else self.versions[art[0]][
+                self.version_holding(art[0], art)][0]
+            found.append((tag, art, held))  # a tag resolves to the version holding its target
             if art[0] is not None and self.version_holding(art[0], art):
                 before = self.versions[art[0]][self.version_holding(art[0], art) - 1]
                 found.append((f"{tag}~1", before[1], before[0]))
@@ -230,7 +233,7 @@ class StoreStateMachine(RuleBasedStateMachine):
         error: type[Exception] | None = None
         if name is None:
             error = RecordTypeError  # an unnamed artifact has no stages
-        elif stage in dict(self.versions[name]):
+        elif stage in dict(self.versions[name]) or re.fullmatch(r"v\d+", stage):
             error = InvalidName
         self.both(lambda s: s.promote(revision, stage), error)
         if error is None and name is not None and self.stages.get((name, stage)) != art:

@@ -2,7 +2,9 @@
 
 The folder opens from disk (links are relative, nothing is fetched) and can be zipped and
 handed to a reviewer. It is built beside its destination and swapped in whole, so a reader
-never sees half a site, and a failed build leaves the previous one in place.
+never sees half a site, and a failed build leaves the previous one in place. Only a new or
+empty folder, or one a previous build wrote (it holds :data:`MARKER`), is replaced: a folder
+holding anything else, or the store itself, is refused.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from pathlib import Path
 from lineage.errors import PathError
 from lineage.web.pages import RUNS_PER_PAGE, Site
 
-__all__ = ["SiteReport", "build_site", "site_paths"]
+__all__ = ["MARKER", "SiteReport", "build_site", "site_paths"]
+
+#: The file that marks a folder as a site lineage wrote (and may replace).
+MARKER = ".lineage-site"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +55,9 @@ def site_paths(site: Site) -> list[str]:
     for name in site.models():
         paths.append(f"models/{name}.html")
         versions = store.versions(name)
-        stages = store.stages(name)
         paths += [f"diff/{a.digest}-{b.digest}.html" for a, b in zip(versions, versions[1:],
                                                                      strict=False)]
-        held = {a.digest for a in stages.values()}
-        paths += [f"reports/{v.digest}.html" for v in versions
-                  if v.digest in held and v.kind == "model"]
+        paths += [f"reports/{digest}.html" for digest in sorted(site.reported(name))]
     return list(dict.fromkeys(paths))
 
 
@@ -67,8 +69,7 @@ def build_site(site: Site, directory: str | os.PathLike[str]) -> SiteReport:
     """
     started = time.perf_counter()
     target = Path(os.path.abspath(directory))
-    if target.exists() and not target.is_dir():
-        raise PathError(f"{directory} exists and is not a folder")
+    _check_destination(target, str(directory), site.store.path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -76,6 +77,8 @@ def build_site(site: Site, directory: str | os.PathLike[str]) -> SiteReport:
         raise PathError(f"cannot write the site to {directory}: {exc.strerror or exc}") from None
     written = total = 0
     try:
+        (staging / MARKER).write_text("written by `lineage site`; the folder is replaced whole "
+                                      "by the next build\n")
         for path in site_paths(site):
             response = site.get(path)
             if response.status != 200:
@@ -90,6 +93,27 @@ def build_site(site: Site, directory: str | os.PathLike[str]) -> SiteReport:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return SiteReport(str(target), written, total, time.perf_counter() - started)
+
+
+def _check_destination(target: Path, given: str, store_path: str) -> None:
+    """Refuse a destination that is not a folder of the site's own (see the module docstring).
+
+    Raises:
+        PathError: ``target`` is a file, the root, holds the store, or holds other files.
+    """
+    if not target.name:
+        raise PathError(f"cannot write a site to {given}; give it a folder of its own, "
+                        "e.g. -o site/")
+    if target.exists() and not target.is_dir():
+        raise PathError(f"{given} exists and is not a folder")
+    if store_path != ":memory:":
+        store = Path(store_path).resolve()
+        if store == target.resolve() or target.resolve() in store.parents:
+            raise PathError(f"{given} holds the store {store}; write the site to a folder of "
+                            "its own (it is replaced whole)")
+    if target.is_dir() and not (target / MARKER).is_file() and any(target.iterdir()):
+        raise PathError(f"{given} is not empty and was not written by lineage site; give a new "
+                        "or empty folder (a site's folder is replaced whole)")
 
 
 def _swap(staging: Path, target: Path) -> None:

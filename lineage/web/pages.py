@@ -106,6 +106,14 @@ class Site:
             return Response(200, "text/html; charset=utf-8", report.encode())
         raise NotFound(f"no page {path!r} in this site")
 
+    def reported(self, name: str) -> set[str]:
+        """Hex digests of the model versions of ``name`` that hold or ever held a stage:
+        the ones the site gives an audit report."""
+        models = {v.digest for v in self.store.versions(name) if v.kind == "model"}
+        held = {entry.target.hex() for entry in self.store.log(name)
+                if entry.ref == "stage" and entry.target is not None}
+        return models & held
+
     def _record(self, digest: str, kind: type | None) -> Any:
         record = self.store.resolve(Digest.from_hex(digest))
         if kind is not None and not isinstance(record, kind):
@@ -179,6 +187,7 @@ class Site:
         if not versions or not any(v.kind == "model" for v in versions):
             raise NotFound(f"no model named {name!r}")
         stages = self.store.stages(name)
+        reported = self.reported(name)
         rows = []
         for index, version in enumerate(versions):
             held = [s for s, a in stages.items() if a == version]
@@ -186,7 +195,7 @@ class Site:
             if index:
                 links.append(link(f"../diff/{versions[index - 1].digest}-{version.digest}.html",
                                   f"diff from {versions[index - 1].version}"))
-            if held and version.kind == "model":
+            if version.digest in reported:
                 links.append(link(f"../reports/{version.digest}.html", "audit report"))
             rows.append([link(f"../artifacts/{version.digest}.html", version.version),
                          f"<span class=\"digest\">{esc(version.digest[:12])}</span>",
@@ -224,6 +233,8 @@ class Site:
                                   "coef_" if "coef" in summary else "feature_importances_")
             body += ["<h2>Feature importances</h2>", f"<figure>{svg}</figure>" if svg else "",
                      table(["feature", "value"], [[esc(k), fmt(v)] for k, v in top])]
+        if artifact.kind == "evaluation" and isinstance(summary.get("metrics"), dict):
+            body += ["<h2>Evaluation</h2>", self._evaluation(artifact)]
         if summary.get("params") and artifact.kind == "model":
             body += ["<h2>Hyperparameters</h2>", kv(
                 (k, esc(jsonable(v))) for k, v in sorted(summary["params"].items()))]
@@ -242,6 +253,17 @@ class Site:
         if artifact.name and artifact.version:
             body += ["<h2>Registry history</h2>", _history_table(self.store.log(artifact.name))]
         return "\n".join(body)
+
+    def _evaluation(self, artifact: Artifact) -> str:
+        """The evaluation as the audit report shows it: figures with test set and population."""
+        from lineage.audit.document import evaluation_html
+        from lineage.audit.report import evaluation_facts
+
+        test_set = str(artifact.summary.get("dataset_name") or "a test set not recorded")
+        makers = self.store.runs(produced=artifact)
+        return evaluation_html(evaluation_facts(
+            artifact, self._label(artifact), makers[0].op if makers else "unknown run",
+            test_set, "@" in test_set))
 
     def events(self) -> str:
         """The newest events of the tamper-evident log."""

@@ -27,14 +27,16 @@ def runs_page(store: Store, number: int, size: int) -> tuple[str, str]:
     more, runs = len(runs) > size, runs[:size]
     params = sorted({k for r in runs for k in r.params})
     metrics = sorted({k for r in runs for k in r.metrics})
+    measured = any(r.metric_datasets for r in runs)
     headers = ["", "run", "op", "label", "status", "started", "duration",
-               *(f"params.{p}" for p in params), *(f"metrics.{m}" for m in metrics)]
+               *(f"params.{p}" for p in params), *(["test set"] if measured else []),
+               *(f"metrics.{m}" for m in metrics)]
     rows, attributes = [], []
     labels: dict[Any, str] = {}
     for run in runs:
         for digest in run.metric_datasets.values():
             if digest not in labels:
-                labels[digest] = _label(store, digest)
+                labels[digest] = _tested(store, digest)
         data = {"digest": run.digest, "op": run.op, "params": jsonable(run.params),
                 "metrics": jsonable(run.metrics),
                 "test_sets": sorted({labels[d] for d in run.metric_datasets.values()})}
@@ -44,6 +46,8 @@ def runs_page(store: Store, number: int, size: int) -> tuple[str, str]:
                      esc(run.label or ""), status_html(run), esc(when(run.started)),
                      esc(f"{run.duration:.2f} s"),
                      *(_param(run.params.get(p), p in run.params) for p in params),
+                     *([esc(", ".join(sorted({labels[d] for d in run.metric_datasets.values()})))
+                        or "—"] if measured else []),
                      *(esc(fmt(run.metrics.get(m))) for m in metrics)])
         attributes.append(f'data-digest="{esc(run.digest)}"')
     pager = []
@@ -54,7 +58,7 @@ def runs_page(store: Store, number: int, size: int) -> tuple[str, str]:
     if more:
         pager.append(link(f"page-{number + 1}.html", "older →"))
     body = [
-        '<div class="toolbar"><input type="search" placeholder="filter runs" '
+        '<div class="toolbar"><input type="search" placeholder="filter this page of runs" '
         'data-filter="runs-table" aria-label="filter runs">'
         '<button id="compare-button" type="button">compare ticked runs</button></div>',
         '<div id="compare"></div>',
@@ -92,6 +96,14 @@ def _label(store: Store, digest: Any) -> str:
             else described.get("name") or f"{record.kind} {record.digest[:12]}")
 
 
+def _tested(store: Store, digest: Any) -> str:
+    """A test set's label with its size: ``testset@v1 (n=143)``."""
+    record = store.resolve(digest)
+    rows = record.summary.get("rows") if isinstance(record, Artifact) else None
+    label = _label(store, digest)
+    return f"{label} (n={rows:,})" if isinstance(rows, int) else label
+
+
 def _ref(store: Store, digest: Any) -> str:
     record = store.resolve(digest)
     if isinstance(record, Run):
@@ -123,7 +135,9 @@ def run_page(store: Store, run: Run) -> tuple[str, str]:
         for name, value in sorted(run.metrics.items()):
             history = store.metric_history(run, name)
             measured = run.metric_datasets.get(name)
-            rows.append([esc(name), esc(fmt(value)), _ref(store, measured) if measured else "—",
+            on = (link(f"../artifacts/{measured.hex()}.html", _tested(store, measured))
+                  if measured else "—")
+            rows.append([esc(name), esc(fmt(value)), on,
                          fmt(len(history)), sparkline([v for _s, _t, v in history])])
         body += ["<h2>Metrics</h2>", table(["metric", "last", "measured on", "points",
                                             "history"], rows)]

@@ -35,6 +35,8 @@ def make_server(site: Site, *, host: str = "127.0.0.1", port: int = 8765,
     handler = _handler(site)
     try:
         server = ThreadingHTTPServer((host, port), handler)
+    except OverflowError:
+        raise ServeError(f"port {port} is out of range; give one from 1 to 65535") from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise ServeError(f"port {port} on {host} is already in use; pick another with "
