@@ -91,8 +91,8 @@ def build_version(store: lineage.Store, version: str, C: float, test: pd.DataFra
         scaler = StandardScaler().fit(cohort.drop(columns=[TARGET]))
         features = scaler.transform(test.drop(columns=[TARGET]))
         scores = model.predict_proba(pd.DataFrame(features, columns=table.columns[:-1]))[:, 1]
-        run.log_evaluation(test[TARGET], (scores >= 0.5).astype(int), y_score=scores,
-                           dataset="testset@v1", positive_label=1, threshold=0.5,
+        run.log_evaluation(test[TARGET], y_score=scores, threshold=0.5,  # predicts >= 0.5
+                           dataset="testset@v1", positive_label=1,
                            subgroups={"tumour_size": size_bands(test)})
 
 

@@ -34,6 +34,8 @@ __all__ = ["TASKS", "evaluate"]
 
 TASKS: Final = ("binary", "multiclass", "regression")
 _MISSING: Final = "(missing)"
+_THRESHOLD: Final = 0.5  # y_score >= this is a positive prediction unless threshold= is given
+_MANY: Final = 10  # more distinct numbers than this, some predicted only: a regression
 
 Array = np.ndarray[Any, Any]
 
@@ -50,18 +52,39 @@ def evaluate(
 ) -> dict[str, Any]:
     """Metrics with the population they were measured on (see the module docstring).
 
-    ``task`` is inferred when not given: ``regression`` if a true value is a non-integer
-    number, else ``binary`` for at most two classes and ``multiclass`` above. For a binary
-    task, ``positive_label`` defaults to ``True`` for bool labels and ``1`` for 0/1 labels
-    (even when absent), else the larger of two labels; ``y_score`` (the positive class's
-    probability) adds ROC AUC, the Brier score and a calibration table; without ``y_pred``
-    the prediction is ``y_score >= threshold`` (default 0.5).
+    ``task`` is inferred from ``y_true`` and ``y_pred`` together unless given:
+
+    - ``regression`` if a value of either is a float that is not a whole number (2.7), or if
+      all values are numbers, ``y_pred`` holds a value absent from ``y_true`` and there are
+      more than 10 distinct values (integer-valued outcomes such as days in hospital);
+    - else ``binary`` for at most two labels and ``multiclass`` above.
+
+    Whole numbers predicted among the true values are labels (``[1.0, 2.0, 3.0]`` is
+    multiclass), so pass ``task="regression"`` for an integer outcome predicted as integers
+    with few distinct values, and ``task=`` wherever the rule guesses wrong.
+
+    For a binary task, ``positive_label`` defaults to ``True`` for bool labels and ``1`` for
+    0/1 labels (even when absent); any other pair of labels (``"healthy"``/``"disease"``,
+    ``1``/``2``) needs it, as guessing could swap sensitivity and specificity. It must be
+    one of the labels in ``y_true`` or ``y_pred`` (or 0/1 for 0/1 labels).
+
+    ``y_score`` (the positive class's probability) adds ROC AUC, the Brier score and a
+    calibration table. Predictions come from exactly one source: ``y_pred``, or else
+    ``y_score >= threshold`` (``threshold`` defaults to 0.5 and is recorded). ``threshold``
+    with ``y_pred`` is refused, since it would describe predictions it did not make.
 
     Raises:
         UnsupportedValue: lengths differ, the test set is empty, scores are not numbers, or
-            labels cannot be told apart (a single class that is not 0/1).
-        InvalidQuery: an unknown ``task``, a ``threshold`` outside [0, 1], a task that does
-            not fit the labels.
+            the positive label is unknown (two labels that are not 0/1 or bool and no
+            ``positive_label``, or a single label that is not 0/1).
+        InvalidQuery: an unknown ``task``, a ``threshold`` outside [0, 1] or given with
+            ``y_pred``, a task that does not fit the labels, a ``positive_label`` that is
+            not among the labels.
+
+    Example::
+
+        >>> evaluate([0, 1, 1, 0], [0, 1, 0, 0])["metrics"]["sensitivity"]
+        0.5
     """
     truth = _values(y_true, "y_true")
     if not truth.size:
@@ -76,6 +99,12 @@ def evaluate(
     if threshold is not None and not (isinstance(threshold, int | float)
                                       and 0.0 <= threshold <= 1.0):
         raise InvalidQuery(f"threshold must be a number in [0, 1], got {threshold!r}")
+    if threshold is not None and predicted is not None:
+        raise InvalidQuery(
+            f"threshold={threshold!r} turns y_score into predictions (y_score >= threshold), "
+            "but y_pred was given too, so the threshold would not be applied; pass y_score "
+            "with threshold= and no y_pred, or y_pred without threshold="
+        )
     if chosen == "regression":
         return _regression(truth, predicted, groups)
     if chosen == "multiclass":
@@ -92,11 +121,13 @@ def _binary(truth: Array, predicted: Array | None, scores: Array | None, positiv
     if len(classes) > 2:
         raise InvalidQuery(f"a binary evaluation was asked for {len(classes)} classes "
                            f"{classes[:5]}; use task='multiclass' (or leave task out)")
-    positive = _default_positive(classes) if positive is None else _plain(positive)
+    positive = _default_positive(classes) if positive is None else _given_positive(
+        _plain(positive), classes)
     truth_pos = truth == positive
     if predicted is None:
         assert scores is not None  # noqa: S101 - checked by evaluate()
-        predicted_pos = scores >= (0.5 if threshold is None else threshold)
+        threshold = _THRESHOLD if threshold is None else threshold
+        predicted_pos = scores >= threshold
     else:
         predicted_pos = predicted == positive
 
@@ -205,9 +236,19 @@ def _group_labels(values: Any, n: int, attribute: str) -> Array:
     if labels.size != n:
         raise UnsupportedValue(f"subgroup {attribute!r} has {labels.size} values but y_true "
                                f"has {n}; give one value per case, aligned with y_true")
-    labels[:] = [_MISSING if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-                 for v in labels.tolist()]
+    labels[:] = [_group_key(v) for v in labels.tolist()]
     return labels
+
+
+def _group_key(value: Any) -> str:
+    """How a subgroup value is keyed: ``"(missing)"`` for ``None`` and NaN, a whole number
+    without a decimal point (``30`` and ``30.0`` are both ``"30"``), anything else as
+    ``str(value)`` (``"30.5"``, ``"True"``, ``"F"``)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return _MISSING
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _numbers(values: Array, what: str) -> Array:
@@ -222,9 +263,20 @@ def _task(task: str | None, truth: Array, predicted: Array | None) -> str:
         if task not in TASKS:
             raise InvalidQuery(f"task must be one of {', '.join(TASKS)}, got {task!r}")
         return task
-    if any(isinstance(v, float) and not float(v).is_integer() for v in truth.tolist()):
+    true_values = truth.tolist()
+    predicted_values = [] if predicted is None else predicted.tolist()
+    if any(isinstance(v, float) and not v.is_integer() for v in true_values + predicted_values):
         return "regression"
-    return "binary" if len(_classes(truth, predicted)) <= 2 else "multiclass"
+    classes = _classes(truth, predicted)
+    if len(classes) > _MANY and all(_is_number(v) for v in classes):
+        seen = set(true_values)
+        if any(v not in seen for v in predicted_values):
+            return "regression"
+    return "binary" if len(classes) <= 2 else "multiclass"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _classes(truth: Array, predicted: Array | None) -> list[Any]:
@@ -236,21 +288,47 @@ def _orderable(value: Any) -> bool:
     return isinstance(value, int | float | str | bool)
 
 
+def _zero_one(classes: list[Any]) -> bool:
+    return all(type(c) in (int, float, bool) and c in (0, 1) for c in classes)
+
+
 def _default_positive(classes: list[Any]) -> Any:
-    """``True`` for bool labels, ``1`` for 0/1 labels (even when absent), else the larger.
+    """``True`` for bool labels, ``1`` for 0/1 labels (even when absent).
 
     Raises:
-        UnsupportedValue: one class that is not 0/1 or bool: which is positive is unknown.
+        UnsupportedValue: other labels: which one is positive is unknown, and a guess could
+            swap sensitivity and specificity.
     """
     if all(type(c) is bool for c in classes):
         return True
-    if all(type(c) in (int, float, bool) and c in (0, 1) for c in classes):
+    if _zero_one(classes):
         return 1
     if len(classes) == 2:
-        return classes[-1]
+        raise UnsupportedValue(
+            f"the labels are {classes[0]!r} and {classes[1]!r}, not 0/1 or False/True, so "
+            "which one is positive is unknown and a guess could swap sensitivity and "
+            "specificity; pass positive_label= (the label of the condition to detect)"
+        )
     raise UnsupportedValue(
         f"only the label {classes[0]!r} occurs, so which label is positive is unknown; "
         "pass positive_label="
+    )
+
+
+def _given_positive(positive: Any, classes: list[Any]) -> Any:
+    """``positive`` if it is one of ``classes`` (or 0/1 for 0/1 labels).
+
+    Raises:
+        InvalidQuery: it is not: every case would count as a negative.
+    """
+    if positive in classes or (_zero_one(classes) and _zero_one([positive])):
+        return positive
+    near = [c for c in classes if str(c).strip().casefold() == str(positive).strip().casefold()]
+    hint = f" (did you mean positive_label={near[0]!r}?)" if near else ""
+    raise InvalidQuery(
+        f"positive_label={positive!r} is not among the labels in y_true and y_pred "
+        f"({', '.join(repr(c) for c in classes)}), so every case would count as a negative; "
+        f"pass the positive label exactly as it occurs{hint}"
     )
 
 

@@ -3,10 +3,12 @@
 Binary: confusion counts, sensitivity, specificity, PPV, NPV, accuracy, F1, Wilson score
 intervals, ROC AUC (rank sum, ties averaged), Brier score and a calibration table.
 Multiclass: the confusion matrix, one-vs-rest sensitivity/specificity/PPV per class, and
-macro and support-weighted averages. Regression: MAE, RMSE, R² and residuals.
+macro and support-weighted averages over every label of truth and prediction, equal to
+scikit-learn's with ``zero_division=0``. Regression: MAE, RMSE, R² and residuals.
 
-A metric whose denominator is zero is ``None`` (undefined), never 0 or NaN. Values are plain
-Python numbers so they encode canonically.
+A metric whose denominator is zero is ``None`` (undefined), never 0 or NaN; only the
+multiclass averages count a class's undefined figure as 0, as scikit-learn does. Values are
+plain Python numbers so they encode canonically.
 """
 
 from __future__ import annotations
@@ -53,9 +55,7 @@ def binary(truth: Array, predicted: Array) -> dict[str, Any]:
     fp = int(np.count_nonzero(~truth & predicted))
     tn = int(truth.size) - tp - fn - fp
     sensitivity, ppv = ratio(tp, tp + fn), ratio(tp, tp + fp)
-    f1 = None
-    if sensitivity is not None and ppv is not None and sensitivity + ppv > 0:
-        f1 = 2 * ppv * sensitivity / (ppv + sensitivity)
+    f1 = ratio(2 * tp, 2 * tp + fp + fn)  # 0 when nothing is found, undefined with no case
     return {
         "counts": {"tp": tp, "fp": fp, "tn": tn, "fn": fn},
         "metrics": {"sensitivity": sensitivity, "specificity": ratio(tn, tn + fp), "ppv": ppv,
@@ -111,7 +111,15 @@ def calibration(truth: Array, scores: Array, bins: int = _BINS) -> list[dict[str
 
 def multiclass(truth: Array, predicted: Array, labels: list[Any]) -> dict[str, Any]:
     """Confusion matrix (rows: true label, columns: predicted), per-class one-vs-rest
-    metrics, and macro and weighted averages of sensitivity, specificity, PPV and F1."""
+    metrics, and macro and weighted averages of sensitivity, specificity, PPV and F1.
+
+    ``labels`` are every label of ``truth`` and ``predicted``. Averages run over all of them
+    as scikit-learn's ``precision_recall_fscore_support(average=..., zero_division=0)`` does:
+    a class's undefined figure (``None`` in ``per_class``: a label never true, or never
+    predicted) counts as 0, so a label the model predicts but the test set lacks lowers the
+    macro PPV rather than vanishing from it; weighted averages weight by support (true
+    count). An average is ``None`` only when the figure is undefined for every class.
+    """
     position = {label: i for i, label in enumerate(labels)}
     rows = np.array([position[v] for v in truth.tolist()], dtype=np.int64)
     cols = np.array([position[v] for v in predicted.tolist()], dtype=np.int64)
@@ -125,9 +133,12 @@ def multiclass(truth: Array, predicted: Array, labels: list[Any]) -> dict[str, A
     supports = [c["support"] for c in per_class.values()]
     for metric in ("sensitivity", "specificity", "ppv", "f1"):
         values = [c[metric] for c in per_class.values()]
-        defined = [v for v in values if v is not None]
-        averages[f"macro_{metric}"] = float(np.mean(defined)) if defined else None
-        weighted = [(v or 0.0) * s for v, s in zip(values, supports, strict=True)]
+        if all(v is None for v in values):
+            averages[f"macro_{metric}"] = averages[f"weighted_{metric}"] = None
+            continue
+        counted = [0.0 if v is None else v for v in values]  # scikit-learn's zero_division=0
+        averages[f"macro_{metric}"] = float(np.mean(counted))
+        weighted = [v * s for v, s in zip(counted, supports, strict=True)]
         averages[f"weighted_{metric}"] = ratio(sum(weighted), sum(supports))
     return {"labels": [_plain(v) for v in labels], "confusion_matrix": matrix.tolist(),
             "per_class": per_class, "metrics": averages}

@@ -103,6 +103,7 @@ class RunContext:
         self._outputs: dict[str, Prepared] = {}
         self._series: list[tuple[str, int, float, float]] = []
         self._series_count: dict[str, int] = {}
+        self._evaluated: dict[str, tuple[float | None, str]] = {}  # metric -> (value, by)
         self._lock = threading.Lock()
         self._parent: context.RunRecorder | None = None
         self._token: Token[Any] | None = None
@@ -173,9 +174,28 @@ class RunContext:
         """Record a metric value (a point of its series at ``step``).
 
         ``dataset`` names what it was measured on (recorded as an input too).
+
+        Raises:
+            RunError: an evaluation logged in this run owns ``name`` and measured another
+                value (the promotion gate reads the evaluation; log under another name).
         """
         self._check_open()
         number = _metric_value(name, value)
+        self._check_not_evaluated(name, number)
+        self._record_metric(name, number, step, dataset)
+
+    def _check_not_evaluated(self, name: str, number: float) -> None:
+        owned = self._evaluated.get(name)
+        if owned is not None and owned[0] != number:
+            measured = "undefined" if owned[0] is None else f"{owned[0]!r}"
+            raise RunError(
+                f"metric {name!r} belongs to the evaluation {owned[1]!r} logged in this run "
+                f"({measured}), and the promotion gate reads the evaluation; log {number!r} "
+                f"under another name (e.g. {name + '_manual'!r}) or in another run"
+            )
+
+    def _record_metric(self, name: str, number: float, step: int | None,
+                       dataset: str | Artifact | None) -> None:
         if dataset is not None:
             self._measured_on(name, dataset)
         seq = self._series_count.get(name, 0)
@@ -187,7 +207,10 @@ class RunContext:
 
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None, *,
                     dataset: str | Artifact | None = None) -> None:
-        """Record several metrics at once."""
+        """Record several metrics at once (none if one is refused, see :meth:`log_metric`)."""
+        self._check_open()
+        for name, value in metrics.items():
+            self._check_not_evaluated(name, _metric_value(name, value))
         for name, value in metrics.items():
             self.log_metric(name, value, step, dataset=dataset)
 
@@ -295,10 +318,19 @@ class RunContext:
         ``y_true``), calibration, and the test set's digest. Undefined metrics (zero
         denominators) are left out of the run metrics and kept as ``None`` in the artifact.
 
+        The evaluation owns the names of its metrics in this run: :meth:`log_metric` refuses
+        another value for them afterwards, and an evaluation is refused if the run already
+        logged one of them by hand with another value. With several evaluations in one run,
+        the run's metrics hold the last one's figures; each artifact keeps its own.
+
         Raises:
             UnsupportedValue: lengths differ (also a subgroup's), an empty test set,
-                labels that cannot be told apart.
-            InvalidQuery: an unknown ``task`` or a ``threshold`` outside [0, 1].
+                labels that cannot be told apart (two labels other than 0/1 or bool and no
+                ``positive_label``).
+            InvalidQuery: an unknown ``task``, a ``threshold`` outside [0, 1] or given with
+                ``y_pred``, a ``positive_label`` that is not among the labels.
+            RunError: the run logged one of the evaluation's metrics by hand with another
+                value.
             RecordTypeError: ``dataset`` names a run.
         """
         from lineage.tracking.evaluation import evaluate
@@ -315,10 +347,27 @@ class RunContext:
         # the summary is the evaluation itself, readable without loading the blob
         prepared = recording.prepare(self.store, result, name, kind="evaluation", meta=meta,
                                      summary=result)
-        for metric, value in result["metrics"].items():
+        figures: dict[str, float | None] = result["metrics"]
+        self._check_no_hand_logged(figures, name)
+        output = self._add_output(prepared)
+        for metric, value in figures.items():
             if value is not None:
-                self.log_metric(metric, value, dataset=test_set)
-        return self._add_output(prepared)
+                self._record_metric(metric, float(value), None, test_set)
+            self._evaluated[metric] = (value, name)
+        return output
+
+    def _check_no_hand_logged(self, figures: dict[str, float | None], evaluation: str) -> None:
+        for metric, value in figures.items():
+            logged = self.metrics.get(metric)
+            if metric in self._evaluated or logged is None or logged == value:
+                continue
+            measured = "undefined" if value is None else f"{value!r}"
+            raise RunError(
+                f"this run logged metric {metric!r} = {logged!r} by hand, but the evaluation "
+                f"{evaluation!r} measures it as {measured} and the promotion gate reads the "
+                f"evaluation; log the hand-made figure under another name (e.g. "
+                f"{metric + '_manual'!r})"
+            )
 
     def log_predictions(self, y_pred: Any, *, inputs: Any, model: str | Artifact,
                         ids: Any = None, y_score: Any = None, name: str = "predictions",
