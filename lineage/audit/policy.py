@@ -33,12 +33,13 @@ from lineage.errors import InvalidQuery
 from lineage.refs.revisions import check_name
 from lineage.storage import schema
 from lineage.storage.base import ReadTxn, WriteTxn
+from lineage.storage.crosscheck import POLICY_SETTING
 
 __all__ = ["CHECKS", "OPERATORS", "Policy", "load_policy", "policies", "save_policy"]
 
 CHECKS: Final = ("evaluated", "independent", "lint")
 OPERATORS: Final = (">=", ">", "<=", "<", "==")
-_SETTING: Final = "policies"  # {stage: {"checks", "metrics", "min_subgroup", "after"}}
+_SETTING: Final = POLICY_SETTING  # {stage: {"checks", "metrics", "min_subgroup", "after"}}
 _DEFAULTS: Final = {"production": CHECKS}
 _METRIC_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 

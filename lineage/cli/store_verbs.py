@@ -162,9 +162,10 @@ VERBS: Final[tuple[Verb, ...]] = (
     Verb("checkout", _checkout, "write a stored file or directory to TARGET", (
         arg("revision", metavar="REV"), arg("target", metavar="TARGET"),
         arg("--force", action="store_true", help="overwrite TARGET if it exists"))),
-    Verb("verify", _verify, "re-hash everything and check the event log; exit 1 if anything "
-         "is wrong", (arg("--checkpoint", metavar="HEAD", help="an earlier head hash of the "
-                          "event log: fail if the log no longer contains it"),)),
+    Verb("verify", _verify, "re-hash everything, check the event log and the refs, records "
+         "and policies against it; exit 1 if anything is wrong", (
+             arg("--checkpoint", metavar="HEAD", help="an earlier head hash of the event "
+                 "log: fail if the log no longer contains it"),)),
     Verb("gc", _gc, "remove what no ref and no run reaches (dry run unless --yes)", (
         arg("--yes", action="store_true", help="really remove"),)),
 )

@@ -220,8 +220,11 @@ def plan_pull(local: LocalRefs, remote: RemoteState, scope: set[Digest]) -> Pull
     return plan
 
 
-def apply_pull(txn: WriteTxn, plan: PullRefs) -> None:
+def apply_pull(txn: WriteTxn, plan: PullRefs) -> list[list[object]]:
     """Apply a pull's refs in ``txn`` (after the records they name are indexed there).
+
+    Returns ``[ref, name, key, target]`` of each stage or tag that kept this store's move
+    (the pull event records them, so that verify knows where they stand).
 
     Raises:
         RefConflict: a version was taken here since the plan was made, or a pulled version
@@ -246,18 +249,23 @@ def apply_pull(txn: WriteTxn, plan: PullRefs) -> None:
         schema.put_version(txn, name, schema.VersionEntry(seq, version, entry.target,
                                                           entry.time))
         schema.append_history(txn, entry)
+    kept: list[list[object]] = []
     for stream, moves in plan.moves.items():
         for entry in moves:
             schema.append_history(txn, entry)
             if stream.ref == "tag":
                 _copy_to_artifact_history(txn, entry)
         if stream in plan.keep_ours:
+            ours = schema.stage_target(txn, stream.name, stream.key) if stream.ref == "stage" \
+                else schema.tag_target(txn, stream.name)
+            kept.append([stream.ref, stream.name, stream.key, ours])
             continue
         target = moves[-1].target
         if stream.ref == "stage":
             schema.put_stage(txn, stream.name, stream.key, target)
         else:
             schema.put_tag(txn, stream.name, target)
+    return kept
 
 
 def _copy_to_artifact_history(txn: WriteTxn, entry: RefEntry) -> None:

@@ -315,6 +315,6 @@ def _commit_pull(txn: WriteTxn, *, state: RemoteState, staged: list[StagedBlob],
         for child in state.records[digest].children:
             if schema.raw_record(txn, child) is not None:
                 schema.add_edge(txn, digest, schema.EDGE_CHILD, child)
-    remote_refs.apply_pull(txn, plan)
+    kept = remote_refs.apply_pull(txn, plan)
     schema.append_event(txn, "pull", {"remote": remote, "records": records,
-                                      "refs": plan.count, "stores": heads})
+                                      "refs": plan.count, "stores": heads, "kept": kept})

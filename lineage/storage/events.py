@@ -17,11 +17,18 @@ Actions and their details:
 - ``ref`` ``{"name", "position", "ref", "key", "target", "previous", "reason"}``: a ref
   moved; it matches the name's history entry at ``position``;
 - ``gc`` ``{"removed": [digest]}``: unreachable records were removed;
-- ``policy``, ``override``: a stage's policy changed; a promotion skipped its checks.
+- ``policy`` ``{"stage", "reason", "policy"}``: a stage's policy changed (``policy`` is the
+  digest of its canonical encoding, ``None`` when reset to the built-in default);
+- ``override`` ``{"name", "stage", "target", "reason", "skipped"}``: a promotion skipped
+  its checks;
+- ``pull`` ``{"remote", "records", "refs", "stores", "kept"}``: refs and records came from a
+  remote; ``kept`` (absent before it was added) lists ``[ref, name, key, target]`` of each
+  stage or tag whose local move was kept over the remote's moves, now in the history.
 
 :func:`verify_chain` checks every link, the history against the ``ref`` events, and
 optionally a *checkpoint* — the head hash a reviewer kept — so that a chain cut short or
-rewritten before it is caught too.
+rewritten before it is caught too. :mod:`lineage.storage.crosscheck` then compares the live
+tables with what the chain says.
 """
 
 from __future__ import annotations
@@ -29,16 +36,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from lineage.core import encoding
 from lineage.core.hashing import Digest
 from lineage.core.plain import iso_time, jsonable
+from lineage.core.records import RefEntry
 from lineage.errors import CorruptRecordError, LineageError
 from lineage.storage import schema
 from lineage.storage.base import Backend, ReadTxn, WriteTxn
 
-__all__ = ["ChainReport", "Event", "read_events", "start_chain", "verify_chain"]
+__all__ = ["ChainObserver", "ChainReport", "Event", "read_events", "start_chain",
+           "verify_chain"]
 
 _KNOWN: Final = frozenset({"seq", "time", "user", "action", "prev"})
 
@@ -131,11 +140,23 @@ class ChainReport:
     problems: list[str] = field(default_factory=list)
 
 
-def verify_chain(txn: ReadTxn, *, checkpoint: str | None = None) -> ChainReport:
+class ChainObserver(Protocol):
+    """Given what :func:`verify_chain` reads, to check more against it in the same pass."""
+
+    def see(self, event: Event) -> None:
+        """Take each well-formed event, oldest first."""
+
+    def see_history(self, name: str, entries: list[RefEntry]) -> None:
+        """Take each name's whole history (after every event was seen)."""
+
+
+def verify_chain(txn: ReadTxn, *, checkpoint: str | None = None,
+                 observer: ChainObserver | None = None) -> ChainReport:
     """Check every link of the chain, the history against the ``ref`` events, and
     ``checkpoint`` (a head hash kept elsewhere) against the chain.
 
-    Each problem names the first broken link or the entry that disagrees.
+    Each problem names the first broken link or the entry that disagrees. ``observer`` is
+    shown every event and every history read (to check the tables against them).
     """
     report = ChainReport()
     previous: bytes | None = None
@@ -154,6 +175,8 @@ def verify_chain(txn: ReadTxn, *, checkpoint: str | None = None) -> ChainReport:
             broken, previous = True, data
             continue
         hashes.add(event.hash)
+        if observer is not None:
+            observer.see(event)
         if not broken and (event.seq != seq or seq != report.events - 1):
             report.problems.append(f"event {seq}: out of sequence (a missing or reordered "
                                    f"event before it); the chain breaks here")
@@ -172,16 +195,20 @@ def verify_chain(txn: ReadTxn, *, checkpoint: str | None = None) -> ChainReport:
     if checkpoint is not None and checkpoint.lower() not in hashes:
         report.problems.append(f"checkpoint {checkpoint[:16]} is not in the chain: the log was "
                                "cut short or rewritten before it")
-    _check_history(txn, refs, start_counts, report)
+    _check_history(txn, refs, start_counts, report, observer)
     return report
 
 
 def _check_history(txn: ReadTxn, refs: dict[tuple[str, int], dict[str, Any]],
-                   start_counts: dict[str, int], report: ChainReport) -> None:
+                   start_counts: dict[str, int], report: ChainReport,
+                   observer: ChainObserver | None) -> None:
     """Every history entry after the chain began has a matching ``ref`` event, and back."""
     seen = set()
     for name in schema.history_names(txn):
-        for position, entry in enumerate(schema.history(txn, name)):
+        entries = schema.history(txn, name)
+        if observer is not None:
+            observer.see_history(name, entries)
+        for position, entry in enumerate(entries):
             if position < start_counts.get(name, 0):
                 continue  # written before the event log existed
             seen.add((name, position))

@@ -1,4 +1,5 @@
-"""Store maintenance: ``verify`` (re-hash everything) and ``gc`` (drop what nothing reaches).
+"""Store maintenance: ``verify`` (re-hash everything, check the event chain and the tables
+against it) and ``gc`` (drop what nothing reaches).
 
 Reachability: the roots are every version, stage and tag target and every run (runs are
 history and are never collected). From a root, an artifact reaches its blob and its
@@ -20,7 +21,9 @@ from lineage.core.hashing import Digest, digest_bytes
 from lineage.core.records import Artifact, Run, decode_record
 from lineage.errors import CorruptRecordError
 from lineage.storage import schema
+from lineage.storage.asof import describe_moment
 from lineage.storage.base import Backend, ReadTxn
+from lineage.storage.crosscheck import TableCheck
 from lineage.storage.events import verify_chain
 
 __all__ = ["GcReport", "VerifyReport", "collect_garbage", "reachable", "references",
@@ -75,15 +78,21 @@ def verify_store(
     backend: Backend, *, progress: Callable[[int], None] | None = None,
     checkpoint: str | None = None,
 ) -> VerifyReport:
-    """Re-hash every record, chunk and blob of the store and check the event log's chain
-    (against ``checkpoint``, a head hash kept elsewhere, when given)."""
+    """Re-hash every record, chunk and blob of the store, check the event log's chain
+    (against ``checkpoint``, a head hash kept elsewhere, when given), and check the versions,
+    stages, tags, records, ``added`` index and policies against the chain (see
+    :mod:`lineage.storage.crosscheck`; not through a point-in-time view, which hides later
+    events but not the settings they changed)."""
     report = VerifyReport()
     with backend.read() as txn:
-        chain = verify_chain(txn, checkpoint=checkpoint)
+        tables = TableCheck() if describe_moment(backend) is None else None
+        chain = verify_chain(txn, checkpoint=checkpoint, observer=tables)
         report.events, report.head = chain.events, chain.head
         report.problems.extend(chain.problems)
         for digest, data in schema.digest_entries(txn, "records"):
             report.records += 1
+            if tables is not None:
+                tables.saw_record(digest)
             _verify_record(txn, digest, data, report)
         for digest, location in schema.digest_entries(txn, "chunks"):
             report.chunks += 1
@@ -103,6 +112,8 @@ def verify_store(
         for digest, raw in schema.digest_entries(txn, "blobs"):
             report.blobs += 1
             _verify_blob(backend, txn, digest, raw, report)
+        if tables is not None:
+            report.problems.extend(tables.finish(txn))
     return report
 
 
@@ -160,7 +171,7 @@ def references(record: Artifact | Run) -> tuple[list[Digest], list[Digest]]:
 
 
 def _roots(txn: ReadTxn) -> set[Digest]:
-    roots = set(schema.all_version_targets(txn))
+    roots = {entry.target for _name, entry in schema.all_versions(txn)}
     roots.update(target for _name, _stage, target in schema.all_stages(txn))
     roots.update(target for _tag, target in schema.all_tags(txn))
     roots.update(schema.record_digests(txn, "run"))

@@ -290,9 +290,9 @@ def version_labels(txn: ReadTxn, name: str) -> list[str]:
     return [key[len(prefix):].decode() for key, _ in txn.items("version_keys", prefix)]
 
 
-def all_version_targets(txn: ReadTxn) -> Iterator[Digest]:
-    """The target of every version of every name (gc roots)."""
-    return (_version_entry(key, value).target for key, value in txn.items("versions"))
+def all_versions(txn: ReadTxn) -> Iterator[tuple[str, VersionEntry]]:
+    """``(name, entry)`` of every version of every name, by name then position."""
+    return ((k[:-_SEQ - 1].decode(), _version_entry(k, v)) for k, v in txn.items("versions"))
 
 
 def stage_target(txn: ReadTxn, name: str, stage: str) -> Digest | None:
@@ -497,8 +497,8 @@ def put_chunk_location(txn: WriteTxn, digest: Digest, location: bytes | None) ->
 
 
 def digest_entries(txn: ReadTxn, namespace: str) -> Iterator[tuple[Digest, bytes]]:
-    """Every ``(digest, stored bytes)`` of ``"records"`` (unverified), ``"blobs"``
-    (manifests) or ``"chunks"`` (locations), in digest order."""
+    """Every ``(digest, stored bytes)`` of ``"records"`` (unverified), ``"blobs"`` (manifests),
+    ``"chunks"`` (locations) or ``"added"`` (event numbers), in digest order."""
     return ((Digest(key), value) for key, value in txn.items(namespace))
 
 

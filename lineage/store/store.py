@@ -521,8 +521,9 @@ class Store(ReviewMethods, SharingMethods):
 
     def verify(self, *, checkpoint: str | None = None,
                progress: Callable[[int], None] | None = None) -> VerifyReport:
-        """Re-hash every record, blob and chunk and check the event log's hash chain; report
-        every problem found. ``checkpoint`` is an earlier ``VerifyReport.head`` kept
+        """Re-hash every record, blob and chunk, check the event log's hash chain, and check
+        versions, stages, tags, records, the ``added`` index and the stage policies against
+        it; report every problem found. ``checkpoint`` is an earlier ``VerifyReport.head`` kept
         elsewhere: if the chain no longer contains it, the log was cut short or rewritten."""
         self._check_open()
         return verify_store(self._backend, progress=progress, checkpoint=checkpoint)
