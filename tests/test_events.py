@@ -95,6 +95,24 @@ def test_an_edited_history_entry_is_detected(store: Store) -> None:
     assert any("differs from its event" in p for p in store.verify().problems)
 
 
+def test_erasing_that_a_promotion_was_forced_is_detected(store: Store) -> None:
+    from dataclasses import replace
+
+    from sklearn.linear_model import LogisticRegression
+
+    from lineage.core.records import RefEntry
+
+    with store.run("train") as run:  # no evaluation: the production gate fails
+        run.log_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), name="model")
+    store.promote("model", "production", force=True, reason="trial")
+    with store._read() as txn:
+        key, value = next((k, v) for k, v in txn.items("history") if b"production" in v)
+    entry = RefEntry.decode(value)
+    assert entry.skipped and store.verify().ok
+    store._write(lambda txn: txn.put("history", key, replace(entry, skipped=()).encode()))
+    assert any("differs from its event" in p for p in store.verify().problems)
+
+
 def test_a_chain_cut_short_is_caught_only_with_a_checkpoint(store: Store) -> None:
     _populate(store)
     head = store.verify().head

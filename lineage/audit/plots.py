@@ -101,7 +101,7 @@ def subgroups_svg(subgroups: dict[str, dict[str, dict[str, Any]]],
                         [f"{label} (n={stats.get('n')})" for label, stats in rows])
         axes.set_xlim(0, 1.02)
         axes.invert_yaxis()
-        axes.legend(loc="lower left", frameon=False)
+        axes.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
         return _svg(figure)
 
 

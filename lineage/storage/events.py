@@ -14,8 +14,9 @@ Actions and their details:
 - ``start`` ``{"records": n, "history": {name: entries}}``: the chain begins (a new store,
   or a store made before the log existed, whose earlier history the counts delimit);
 - ``record`` ``{"digest", "kind", "name"}``: a record was added;
-- ``ref`` ``{"name", "position", "ref", "key", "target", "previous", "reason"}``: a ref
-  moved; it matches the name's history entry at ``position``;
+- ``ref`` ``{"name", "position", "ref", "key", "target", "previous", "reason", "skipped"}``:
+  a ref moved; it matches the name's history entry at ``position`` (``skipped``, the checks
+  a forced promotion overrode, is absent from events written before it was sealed);
 - ``gc`` ``{"removed": [digest]}``: unreachable records were removed;
 - ``policy`` ``{"stage", "reason", "policy"}``: a stage's policy changed (``policy`` is the
   digest of its canonical encoding, ``None`` when reset to the built-in default);
@@ -219,7 +220,9 @@ def _check_history(txn: ReadTxn, refs: dict[tuple[str, int], dict[str, Any]],
                 continue
             recorded = (event.get("ref"), event.get("key"), _digest(event.get("target")),
                         _digest(event.get("previous")), event.get("reason"))
-            if recorded != (entry.ref, entry.key, entry.target, entry.previous, entry.reason):
+            skipped = event.get("skipped")  # sealed since it was added to ref events
+            if recorded != (entry.ref, entry.key, entry.target, entry.previous, entry.reason) \
+                    or (skipped is not None and tuple(skipped) != entry.skipped):
                 report.problems.append(f"history of {name!r} entry {position} differs from "
                                        "its event: it was edited")
     for name, position in sorted(set(refs) - seen):

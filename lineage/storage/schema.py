@@ -337,9 +337,9 @@ def append_history(txn: WriteTxn, entry: RefEntry) -> int:
     last = next(txn.items("history", name_key(entry.name), reverse=True), None)
     seq = 0 if last is None else int.from_bytes(last[0][-_SEQ:], "big") + 1
     txn.put("history", name_key(entry.name) + _seq(seq), entry.encode())
-    append_event(txn, "ref", {"name": entry.name, "position": seq, "ref": entry.ref,
-                              "key": entry.key, "target": entry.target,
-                              "previous": entry.previous, "reason": entry.reason})
+    details = {"name": entry.name, "position": seq, "ref": entry.ref, "key": entry.key,
+               "target": entry.target, "previous": entry.previous, "reason": entry.reason}
+    append_event(txn, "ref", {**details, "skipped": list(entry.skipped)})
     return seq
 
 

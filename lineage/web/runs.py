@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from lineage.core.plain import iso_time, jsonable
+from lineage.core.plain import iso_time, jsonable, metric_order
 from lineage.core.records import Artifact, Run
 from lineage.store import Store
 from lineage.web.layout import esc, fmt, kv, link, table, when
@@ -26,7 +26,7 @@ def runs_page(store: Store, number: int, size: int) -> tuple[str, str]:
     runs = store.runs(limit=size + 1, offset=(number - 1) * size)
     more, runs = len(runs) > size, runs[:size]
     params = sorted({k for r in runs for k in r.params})
-    metrics = sorted({k for r in runs for k in r.metrics})
+    metrics = sorted({k for r in runs for k in r.metrics}, key=metric_order)
     measured = any(r.metric_datasets for r in runs)
     headers = ["", "run", "op", "label", "status", "started", "duration",
                *(f"params.{p}" for p in params), *(["test set"] if measured else []),
