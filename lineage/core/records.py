@@ -8,6 +8,7 @@ identity.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Final
 
@@ -222,13 +223,13 @@ class RefEntry:
 
     @classmethod
     def decode(cls, data: bytes) -> RefEntry:
-        """Parse bytes made by :meth:`encode`."""
+        """Parse bytes made by :meth:`encode` (``CorruptRecordError`` if malformed)."""
         tag, _schema, body = _split(data, "lineage/ref")
-        del tag
-        try:
-            return cls(**body)
-        except TypeError as exc:
-            raise CorruptRecordError(f"bad ref history entry: {exc}") from None
+        checked = _checked(tag, body, _REF_FIELDS)
+        missing = {f.name for f in fields(cls) if f.name != "reason"} - set(checked)
+        if missing:
+            raise CorruptRecordError(f"ref history entry lacks {sorted(missing)}")
+        return cls(**checked)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict of this entry."""
@@ -254,34 +255,119 @@ def _split(data: bytes, expected: str | None = None) -> tuple[str, int, dict[str
     ):
         raise CorruptRecordError("stored bytes are not a tagged lineage record")
     if expected is not None and value[0] != expected:
-        raise CorruptRecordError(f"expected a {expected} record, found {value[0]}")
-    if value[1] != SCHEMA:
+        raise CorruptRecordError(f"expected a {expected} record, found {value[0]!r}")
+    if type(value[1]) is not int or value[1] != SCHEMA:
         raise CorruptRecordError(
-            f"record schema {value[1]} is not supported by this lineage (schema {SCHEMA}); "
+            f"record schema {value[1]!r} is not supported by this lineage (schema {SCHEMA}); "
             "upgrade lineage"
         )
     return value[0], value[1], value[2]
+
+
+# -- field checks: a record that decodes is well-typed, or CorruptRecordError --------------
+
+Check = Callable[[Any], bool]
+
+
+def _optional(check: Check) -> Check:
+    return lambda value: value is None or check(value)
+
+
+def _is_str(value: Any) -> bool:
+    return type(value) is str
+
+
+def _is_digest(value: Any) -> bool:
+    return type(value) is Digest
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float)
+
+
+def _is_count(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _is_map(value: Any) -> bool:
+    return type(value) is dict and all(type(key) is str for key in value)
+
+
+def _map_of(check: Check) -> Check:
+    return lambda value: _is_map(value) and all(check(v) for v in value.values())
+
+
+def _is_digest_list(value: Any) -> bool:
+    return type(value) is list and all(type(item) is Digest for item in value)
+
+
+_ARTIFACT_FIELDS: Final[dict[str, Check]] = {
+    "kind": _is_str, "name": _optional(_is_str), "blob": _optional(_is_digest),
+    "format": _is_str, "size": _is_count, "summary": _is_map, "meta": _is_map,
+    "parents": _is_digest_list,
+}
+_RUN_BODY_FIELDS: Final[dict[str, Check]] = {
+    "op": _is_str, "id": _is_str, "inputs": _map_of(_is_digest),
+    "outputs": _map_of(_is_digest), "params": _is_map, "metrics": _map_of(_is_number),
+    "metric_datasets": _map_of(_is_digest), "code": _optional(_is_digest),
+    "environment": _optional(_is_digest), "status": _is_str,
+    "error": _optional(_is_map), "started": _is_number, "ended": _is_number,
+    "parent": _optional(_is_str), "call_key": _optional(_is_digest),
+    "name": _optional(_is_str), "meta": _is_map,
+}
+_REF_FIELDS: Final[dict[str, Check]] = {
+    "name": _is_str, "ref": _is_str, "key": _is_str, "target": _optional(_is_digest),
+    "previous": _optional(_is_digest), "time": _is_number, "user": _is_str,
+    "reason": _is_str,
+}
+
+
+def _checked(tag: str, body: dict[str, Any], spec: dict[str, Check]) -> dict[str, Any]:
+    """``body`` if every key is a field of ``spec`` holding a value of the right type.
+
+    Missing fields take their defaults (records written before a field existed); unknown
+    ones, such as ``_digest`` or ``version`` (never encoded), are refused.
+    """
+    for key, value in body.items():
+        check = spec.get(key) if type(key) is str else None
+        if check is None:
+            raise CorruptRecordError(f"{tag} record has an unknown field {key!r}")
+        if not check(value):
+            raise CorruptRecordError(
+                f"{tag} record field {key!r} holds a {type(value).__name__}, which that "
+                "field never holds")
+    return body
 
 
 def decode_record(data: bytes, digest: Digest | None = None) -> Artifact | Run:
     """Rebuild the record encoded in ``data``.
 
     Raises:
-        CorruptRecordError: when ``data`` is not a well-formed record.
+        CorruptRecordError: when ``data`` is not a well-formed record: not msgpack, not a
+            tagged record, an unknown field, or a field holding the wrong type.
     """
-    tag, _schema, body = _split(data)
+    try:
+        tag, _schema, body = _split(data)
+    except CorruptRecordError as exc:
+        if digest is None:
+            raise
+        raise CorruptRecordError(f"record {digest.hex()}: {exc}") from None
     try:
         if tag == ARTIFACT_TAG:
+            body = _checked(tag, body, _ARTIFACT_FIELDS)
             body["parents"] = tuple(body.get("parents", ()))
             record: Artifact | Run = Artifact(**body)
         elif tag == RUN_TAG:
+            body = _checked(tag, body, _RUN_BODY_FIELDS)
             if "name" in body:
                 body["label"] = body.pop("name")
             record = Run(**body)
         else:
             raise CorruptRecordError(f"unknown record type {tag!r}")
-    except TypeError as exc:
-        raise CorruptRecordError(f"record fields do not match its type {tag}: {exc}") from None
+    except (TypeError, CorruptRecordError) as exc:  # TypeError: a required field is missing
+        named = f"record {digest.hex()}: " if digest is not None else ""
+        raise CorruptRecordError(f"{named}its fields do not match its type {tag}: {exc}"
+                                 ) from None
     if digest is not None:
         object.__setattr__(record, "_digest", digest)
     return record

@@ -29,14 +29,9 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import functools
 import mmap
 import os
-import secrets
-import struct
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,8 +41,14 @@ import lmdb
 
 from lineage.core.hashing import Digest
 from lineage.errors import StoreError
-from lineage.storage import schema
+from lineage.storage import pages, schema
 from lineage.storage.base import Backend
+from lineage.storage.packs import (
+    LOCATION,
+    PackWriter,
+    split_location,
+    start_writeback,
+)
 from lineage.storage.schema import NAMESPACES
 
 __all__ = ["LmdbBackend"]
@@ -57,9 +58,6 @@ T = TypeVar("T")
 _INITIAL_MAP_SIZE: Final = 256 * 1024 * 1024
 _MAX_RETRIES: Final = 40
 _PACK_ROTATE_BYTES: Final = 4 * 1024**3
-_LOCATION: Final = struct.Struct(">QQ")
-_IOV_MAX: Final = 1024
-_SYNC_FILE_RANGE_WRITE: Final = 2
 
 # Environments inherited across fork() must never be used or closed in the child; they are
 # parked here so that garbage collection does not close them either.
@@ -153,116 +151,6 @@ def _prefix_upper_bound(prefix: bytes) -> bytes | None:
     return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
-class _PackWriter:
-    """Appends chunk bytes to this process's own pack file."""
-
-    def __init__(self, directory: Path) -> None:
-        self.name = f"{time.time_ns():x}-{os.getpid()}-{secrets.token_hex(4)}"
-        self.path = directory / f"{self.name}.pack"
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_SH)
-        self.size = 0
-        self.unsynced = False  # appended since the last fsync
-        _fsync_directory(directory)
-
-    def append(self, pieces: Sequence[memoryview | bytes]) -> list[tuple[int, int]]:
-        """Append ``pieces`` with few large writes (not yet fsynced: see :meth:`sync_handle`);
-        return each one's (offset, length)."""
-        views = [data if type(data) is bytes else memoryview(data).cast("B") for data in pieces]
-        spans = []
-        offset = self.size
-        for view in views:
-            spans.append((offset, len(view)))
-            offset += len(view)
-        self.unsynced = True
-        try:
-            _write_all(self._fd, views)
-        except OSError:
-            self.size = os.fstat(self._fd).st_size  # a partial write still moved the end
-            raise
-        self.size = offset
-        return spans
-
-    def sync(self) -> None:
-        """fsync the pack."""
-        self.unsynced = False
-        try:
-            os.fsync(self._fd)
-        except OSError:
-            self.unsynced = True
-            raise
-
-    def sync_handle(self) -> int:
-        """A duplicate of the pack's descriptor, to fsync without holding the writer's lock
-        (a pack rotated meanwhile closes only its own descriptor)."""
-        return os.dup(self._fd)
-
-    def truncate(self, size: int) -> None:
-        """Cut the pack back to ``size`` bytes (chunks past it were never committed)."""
-        os.ftruncate(self._fd, size)
-        self.size = size
-
-    def sync_and_close(self) -> None:
-        """fsync, then close."""
-        try:
-            os.fsync(self._fd)
-        finally:
-            os.close(self._fd)
-
-    def close(self) -> None:
-        """Close without syncing (what was not synced belongs to no committed add)."""
-        os.close(self._fd)
-
-
-@functools.cache
-def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        function = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
-    function.restype = ctypes.c_int
-    return function
-
-
-def _start_writeback(fd: int, offset: int, length: int) -> None:
-    """Ask the kernel to start writing a byte range out now, without waiting for it
-    (Linux's ``sync_file_range``; a no-op elsewhere). Durability still comes from fsync,
-    which also reports any error; this only lets the disk start early."""
-    start = _sync_file_range()
-    if start is not None:
-        start(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
-
-
-def _write_all(fd: int, views: list[memoryview | bytes]) -> None:
-    """Write every view in order with as few ``writev`` calls as the system allows."""
-    index = 0
-    while index < len(views):
-        written = os.writev(fd, views[index : index + _IOV_MAX])
-        while written:
-            first = views[index]
-            if written >= len(first):
-                written -= len(first)
-                index += 1
-            else:
-                views[index] = memoryview(first)[written:]
-                written = 0
-        while index < len(views) and not views[index]:
-            index += 1
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class LmdbBackend(Backend):
     """Storage in an LMDB environment plus append-only pack files, in one directory."""
 
@@ -272,9 +160,10 @@ class LmdbBackend(Backend):
         self._initial_map_size = map_size
         self._lock = threading.RLock()
         self._closed = False
+        self._damaged: str | None = None  # what check_structure found
         self._maps: dict[str, mmap.mmap] = {}
-        self._pack: _PackWriter | None = None
-        self._rotated: list[_PackWriter] = []  # full packs, kept locked until close
+        self._pack: PackWriter | None = None
+        self._rotated: list[PackWriter] = []  # full packs, kept locked until close
         self._pid = -1
         try:
             self._packs_dir.mkdir(parents=True, exist_ok=True)
@@ -292,6 +181,7 @@ class LmdbBackend(Backend):
         return int(self._environment().info()["map_size"])
 
     def _open_environment(self) -> None:
+        pages.check_file(self._path)  # LMDB must never walk a damaged file: it may crash
         try:
             self._env = lmdb.open(
                 str(self._path),
@@ -306,9 +196,15 @@ class LmdbBackend(Backend):
                 lock=True,
             )
             self._env.reader_check()
-            self._dbs = {ns: self._env.open_db(ns.encode()) for ns in NAMESPACES}
+            problems = pages.check_environment(self._path, self._env, quick=True)
+            if not problems:
+                self._dbs = {ns: self._env.open_db(ns.encode()) for ns in NAMESPACES}
         except lmdb.Error as exc:
             raise StoreError(f"cannot open the store at {self._path}: {exc}") from None
+        if problems:
+            self._env.close()
+            raise StoreError(f"the store at {self._path} is damaged: {problems[0]}; restore "
+                             "it from a backup")
         self._pid = os.getpid()
         self._maps = {}
         self._pack = None
@@ -317,6 +213,9 @@ class LmdbBackend(Backend):
     def _environment(self) -> lmdb.Environment:
         if self._closed:
             raise StoreError("the store is closed; open it again with lineage.open()")
+        if self._damaged is not None:
+            raise StoreError(f"the store at {self._path} is damaged ({self._damaged}); "
+                             "restore it from a backup")
         if self._pid != os.getpid():
             # Forked: the parent's handles belong to the parent. Park them and start fresh.
             _ABANDONED_AFTER_FORK.append((self._env, self._maps, self._pack, self._rotated))
@@ -337,8 +236,19 @@ class LmdbBackend(Backend):
             raise StoreError("cannot begin a read: the map keeps being resized")
         try:
             yield _Txn(txn, self._dbs)
+        except lmdb.Error as exc:  # LMDB found damage it checks for itself
+            raise StoreError(f"cannot read the store: {exc}; run `lineage verify`") from None
         finally:
             txn.abort()
+
+    def check_structure(self) -> list[str]:
+        """Problems in the pages of ``data.mdb``, found without LMDB reading them (see
+        :mod:`lineage.storage.pages`). Once one is found, this backend refuses every read
+        and write: LMDB could crash on the damaged pages."""
+        problems = pages.check_environment(self._path, self._environment(), quick=False)
+        if problems:
+            self._damaged = problems[0]
+        return problems
 
     def write(self, apply: Callable[[_Txn], T]) -> T:
         env = self._environment()
@@ -385,11 +295,11 @@ class LmdbBackend(Backend):
                 raise _store_error(exc, "write content to the store") from None
         try:  # outside the lock: another thread's next batch is written meanwhile
             start, (last, length) = spans[0][0], spans[-1]
-            _start_writeback(handle, start, last + length - start)
+            start_writeback(handle, start, last + length - start)
         finally:
             os.close(handle)
         suffix = pack.name.encode()
-        return [_LOCATION.pack(offset, length) + suffix for offset, length in spans]
+        return [LOCATION.pack(offset, length) + suffix for offset, length in spans]
 
     def sync_chunks(self) -> None:
         """Nothing to do now: :meth:`write` fsyncs this process's pack before any write
@@ -406,7 +316,7 @@ class LmdbBackend(Backend):
             except OSError as exc:
                 raise _store_error(exc, f"write pack {pack.name} to disk") from None
 
-    def _writable_pack(self) -> _PackWriter:
+    def _writable_pack(self) -> PackWriter:
         if self._pack is None or self._pack.size > _PACK_ROTATE_BYTES:
             if self._pack is not None:
                 # Synced now (its chunks' adds may not have synced yet), but kept open and
@@ -414,13 +324,12 @@ class LmdbBackend(Backend):
                 # would otherwise see as dead and delete.
                 self._pack.sync()
                 self._rotated.append(self._pack)
-            self._pack = _PackWriter(self._packs_dir)
+            self._pack = PackWriter(self._packs_dir)
         return self._pack
 
     def read_chunk(self, location: bytes) -> memoryview:
         self._environment()
-        offset, length = _LOCATION.unpack_from(location)
-        name = location[_LOCATION.size :].decode()
+        offset, length, name = split_location(location)
         mapped = self._maps.get(name)
         if mapped is None or offset + length > len(mapped):
             mapped = self._map_pack(name, offset + length)
@@ -433,15 +342,14 @@ class LmdbBackend(Backend):
         """
         if not locations:
             return None
-        name = locations[0][_LOCATION.size :]
-        start, length = _LOCATION.unpack_from(locations[0])
+        start, length, name = split_location(locations[0])
         end = start + length
         for location in locations[1:]:
-            offset, length = _LOCATION.unpack_from(location)
-            if offset != end or location[_LOCATION.size :] != name:
+            offset, length, other = split_location(location)
+            if offset != end or other != name:
                 return None
             end += length
-        return self.read_chunk(_LOCATION.pack(start, end - start) + name)
+        return self.read_chunk(LOCATION.pack(start, end - start) + name.encode())
 
     def discard_chunks(self, locations: Sequence[bytes]) -> None:
         """Take back chunks that :meth:`write_chunks` wrote and no transaction will name.
@@ -455,9 +363,9 @@ class LmdbBackend(Backend):
                 return
             spans = set()
             for location in locations:
-                if location[_LOCATION.size :] != pack.name.encode():
+                if location[LOCATION.size :] != pack.name.encode():
                     return
-                spans.add(_LOCATION.unpack_from(location))
+                spans.add(LOCATION.unpack_from(location))
             start = min(offset for offset, _length in spans)
             end = max(offset + length for offset, length in spans)
             if end != pack.size or sum(length for _o, length in spans) != end - start:
@@ -483,6 +391,8 @@ class LmdbBackend(Backend):
             raise StoreError(
                 f"pack {name} is missing (removed by a concurrent gc?); retry the read"
             ) from None
+        except (OSError, ValueError) as exc:  # unreadable; or empty, which mmap refuses
+            raise StoreError(f"cannot read pack {name}: {exc}; run `lineage verify`") from None
         self._maps[name] = mapped
         return mapped
 
@@ -499,10 +409,8 @@ class LmdbBackend(Backend):
         with self.read() as txn:
             by_pack: dict[str, list[tuple[Digest, int, int]]] = {}
             for digest, location in schema.content_entries(txn, "chunks"):
-                offset, length = _LOCATION.unpack_from(location)
-                by_pack.setdefault(location[_LOCATION.size :].decode(), []).append(
-                    (digest, offset, length)
-                )
+                offset, length, name = split_location(location)
+                by_pack.setdefault(name, []).append((digest, offset, length))
         freed = 0
         for path in self.pack_paths():
             name = path.stem
@@ -529,14 +437,14 @@ class LmdbBackend(Backend):
     def _move_chunks(self, name: str, live: list[tuple[Digest, int, int]]) -> None:
         old_suffix = name.encode()
         pieces = [
-            (digest, bytes(self.read_chunk(_LOCATION.pack(o, n) + old_suffix)))
+            (digest, bytes(self.read_chunk(LOCATION.pack(o, n) + old_suffix)))
             for digest, o, n in live
         ]
         new_locations = self.write_chunks(pieces)
 
         def relocate(txn: _Txn) -> None:
             for (digest, offset, length), new in zip(live, new_locations, strict=True):
-                old = _LOCATION.pack(offset, length) + old_suffix
+                old = LOCATION.pack(offset, length) + old_suffix
                 if schema.chunk_location(txn, digest) == old:
                     schema.put_chunk_location(txn, digest, new)
 

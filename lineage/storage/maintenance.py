@@ -18,10 +18,11 @@ import xxhash
 
 from lineage.core.hashing import Digest, digest_bytes
 from lineage.core.records import Artifact, Run, decode_record
-from lineage.errors import CorruptRecordError
+from lineage.errors import CorruptRecordError, LineageError
 from lineage.storage import schema
 from lineage.storage.base import Backend, ReadTxn
 from lineage.storage.events import verify_chain
+from lineage.storage.files import decode_tree, looks_like_tree, tree_children
 
 __all__ = ["GcReport", "VerifyReport", "collect_garbage", "verify_store"]
 
@@ -74,35 +75,92 @@ def verify_store(
     backend: Backend, *, progress: Callable[[int], None] | None = None,
     checkpoint: str | None = None,
 ) -> VerifyReport:
-    """Re-hash every record, chunk and blob of the store and check the event log's chain
-    (against ``checkpoint``, a head hash kept elsewhere, when given)."""
+    """Re-hash every record, chunk and blob of the store, check the event log's chain
+    (against ``checkpoint``, a head hash kept elsewhere, when given) and that every version,
+    stage and tag names a stored record.
+
+    Damage is reported, never raised: each part that cannot be read is a problem, and the
+    other parts are still checked. Only when the backend's own files are damaged in a way
+    that reading them could crash on (see :meth:`Backend.check_structure`) is nothing else
+    read.
+    """
     report = VerifyReport()
-    with backend.read() as txn:
-        chain = verify_chain(txn, checkpoint=checkpoint)
-        report.events, report.head = chain.events, chain.head
-        report.problems.extend(chain.problems)
-        for digest, data in schema.raw_records(txn):
-            report.records += 1
-            _verify_record(txn, digest, data, report)
-        for digest, location in schema.content_entries(txn, "chunks"):
-            report.chunks += 1
-            try:
-                chunk = backend.read_chunk(location)
-            except Exception as exc:  # noqa: BLE001 - a missing or short pack: report, go on
-                report.problems.append(f"chunk {digest.hex()}: unreadable ({exc})")
-                continue
-            report.bytes += len(chunk)
-            if progress:
-                progress(len(chunk))
-            actual = digest_bytes(chunk)
-            if actual != digest:
-                report.problems.append(
-                    f"chunk {digest.hex()}: content hashes to {actual.hex()} (corrupt)"
-                )
-        for digest, raw in schema.content_entries(txn, "blobs"):
-            report.blobs += 1
-            _verify_blob(backend, txn, digest, raw, report)
+    report.problems.extend(backend.check_structure())
+    if report.problems:  # reading on could crash the process: the damage is the report
+        return report
+    parts = (("the event log", _verify_chain), ("records", _verify_records),
+             ("chunks", _verify_chunks), ("blobs", _verify_blobs), ("refs", _verify_refs))
+    for part, check in parts:
+        try:
+            with backend.read() as txn:
+                check(backend, txn, report, checkpoint=checkpoint, progress=progress)
+        except LineageError as exc:  # a damaged key, index or page: report it, go on
+            report.problems.append(f"{part}: {exc}")
     return report
+
+
+def _verify_chain(backend: Backend, txn: ReadTxn, report: VerifyReport, **options: Any) -> None:
+    chain = verify_chain(txn, checkpoint=options["checkpoint"])
+    report.events, report.head = chain.events, chain.head
+    report.problems.extend(chain.problems)
+
+
+def _verify_records(backend: Backend, txn: ReadTxn, report: VerifyReport, **_: Any) -> None:
+    for digest, data in schema.raw_records(txn):
+        report.records += 1
+        _verify_record(txn, digest, data, report)
+
+
+def _verify_chunks(backend: Backend, txn: ReadTxn, report: VerifyReport, **options: Any) -> None:
+    progress = options["progress"]
+    for digest, location in schema.content_entries(txn, "chunks"):
+        report.chunks += 1
+        try:
+            chunk = backend.read_chunk(location)
+        except LineageError as exc:  # a damaged location, a missing or short pack
+            report.problems.append(f"chunk {digest.hex()}: unreadable ({exc})")
+            continue
+        report.bytes += len(chunk)
+        if progress:
+            progress(len(chunk))
+        actual = digest_bytes(chunk)
+        if actual != digest:
+            report.problems.append(
+                f"chunk {digest.hex()}: content hashes to {actual.hex()} (corrupt)"
+            )
+
+
+def _verify_blobs(backend: Backend, txn: ReadTxn, report: VerifyReport, **_: Any) -> None:
+    for digest, raw in schema.content_entries(txn, "blobs"):
+        report.blobs += 1
+        _verify_blob(backend, txn, digest, raw, report)
+
+
+def _verify_refs(backend: Backend, txn: ReadTxn, report: VerifyReport, **_: Any) -> None:
+    """Every version (in both of its indexes), stage and tag names a stored record."""
+    for name in schema.versioned_names(txn):
+        try:
+            entries = list(schema.versions(txn, name))
+            for entry in entries:
+                found = schema.version_entry(txn, name, entry.version)
+                if found is None or found.seq != entry.seq:
+                    report.problems.append(f"{name}@{entry.version}: the version index "
+                                           "disagrees with the list of versions")
+            if len(entries) != len(schema.version_labels(txn, name)):
+                report.problems.append(f"{name}: the version index lists other versions "
+                                       "than the list of versions")
+        except CorruptRecordError as exc:
+            report.problems.append(f"versions of {name!r}: {exc}")
+            continue
+        for entry in entries:
+            if schema.raw_record(txn, entry.target) is None:
+                report.problems.append(f"{name}@{entry.version} names record "
+                                       f"{entry.target.hex()}, which is missing")
+    refs = [(f"{name}@{stage}", target) for name, stage, target in schema.all_stages(txn)]
+    refs += [(f"tag {tag}", target) for tag, target in schema.all_tags(txn)]
+    for ref, target in refs:
+        if schema.raw_record(txn, target) is None:
+            report.problems.append(f"{ref} names record {target.hex()}, which is missing")
 
 
 def _verify_record(txn: ReadTxn, digest: Digest, data: bytes, report: VerifyReport) -> None:
@@ -125,10 +183,12 @@ def _verify_record(txn: ReadTxn, digest: Digest, data: bytes, report: VerifyRepo
 def _verify_blob(backend: Backend, txn: ReadTxn, digest: Digest, raw: bytes,
                  report: VerifyReport) -> None:
     try:
-        chunks = schema.decode_manifest(digest, raw).chunks
+        found = schema.decode_manifest(digest, raw)
     except CorruptRecordError as exc:
         report.problems.append(f"blob {digest.hex()}: {exc}")
         return
+    chunks, size = found.chunks, 0
+    tree: list[bytes] = []  # the content, kept only when it may be a directory tree
     whole = xxhash.xxh3_128()
     for chunk in chunks:
         location = schema.chunk_location(txn, chunk)
@@ -136,14 +196,37 @@ def _verify_blob(backend: Backend, txn: ReadTxn, digest: Digest, raw: bytes,
             report.problems.append(f"blob {digest.hex()}: chunk {chunk.hex()} is missing")
             return
         try:
-            whole.update(backend.read_chunk(location))
-        except Exception as exc:  # noqa: BLE001 - a missing or short pack: report, go on
+            data = backend.read_chunk(location)
+        except LineageError as exc:  # a damaged location, a missing or short pack
             report.problems.append(f"blob {digest.hex()}: unreadable ({exc})")
             return
+        whole.update(data)
+        if tree or (size == 0 and looks_like_tree(data)):
+            tree.append(bytes(data))
+        size += len(data)
     if whole.digest() != digest:
         report.problems.append(
             f"blob {digest.hex()}: content hashes to {whole.hexdigest()} (corrupt)"
         )
+    elif size != found.size:
+        report.problems.append(f"blob {digest.hex()}: its manifest gives {found.size} bytes, "
+                               f"its chunks hold {size}")
+    else:
+        _verify_children(txn, digest, found.children, tree, report)
+
+
+def _verify_children(txn: ReadTxn, digest: Digest, children: list[Digest], tree: list[bytes],
+                     report: VerifyReport) -> None:
+    """A blob's contained blobs (what gc keeps with it) are a tree's files, and stored."""
+    entries = decode_tree(b"".join(tree)) if tree else None
+    if children != (tree_children(entries) if entries is not None else []):
+        report.problems.append(f"blob {digest.hex()}: its manifest lists {len(children)} "
+                               "contained blobs that are not its files")
+        return
+    for child in children:
+        if schema.raw_manifest(txn, child) is None:
+            report.problems.append(f"blob {digest.hex()}: contained blob {child.hex()} is "
+                                   "missing")
 
 
 def _references(record: Artifact | Run) -> tuple[list[Digest], list[Digest]]:

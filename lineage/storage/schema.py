@@ -93,7 +93,7 @@ def raw_record(txn: ReadTxn, digest: Digest) -> bytes | None:
 
 def raw_records(txn: ReadTxn) -> Iterator[tuple[Digest, bytes]]:
     """Every ``(digest, stored bytes)`` in digest order, unverified (for ``verify``)."""
-    return ((Digest(key), data) for key, data in txn.items("records"))
+    return ((encoding.as_digest(key, "a record key"), data) for key, data in txn.items("records"))
 
 
 def digests_with_prefix(txn: ReadTxn, hex_prefix: str, limit: int) -> list[Digest]:
@@ -221,12 +221,8 @@ class VersionEntry(NamedTuple):
 
 
 def _version_entry(key: bytes, value: bytes) -> VersionEntry:
-    try:
-        version, target, when = encoding.decode(value)
-        return VersionEntry(int.from_bytes(key[-_SEQ:], "big"), str(version), Digest(target),
-                            float(when))
-    except (ValueError, TypeError) as exc:
-        raise CorruptRecordError(f"version entry {key!r} is malformed: {exc}") from None
+    fields = encoding.decode_fields(value, (str, Digest, encoding.NUMBER), f"version {key!r}")
+    return VersionEntry(int.from_bytes(key[-_SEQ:], "big"), *fields)
 
 
 def versions(txn: ReadTxn, name: str, *, reverse: bool = False) -> Iterator[VersionEntry]:
@@ -236,8 +232,11 @@ def versions(txn: ReadTxn, name: str, *, reverse: bool = False) -> Iterator[Vers
 
 
 def latest_version(txn: ReadTxn, name: str) -> VersionEntry | None:
-    """The newest version of ``name``, or ``None``."""
-    return next(versions(txn, name, reverse=True), None)
+    """The newest version of ``name`` (``CorruptRecordError`` if the index disagrees)."""
+    latest = next(versions(txn, name, reverse=True), None)
+    if latest is not None and version_entry(txn, name, latest.version) != latest:
+        raise CorruptRecordError(f"{name}: the version index is inconsistent")
+    return latest
 
 
 def version_entry(txn: ReadTxn, name: str, version: str) -> VersionEntry | None:
@@ -247,10 +246,11 @@ def version_entry(txn: ReadTxn, name: str, version: str) -> VersionEntry | None:
         return None
     key = _name_key(name) + seq
     value = txn.get("versions", key)
-    if value is None:
+    entry = None if value is None else _version_entry(key, value)
+    if entry is None or entry.version != version:  # never another version's target
         raise CorruptRecordError(f"{name}@{version}: the version index is inconsistent; run "
                                  "`lineage verify`")
-    return _version_entry(key, value)
+    return entry
 
 
 def put_version(txn: WriteTxn, name: str, entry: VersionEntry) -> None:
@@ -262,13 +262,15 @@ def put_version(txn: WriteTxn, name: str, entry: VersionEntry) -> None:
 
 def versioned_names(txn: ReadTxn) -> list[str]:
     """Every name that has versions, sorted."""
-    return sorted({key.split(b"\0", 1)[0].decode() for key, _ in txn.items("version_keys")})
+    return sorted({encoding.as_text(key.split(b"\0", 1)[0], "a version key")
+                   for key, _ in txn.items("version_keys")})
 
 
 def version_labels(txn: ReadTxn, name: str) -> list[str]:
     """Every version label of ``name`` (for suggestions)."""
     prefix = _name_key(name)
-    return [key[len(prefix):].decode() for key, _ in txn.items("version_keys", prefix)]
+    return [encoding.as_text(key[len(prefix):], "a version key")
+            for key, _ in txn.items("version_keys", prefix)]
 
 
 def all_version_targets(txn: ReadTxn) -> Iterator[Digest]:
@@ -279,13 +281,14 @@ def all_version_targets(txn: ReadTxn) -> Iterator[Digest]:
 def stage_target(txn: ReadTxn, name: str, stage: str) -> Digest | None:
     """What ``name@stage`` points at now, or ``None``."""
     value = txn.get("stages", _name_key(name, stage))
-    return None if value is None else Digest(value)
+    return None if value is None else encoding.as_digest(value, f"stage {name}@{stage}")
 
 
 def stages(txn: ReadTxn, name: str) -> dict[str, Digest]:
     """The current stages and aliases of ``name``."""
     prefix = _name_key(name)
-    return {key[len(prefix):].decode(): Digest(value)
+    return {encoding.as_text(key[len(prefix):], "a stage key"):
+            encoding.as_digest(value, f"a stage of {name}")
             for key, value in txn.items("stages", prefix)}
 
 
@@ -293,7 +296,7 @@ def all_stages(txn: ReadTxn) -> Iterator[tuple[str, str, Digest]]:
     """``(name, stage, target)`` of every stage of every name."""
     for key, value in txn.items("stages"):
         name, _, stage = bytes(key).decode(errors="replace").partition("\0")
-        yield name, stage, Digest(value)
+        yield name, stage, encoding.as_digest(value, f"stage {name}@{stage}")
 
 
 def put_stage(txn: WriteTxn, name: str, stage: str, target: Digest | None) -> None:
@@ -304,13 +307,14 @@ def put_stage(txn: WriteTxn, name: str, stage: str, target: Digest | None) -> No
 def tag_target(txn: ReadTxn, tag: str) -> Digest | None:
     """What ``tag`` points at, or ``None``."""
     value = txn.get("tags", tag.encode())
-    return None if value is None else Digest(value)
+    return None if value is None else encoding.as_digest(value, f"tag {tag}")
 
 
 def all_tags(txn: ReadTxn) -> Iterator[tuple[str, Digest]]:
     """``(tag, target)`` of every tag, sorted by tag."""
     for key, value in txn.items("tags"):
-        yield key.decode(), Digest(value)
+        tag = encoding.as_text(key, "a tag key")
+        yield tag, encoding.as_digest(value, f"tag {tag}")
 
 
 def put_tag(txn: WriteTxn, tag: str, target: Digest | None) -> None:
@@ -332,7 +336,8 @@ def append_history(txn: WriteTxn, entry: RefEntry) -> int:
 
 def history_names(txn: ReadTxn) -> list[str]:
     """Every name with a history, sorted."""
-    return sorted({key[:-_SEQ - 1].decode() for key, _ in txn.items("history")})
+    return sorted({encoding.as_text(key[:-_SEQ - 1], "a history key")
+                   for key, _ in txn.items("history")})
 
 
 def history(txn: ReadTxn, name: str) -> list[RefEntry]:
@@ -358,13 +363,13 @@ def runs_of_op(txn: ReadTxn, op: str) -> Iterator[tuple[float, Digest]]:
 def run_by_id(txn: ReadTxn, run_id: str) -> Digest | None:
     """The digest of the run whose id is ``run_id``, or ``None``."""
     value = txn.get("run_ids", run_id.encode())
-    return None if value is None else Digest(value)
+    return None if value is None else encoding.as_digest(value, f"the index of run {run_id}")
 
 
 def run_for_call(txn: ReadTxn, call_key: Digest) -> Digest | None:
     """The ok run recorded under ``call_key`` (a memoized call), or ``None``."""
     value = txn.get("call_keys", call_key)
-    return None if value is None else Digest(value)
+    return None if value is None else encoding.as_digest(value, "a call-key index entry")
 
 
 def key_part(value: Any) -> bytes:
@@ -440,8 +445,10 @@ def put_metric_point(txn: WriteTxn, run_id: str, metric: str, seq: int,
 
 def metric_points(txn: ReadTxn, run_id: str, metric: str) -> list[tuple[int, float, float]]:
     """Every ``(step, time, value)`` of a run's metric series, in logging order."""
-    points = [encoding.decode(v) for _k, v in txn.items("metrics", _series_prefix(run_id, metric))]
-    return [(int(step), float(when), float(value)) for step, when, value in points]
+    kinds, what = (int, encoding.NUMBER, encoding.NUMBER), f"metric {metric!r} of run {run_id}"
+    return [(step, float(when), float(value)) for _k, v in txn.items(
+        "metrics", _series_prefix(run_id, metric))
+        for step, when, value in [encoding.decode_fields(v, kinds, what)]]
 
 
 # -- blobs, chunks, stat cache --------------------------------------------------------------
@@ -462,11 +469,11 @@ def manifest(txn: ReadTxn, digest: Digest) -> Manifest | None:
 
 def decode_manifest(digest: Digest, data: bytes) -> Manifest:
     """Parse a stored manifest (see :func:`manifest`)."""
-    try:
-        size, chunks, children = encoding.decode(data)
-        return Manifest(int(size), [Digest(c) for c in chunks], [Digest(c) for c in children])
-    except (ValueError, TypeError) as exc:
-        raise CorruptRecordError(f"manifest of blob {digest.hex()} is malformed: {exc}") from None
+    what = f"the manifest of blob {digest.hex()}"
+    size, chunks, children = encoding.decode_fields(data, (int, list, list), what)
+    if size < 0 or not all(type(d) is Digest for d in (*chunks, *children)):
+        raise CorruptRecordError(f"{what} is malformed; run `lineage verify`")
+    return Manifest(size, chunks, children)
 
 
 def raw_manifest(txn: ReadTxn, digest: Digest) -> bytes | None:
@@ -493,7 +500,8 @@ def content_entries(txn: ReadTxn, namespace: str) -> Iterator[tuple[Digest, byte
     """Every ``(digest, value)`` of ``"blobs"`` (manifests) or ``"chunks"`` (locations)."""
     if namespace not in ("blobs", "chunks"):
         raise ValueError(f"not a content namespace: {namespace!r}")
-    return ((Digest(key), value) for key, value in txn.items(namespace))
+    return ((encoding.as_digest(key, f"a key of {namespace}"), value)
+            for key, value in txn.items(namespace))
 
 
 def _put_or_delete(txn: WriteTxn, namespace: str, key: bytes, value: bytes | None) -> None:
@@ -551,7 +559,10 @@ def append_event(txn: WriteTxn, action: str, details: dict[str, Any]) -> int:
     seq, prev, floor = 0, EVENT_GENESIS, 0.0
     if last is not None:
         seq, prev = last[0] + 1, hashlib.sha256(last[1]).digest()
-        floor = float(encoding.decode(last[1])[2]["time"])
+        try:  # a damaged last event is verify's to report; it then sets no floor
+            floor = float(encoding.decode(last[1])[2]["time"])
+        except (LineageError, LookupError, TypeError, ValueError, OverflowError):
+            pass
     body = {**details, "action": action, "seq": seq, "prev": prev,
             "time": max(time.time(), floor), "user": current_user()}
     txn.put("events", _seq(seq), encoding.encode([EVENT_TAG, 1, body]))

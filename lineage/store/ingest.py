@@ -19,7 +19,7 @@ from typing import Any
 from lineage.adapters import adapter_for_value
 from lineage.core.hashing import Digest, digest_bytes
 from lineage.core.records import Artifact
-from lineage.errors import InvalidName
+from lineage.errors import InvalidName, PathError
 from lineage.refs import registry
 from lineage.refs.revisions import check_name
 from lineage.storage import schema
@@ -109,12 +109,14 @@ def prepare(
     Raises:
         InvalidName: ``name``, ``version`` or ``kind`` is invalid, or a version has no name.
         UnsupportedValue: no adapter claims ``value``, or ``meta`` cannot be encoded.
-        PathError: a path is missing or unreadable.
+        PathError: a path is missing, unreadable or holds a NUL byte.
     """
     from lineage.core import encoding
 
     meta = dict(meta or {})
     is_path = isinstance(value, str | os.PathLike)
+    if is_path and "\0" in str(os.fspath(value)):
+        raise PathError(f"cannot add {str(value)[:200]!r}: a path never holds a NUL byte")
     if is_path and name is None and path_name:
         name = name_from_path(Path(value))
     if name is not None:
