@@ -58,6 +58,7 @@ T = TypeVar("T")
 _INITIAL_MAP_SIZE: Final = 256 * 1024 * 1024
 _MAX_RETRIES: Final = 40
 _PACK_ROTATE_BYTES: Final = 4 * 1024**3
+_LOW_SPACE: Final = 64 * 1024 * 1024  # free bytes below which an I/O error means a full disk
 
 # Environments inherited across fork() must never be used or closed in the child; they are
 # parked here so that garbage collection does not close them either.
@@ -86,9 +87,21 @@ def _past_inherited_handles() -> Iterator[None]:
         _envid.env_keys = original
 
 
-def _store_error(exc: BaseException, action: str) -> StoreError:
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "No space" in str(exc):
+def _store_error(exc: BaseException, action: str, path: Path | None = None) -> StoreError:
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code in (errno.ENOSPC, errno.EDQUOT) or "No space" in str(exc) or "quota" in str(exc):
         return StoreError(f"cannot {action}: the disk is full; free space and retry")
+    if path is not None and "Input/output error" in str(exc):  # LMDB's word for a short write
+        try:
+            stats = os.statvfs(path)
+        except OSError:
+            stats = None
+        if stats is not None and stats.f_bavail * stats.f_frsize < _LOW_SPACE:
+            return StoreError(f"cannot {action}: the disk is full ({exc}); free space and "
+                              "retry")
+    if code == errno.EFBIG or "File too large" in str(exc):
+        return StoreError(f"cannot {action}: a store file reached the file size limit "
+                          "(ulimit -f); raise it and retry")
     return StoreError(f"cannot {action}: {exc}")
 
 
@@ -263,7 +276,7 @@ class LmdbBackend(Backend):
                 except lmdb.MapResizedError:
                     env.set_mapsize(0)
                 except lmdb.Error as exc:
-                    raise _store_error(exc, "write to the store") from None
+                    raise _store_error(exc, "write to the store", self._path) from None
             raise StoreError("cannot write: the map could not be grown enough")
 
     def _grow(self, env: lmdb.Environment) -> None:
@@ -355,7 +368,8 @@ class LmdbBackend(Backend):
         """Take back chunks that :meth:`write_chunks` wrote and no transaction will name.
 
         Best effort: when they are the whole tail of this process's pack, the pack is cut
-        back; otherwise they stay as garbage for :meth:`compact`.
+        back (removed, if nothing else is in it); otherwise they stay as garbage, counted
+        by :meth:`orphaned_bytes`, for :meth:`compact`.
         """
         with self._lock:
             pack = self._pack
@@ -371,7 +385,11 @@ class LmdbBackend(Backend):
             if end != pack.size or sum(length for _o, length in spans) != end - start:
                 return  # another writer's chunks sit between or after them: keep all
             try:
-                pack.truncate(start)
+                if start == 0:  # the pack holds nothing else: no empty file is left behind
+                    pack.remove()
+                    self._pack = None
+                else:
+                    pack.truncate(start)
             except OSError:
                 return
             self._maps.pop(pack.name, None)  # dropped, not closed: views may still use it
@@ -405,20 +423,12 @@ class LmdbBackend(Backend):
 
         Packs held by a live writer (including this process's own) are left alone.
         """
-        self._environment()
-        with self.read() as txn:
-            by_pack: dict[str, list[tuple[Digest, int, int]]] = {}
-            for digest, location in schema.content_entries(txn, "chunks"):
-                offset, length, name = split_location(location)
-                by_pack.setdefault(name, []).append((digest, offset, length))
+        by_pack = self._live_by_pack()
         freed = 0
         for path in self.pack_paths():
             name = path.stem
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
+            with self._idle_pack(path) as fd:
+                if fd is None:
                     continue  # a live writer still appends here
                 live = by_pack.get(name, [])
                 size = os.fstat(fd).st_size
@@ -427,12 +437,50 @@ class LmdbBackend(Backend):
                     continue
                 if live:
                     self._move_chunks(name, live)
-                path.unlink()
+                path.unlink(missing_ok=True)
                 self._maps.pop(name, None)
                 freed += size - live_bytes
-            finally:
-                os.close(fd)
         return freed
+
+    def orphaned_bytes(self) -> int:
+        """Bytes in packs that no chunk location names (left by adds that failed or were
+        killed), in the packs :meth:`compact` would rewrite now (no live writer holds)."""
+        by_pack = self._live_by_pack()
+        total = 0
+        for path in self.pack_paths():
+            with self._idle_pack(path) as fd:
+                if fd is not None:
+                    live = sum(length for _d, _o, length in by_pack.get(path.stem, []))
+                    total += max(0, os.fstat(fd).st_size - live)
+        return total
+
+    def _live_by_pack(self) -> dict[str, list[tuple[Digest, int, int]]]:
+        """``(digest, offset, length)`` of every named chunk, by pack."""
+        by_pack: dict[str, list[tuple[Digest, int, int]]] = {}
+        with self.read() as txn:
+            for digest, location in schema.content_entries(txn, "chunks"):
+                offset, length, name = split_location(location)
+                by_pack.setdefault(name, []).append((digest, offset, length))
+        return by_pack
+
+    @contextmanager
+    def _idle_pack(self, path: Path) -> Iterator[int | None]:
+        """A descriptor of pack ``path`` locked exclusively, or ``None`` when a live writer
+        holds it (or another gc removed it meanwhile)."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            yield None
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield None
+                return
+            yield fd
+        finally:
+            os.close(fd)
 
     def _move_chunks(self, name: str, live: list[tuple[Digest, int, int]]) -> None:
         old_suffix = name.encode()

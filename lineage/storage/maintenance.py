@@ -57,18 +57,26 @@ class VerifyReport:
 
 @dataclass(slots=True)
 class GcReport:
-    """What :func:`collect_garbage` removed (or would remove, with ``dry_run``)."""
+    """What :func:`collect_garbage` removed (or would remove, with ``dry_run``).
+
+    ``orphaned_bytes`` counts chunk bytes that nothing names, found before collecting: left
+    by adds that failed or were killed before they committed (a failed add takes back what
+    it wrote when it can; a killed one cannot). ``bytes_freed`` is what collecting freed,
+    those included; 0 in a dry run.
+    """
 
     dry_run: bool
     records: int = 0
     blobs: int = 0
     chunks: int = 0
     bytes_freed: int = 0
+    orphaned_bytes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
         return {"dry_run": self.dry_run, "records": self.records, "blobs": self.blobs,
-                "chunks": self.chunks, "bytes_freed": self.bytes_freed}
+                "chunks": self.chunks, "bytes_freed": self.bytes_freed,
+                "orphaned_bytes": self.orphaned_bytes}
 
 
 def verify_store(
@@ -281,7 +289,7 @@ def _mark(txn: ReadTxn) -> tuple[set[Digest], set[Digest], set[Digest]]:
 def collect_garbage(backend: Backend, *, dry_run: bool = False,
                     materialized: Path | None = None) -> GcReport:
     """Remove what no ref and no run reaches; then reclaim chunk space."""
-    report = GcReport(dry_run=dry_run)
+    report = GcReport(dry_run=dry_run, orphaned_bytes=backend.orphaned_bytes())
 
     def sweep(txn: Any) -> list[Digest]:
         records, blobs, chunks = _mark(txn)

@@ -77,8 +77,11 @@ class PackWriter:
         self.unsynced = True
         try:
             _write_all(self._fd, views)
-        except OSError:
-            self.size = os.fstat(self._fd).st_size  # a partial write still moved the end
+        except OSError:  # a full disk: what part of the batch was written is no one's
+            try:
+                os.ftruncate(self._fd, self.size)
+            except OSError:
+                self.size = os.fstat(self._fd).st_size  # the partial write moved the end
             raise
         self.size = offset
         return spans
@@ -111,6 +114,11 @@ class PackWriter:
 
     def close(self) -> None:
         """Close without syncing (what was not synced belongs to no committed add)."""
+        os.close(self._fd)
+
+    def remove(self) -> None:
+        """Close and delete the pack (it holds nothing any add will name)."""
+        self.path.unlink(missing_ok=True)
         os.close(self._fd)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -28,7 +28,7 @@ from lineage.storage.blobs import StagedBlob
 from lineage.storage.files import StagedPath, stage_path
 from lineage.storage.staging import stage
 
-__all__ = ["Prepared", "name_from_path", "prepare"]
+__all__ = ["Prepared", "discard", "name_from_path", "prepare"]
 
 _TABLE_SUFFIXES = (".csv", ".parquet", ".tsv")
 
@@ -58,6 +58,13 @@ class Prepared:
     def written(self) -> int:
         """Bytes of new chunk content staging wrote (0 if the store held it all)."""
         return sum(part.written for part in self.staged)
+
+    def new_locations(self) -> list[bytes]:
+        """Where staging wrote this artifact's new chunks (nothing names them yet)."""
+        blobs = [blob for part in self.staged
+                 for blob in ([*part.blobs, part.root] if isinstance(part, StagedPath)
+                              else [part])]
+        return [location for blob in blobs for location in blob.new_locations.values()]
 
     def again(self) -> Prepared:
         """This artifact staged afresh (see ``restage``); itself when it cannot be."""
@@ -89,6 +96,16 @@ class Prepared:
         return registry.add_version(
             txn, self.artifact.name, self.artifact.raw_digest, self.version, reason=reason
         )
+
+
+def discard(backend: Backend, prepared: Iterable[Prepared]) -> None:
+    """Take back the chunks the staging of ``prepared`` wrote, after the commit naming
+    them failed (best effort: see :meth:`Backend.discard_chunks`; taken together, so that
+    they can be the tail of this process's pack). Never for a ``Prepared`` that committed,
+    nor for one another commit may still use (a cached environment)."""
+    locations = [location for item in prepared for location in item.new_locations()]
+    if locations:
+        backend.discard_chunks(locations)
 
 
 def prepare(
