@@ -16,9 +16,11 @@ Guarantees:
 - the map grows by itself: ``MapFullError`` grows it and re-runs the whole transaction, and a
   map grown by another process is adopted (``MapResizedError``); ``writemap`` is never used,
   so a full disk raises :class:`~lineage.errors.StoreError` instead of ``SIGBUS``;
-- stale reader slots left by dead processes are cleared at open;
-- fork-safe: a process that forks after opening gets a fresh environment and a fresh pack
-  in the child; the inherited handles are never touched again;
+- stale reader slots left by dead processes are cleared at open, and by a long-lived writer
+  every ``_READER_CHECK_S`` seconds (they pin old pages, so the file would only grow);
+- fork-safe: a process that forks after opening gets a fresh environment, a fresh pack and
+  fresh locks in the child (another thread of the parent may have held them at the fork);
+  the inherited handles are never touched again;
 - each writing process appends only to its own pack and holds a shared ``flock`` on it, so
   compaction (``gc``) never rewrites a pack that a live writer may still be filling; a pack
   rotated out (at 4 GiB) stays open and locked until the backend closes, since it may hold
@@ -32,6 +34,8 @@ import fcntl
 import mmap
 import os
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,10 +63,22 @@ _INITIAL_MAP_SIZE: Final = 256 * 1024 * 1024
 _MAX_RETRIES: Final = 40
 _PACK_ROTATE_BYTES: Final = 4 * 1024**3
 _LOW_SPACE: Final = 64 * 1024 * 1024  # free bytes below which an I/O error means a full disk
+_READER_CHECK_S: Final = 10.0  # a long-lived writer clears dead readers' slots this often
 
 # Environments inherited across fork() must never be used or closed in the child; they are
 # parked here so that garbage collection does not close them either.
 _ABANDONED_AFTER_FORK: list[Any] = []
+# Every backend of this process, so that a forked child gets fresh locks: a lock another
+# thread of the parent held at the fork stays held forever in the child.
+_BACKENDS: weakref.WeakSet[LmdbBackend] = weakref.WeakSet()
+
+
+def _fresh_locks_in_child() -> None:
+    for backend in list(_BACKENDS):
+        backend._lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_fresh_locks_in_child)
 
 
 @contextmanager
@@ -174,6 +190,8 @@ class LmdbBackend(Backend):
         self._lock = threading.RLock()
         self._closed = False
         self._damaged: str | None = None  # what check_structure found
+        self._readers_checked = time.monotonic()
+        _BACKENDS.add(self)
         self._maps: dict[str, mmap.mmap] = {}
         self._pack: PackWriter | None = None
         self._rotated: list[PackWriter] = []  # full packs, kept locked until close
@@ -211,7 +229,7 @@ class LmdbBackend(Backend):
             self._env.reader_check()
             problems = pages.check_environment(self._path, self._env, quick=True)
             if not problems:
-                self._dbs = {ns: self._env.open_db(ns.encode()) for ns in NAMESPACES}
+                self._dbs = self._open_databases()
         except lmdb.Error as exc:
             raise StoreError(f"cannot open the store at {self._path}: {exc}") from None
         if problems:
@@ -222,6 +240,14 @@ class LmdbBackend(Backend):
         self._maps = {}
         self._pack = None
         self._rotated = []
+
+    def _open_databases(self) -> dict[str, Any]:
+        for _ in range(_MAX_RETRIES):
+            try:
+                return {ns: self._env.open_db(ns.encode()) for ns in NAMESPACES}
+            except lmdb.MapResizedError:  # another process grew the map meanwhile: adopt it
+                self._env.set_mapsize(0)
+        raise StoreError("cannot open the store: the map keeps being resized")
 
     def _environment(self) -> lmdb.Environment:
         if self._closed:
@@ -266,6 +292,10 @@ class LmdbBackend(Backend):
     def write(self, apply: Callable[[_Txn], T]) -> T:
         env = self._environment()
         with self._lock:
+            now = time.monotonic()
+            if now - self._readers_checked > _READER_CHECK_S:  # readers that died since
+                self._readers_checked = now  # pin old pages: free their slots
+                env.reader_check()
             self._sync_pack()  # chunks appended by this process are durable before any commit
             for _ in range(_MAX_RETRIES):
                 try:

@@ -348,3 +348,13 @@ def test_a_record_with_an_unknown_field_cannot_lie_about_its_digest(store: Store
     with pytest.raises(CorruptRecordError, match="_digest"):
         store.resolve(digest)
     assert any(digest.hex() in problem for problem in store.verify().problems)
+
+
+def test_a_record_with_int_and_bytes_keys_in_its_meta_still_reads(store: Store) -> None:
+    """Map keys may be str, int or bytes (the encoding sorts all three): strict field
+    checks must not refuse a legitimate record."""
+    added = store.add(b"content", name="data", meta={1: "int key", b"k": "bytes key"},
+                      kind="dataset")
+    assert store.resolve("data").meta == {1: "int key", b"k": "bytes key"}
+    assert store.resolve(added.raw_digest) == added
+    assert store.verify().ok
