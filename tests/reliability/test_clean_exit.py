@@ -67,7 +67,7 @@ MODES = ("closed", "left-open", "step")
 
 
 def test_a_dataframe_script_exits_cleanly_every_time(tmp_path: Path, figures: Figures) -> None:
-    runs = size(6, 150)
+    runs = size(10, 150)
     script = tmp_path / "script.py"
     script.write_text(SCRIPT)
 

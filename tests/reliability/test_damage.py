@@ -270,7 +270,7 @@ def test_malformed_stored_values_only_raise_corrupt_record_error(
     index values raise CorruptRecordError or, when the change left them well-formed, read
     on; a manifest that decodes but lies about its content is an IntegrityError. Nothing
     else ever escapes, and verify always reports instead of raising."""
-    plants = size(300, 10_000)
+    plants = size(150, 10_000)
     rng = random.Random(29)
     store = lineage.open(tmp_path / "store")
     populate(store, tmp_path)

@@ -157,7 +157,7 @@ def _reader(path: Path, workers: int, stop: Any, report: Path) -> None:
 
 def test_writers_and_readers_racing_see_whole_runs_and_lose_nothing(
         tmp_path: Path, figures: Figures) -> None:
-    workers, adds, readers = 8, size(60, 1000), 3
+    workers, adds, readers = 8, size(40, 1000), 3
     path = tmp_path / "store"
     lineage.open(path).close()
     stop = fork.Event()
