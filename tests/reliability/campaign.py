@@ -108,6 +108,7 @@ def main(argv: list[str]) -> int:
         env = {**os.environ, "LINEAGE_STRESS_FIGURES": str(figures)}
         if not quick:
             env["LINEAGE_STRESS"] = "1"
+            env.setdefault("HYPOTHESIS_PROFILE", "thorough")  # 500 examples a property
         started = time.monotonic()
         done = subprocess.run([sys.executable, "-m", "pytest", str(HERE), "-q",
                                "-p", "no:cacheprovider", *extra], cwd=ROOT, env=env,

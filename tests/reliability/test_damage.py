@@ -358,3 +358,39 @@ def test_a_record_with_int_and_bytes_keys_in_its_meta_still_reads(store: Store) 
     assert store.resolve("data").meta == {1: "int key", b"k": "bytes key"}
     assert store.resolve(added.raw_digest) == added
     assert store.verify().ok
+
+
+def test_a_damaged_chunk_location_is_an_integrity_error_not_a_unicode_error(
+        store: Store) -> None:
+    """The bare UnicodeDecodeError out of ``load`` came from a location's pack name."""
+    added = store.add(b"content of a model", name="model")
+    assert added.blob is not None
+    blob = added.blob
+
+    def damage(txn: Any) -> None:
+        location = bytearray(txn.get("chunks", blob))
+        location[-3] = 0xFF  # not UTF-8, and never a pack name
+        txn.put("chunks", blob, bytes(location))
+
+    store._write(damage)
+    with pytest.raises(IntegrityError, match=blob.hex()):
+        store.load("model")
+    assert any(blob.hex() in problem for problem in store.verify().problems)
+
+
+def test_a_damaged_version_index_never_yields_another_versions_content(store: Store) -> None:
+    """``name@v1`` looked its position up in one index and its target in another: a
+    damaged position made it return v3's content. Each lookup now cross-checks."""
+    for index in range(3):
+        store.add(f"version {index + 1}".encode(), name="model")
+    store._write(lambda txn: txn.put("version_keys", b"model\0v1",
+                                     txn.get("version_keys", b"model\0v3")))
+    with pytest.raises(CorruptRecordError, match="inconsistent"):
+        store.resolve("model@v1")
+    assert store.load("model@v2") == b"version 2"
+    assert any("model@v" in problem for problem in store.verify().problems)
+    store._write(lambda txn: txn.put("version_keys", b"model\0v1", (0).to_bytes(8, "big")))
+    store._write(lambda txn: txn.put("version_keys", b"model\0v3", (0).to_bytes(8, "big")))
+    for revision in ("model", "model@v3", "model@v3~1"):
+        with pytest.raises(CorruptRecordError):
+            store.resolve(revision)
