@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test stress bench lint clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ test: $(STAMP)
 	$(PY) -m pytest
 	$(VENV)/bin/ruff check lineage tests benchmarks examples
 	$(VENV)/bin/mypy
+
+stress: $(STAMP)
+	$(PY) tests/reliability/campaign.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lineage tests benchmarks examples

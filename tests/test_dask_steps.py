@@ -130,6 +130,10 @@ def test_a_pickled_step_carries_the_store_location(tmp_path: Path) -> None:
     assert copy.name == "featurize" and copy.ignore == frozenset({"marks"})
     assert copy.store().path == str(tmp_path / "s")
     assert copy._code == featurize._code  # the client's code identity travels
+    assert copy.trust is False
+    trusting = lineage.step(name="trusting", trust=True, store=str(tmp_path / "s"))(
+        lambda x: x)
+    assert pickle.loads(cloudpickle.dumps(trusting)).trust is True
     bound = lineage.step(name="identity", store=str(tmp_path / "elsewhere"))(lambda x: x)
     assert pickle.loads(cloudpickle.dumps(bound))._store == str(tmp_path / "elsewhere")
     with lineage.open(":memory:"), pytest.raises(StepDefinitionError, match="in-memory"):

@@ -34,7 +34,6 @@ holding the rows it shows (a frame of up to that many rows is one group, as befo
 
 from __future__ import annotations
 
-import io
 import math
 import pickle
 import warnings
@@ -321,19 +320,27 @@ def _to_parquet(value: pd.DataFrame | pd.Series) -> bytes:
         import json
 
         metadata[b"PANDAS_ATTRS"] = json.dumps(frame.attrs).encode()
-    buffer = io.BytesIO()
-    pq.write_table(table.replace_schema_metadata(metadata), buffer,
-                   row_group_size=ROW_GROUP_ROWS)
-    return buffer.getvalue()
+    sink = pa.BufferOutputStream()  # Arrow's own memory: see _from_parquet
+    pq.write_table(table.replace_schema_metadata(metadata), sink, row_group_size=ROW_GROUP_ROWS)
+    return sink.getvalue().to_pybytes()  # type: ignore[no-any-return]
 
 
 def _from_parquet(data: bytes | memoryview) -> pd.DataFrame | pd.Series:
+    """The frame Parquet bytes hold.
+
+    The bytes are copied into memory Arrow owns and read through Arrow's own reader, never
+    a Python file object: Arrow's worker threads then never need the GIL, so none can be
+    caught taking it while the interpreter exits (which aborted the process with
+    "terminate called without an active exception").
+    """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    raw = io.BytesIO(data)
-    metadata = pq.read_schema(raw).metadata or {}
-    raw.seek(0)
-    frame = pd.read_parquet(raw)
+    copy = pa.BufferOutputStream()
+    copy.write(data)
+    source = copy.getvalue()
+    metadata = pq.read_schema(pa.BufferReader(source)).metadata or {}
+    frame = pd.read_parquet(pa.BufferReader(source))
     ours = encoding.decode(metadata[_META_KEY]) if _META_KEY in metadata else {"type": "frame"}
     if ours.get("type") != "series":
         return frame

@@ -27,7 +27,7 @@ for what a verb is. ``--json`` prints a verb's data as one document on stdout;
     promote   {"name", "stage", "digest", "version"}
     checkout  {"digest", "name", "version", "path"}
     verify    {"ok", "records", "blobs", "chunks", "bytes", "events", "head", "problems": [str]}
-    gc        {"dry_run", "records", "blobs", "chunks", "bytes_freed"}
+    gc        {"dry_run", "records", "blobs", "chunks", "bytes_freed", "orphaned_bytes"}
     runs      {"runs": [{"digest", "id", "op", "label", "status", "started", "duration",
                 "inputs": [name], "outputs": [name], "params", "metrics", "test_sets":
                 {metric: name@version}, "test_set_rows": {name@version: n}}]}  (newest

@@ -458,6 +458,10 @@ def verify_text(report: dict[str, Any]) -> str:
 
 def gc_text(report: dict[str, Any]) -> str:
     """``lineage gc``: what was (or would be) removed."""
+    orphaned = report.get("orphaned_bytes", 0)
+    left = (f"; {format_bytes(orphaned)} in packs left by failed or interrupted adds"
+            if orphaned else "")
     if report["dry_run"]:
-        return f"would remove {_contents(report)} (dry run; pass --yes to remove them)"
-    return f"removed {_contents(report)}; freed {format_bytes(report['bytes_freed'])}"
+        return (f"would remove {_contents(report)}{left} (dry run; pass --yes to remove "
+                "them)")
+    return f"removed {_contents(report)}{left}; freed {format_bytes(report['bytes_freed'])}"

@@ -25,10 +25,11 @@ from typing import Any, Final
 
 import msgpack
 
-from lineage.core.hashing import Digest, digest_bytes
+from lineage.core.hashing import DIGEST_SIZE, Digest, digest_bytes
 from lineage.errors import CorruptRecordError, UnsupportedValue
 
-__all__ = ["decode", "digest_of", "encode", "normalize"]
+__all__ = ["as_digest", "as_text", "decode", "decode_fields", "digest_of", "encode",
+           "normalize"]
 
 EXT_DIGEST: Final = 1
 EXT_BIGINT: Final = 2
@@ -162,6 +163,55 @@ def decode(data: bytes | memoryview) -> Any:
         raise
     except Exception as exc:  # msgpack raises several unrelated types on bad input
         raise CorruptRecordError(f"stored bytes are not valid msgpack: {exc}") from None
+
+
+NUMBER: Final = (int, float)
+
+
+def decode_fields(data: bytes | memoryview, kinds: tuple[type | tuple[type, ...], ...],
+                  what: str) -> list[Any]:
+    """Decode stored bytes holding a list of ``len(kinds)`` values, each of exactly its
+    kind (``NUMBER`` for an int or a float; a bool is neither).
+
+    Raises:
+        CorruptRecordError: the bytes are not such a list; the message names ``what``.
+    """
+    try:
+        value = decode(data)
+    except CorruptRecordError as exc:
+        raise CorruptRecordError(f"{what} is malformed: {exc}; run `lineage verify`") from None
+    if type(value) is list and len(value) == len(kinds) and all(
+        type(item) in (kind if isinstance(kind, tuple) else (kind,))
+        for item, kind in zip(value, kinds, strict=True)
+    ):
+        return value
+    raise CorruptRecordError(f"{what} is malformed; run `lineage verify`")
+
+
+def as_digest(raw: Any, what: str) -> Digest:
+    """``raw`` (stored bytes) as a :class:`Digest`.
+
+    Raises:
+        CorruptRecordError: ``raw`` is not 16 bytes; the message names ``what`` it was.
+    """
+    if isinstance(raw, bytes | bytearray | memoryview) and len(raw) == DIGEST_SIZE:
+        return Digest(raw)
+    shown = f"{len(raw)} bytes" if isinstance(raw, bytes) else type(raw).__name__
+    raise CorruptRecordError(f"{what} is damaged: a digest is {DIGEST_SIZE} bytes, found "
+                             f"{shown}; run `lineage verify`")
+
+
+def as_text(raw: bytes, what: str) -> str:
+    """Stored bytes (a key part) as text.
+
+    Raises:
+        CorruptRecordError: they are not UTF-8; the message names ``what`` they were.
+    """
+    try:
+        return bytes(raw).decode()
+    except UnicodeDecodeError:
+        raise CorruptRecordError(f"{what} is damaged: {bytes(raw)[:60]!r} is not UTF-8 text; "
+                                 "run `lineage verify`") from None
 
 
 def digest_of(value: Any) -> Digest:

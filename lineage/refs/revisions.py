@@ -25,6 +25,7 @@ from lineage.core.hashing import DIGEST_SIZE, Digest, is_hex
 from lineage.core.records import Artifact
 from lineage.errors import (
     AmbiguousRevision,
+    CorruptRecordError,
     InvalidName,
     InvalidRevision,
     LineageError,
@@ -146,7 +147,11 @@ def resolve(txn: ReadTxn, text: object) -> tuple[Digest, str | None, str | None]
             f"{revision.text!r} goes back {revision.back} versions but {name!r} has only "
             f"{position} before {version!r}"
         )
-    return entries[target].target, name, entries[target].version
+    chosen = entries[target]
+    if schema.version_entry(txn, name, chosen.version) != chosen:
+        raise CorruptRecordError(f"{name}: the version index is inconsistent; run "
+                                 "`lineage verify`")
+    return chosen.target, name, chosen.version
 
 
 def _position_of(entries: list[schema.VersionEntry], version: str | None,

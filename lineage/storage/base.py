@@ -97,6 +97,16 @@ class Backend(ABC):
         failed). Best effort: what stays is garbage for :meth:`compact`."""
         return None  # the default keeps them, as garbage
 
+    def orphaned_bytes(self) -> int:
+        """Bytes of stored chunks that nothing names (left by failed or killed adds) and
+        :meth:`compact` would reclaim now."""
+        return 0
+
+    def check_structure(self) -> list[str]:
+        """Problems in the backend's own files that reading through it could crash on
+        (checked without reading through it); ``[]`` when there are none or it has none."""
+        return []
+
     @abstractmethod
     def compact(self) -> int:
         """Reclaim the bytes of chunks no longer named in the ``chunks`` namespace.

@@ -31,7 +31,7 @@ import xxhash
 from lineage.core import encoding
 from lineage.core.encoding import EXT_DIGEST
 from lineage.core.hashing import Chunk, Digest, digest_bytes
-from lineage.errors import ChunkVanished, CollisionError, IntegrityError
+from lineage.errors import ChunkVanished, CollisionError, IntegrityError, LineageError
 from lineage.storage import schema
 from lineage.storage.base import Backend, ReadTxn, WriteTxn
 
@@ -299,12 +299,17 @@ def iter_blob(backend: Backend, txn: ReadTxn, digest: Digest) -> Iterator[memory
             f"blob content does not match: expected {digest.hex()}, its manifest names "
             f"chunk {chunks[0].hex()}; run `lineage verify`", expected=digest, actual=chunks[0])
     whole = xxhash.xxh3_128()
+    size = 0
     for chunk in chunks:
         location = schema.chunk_location(txn, chunk)
         if location is None:
             raise IntegrityError(f"chunk {chunk.hex()} of blob {digest.hex()} is missing; run "
                                  "`lineage verify`", expected=chunk)
-        data = backend.read_chunk(location)
+        try:
+            data = backend.read_chunk(location)
+        except LineageError as exc:  # a damaged location, a missing or short pack
+            raise IntegrityError(f"chunk {chunk.hex()} of blob {digest.hex()} cannot be read: "
+                                 f"{exc}", expected=chunk) from None
         actual = digest_bytes(data)
         if actual != chunk:
             raise IntegrityError(
@@ -312,11 +317,15 @@ def iter_blob(backend: Backend, txn: ReadTxn, digest: Digest) -> Iterator[memory
                 f"read {actual.hex()}", expected=chunk, actual=actual)
         if len(chunks) > 1:
             whole.update(data)
+        size += len(data)
         yield data
     if len(chunks) > 1 and whole.digest() != digest:
         raise IntegrityError(
             f"blob content does not match: expected {digest.hex()}, read {whole.hexdigest()}",
             expected=digest, actual=Digest(whole.digest()))
+    if size != found.size:
+        raise IntegrityError(f"the manifest of blob {digest.hex()} gives {found.size} bytes but "
+                             f"its chunks hold {size}; run `lineage verify`", expected=digest)
     if not chunks and digest != digest_bytes(b""):
         raise IntegrityError(f"blob {digest.hex()} has no chunks but is not empty",
                              expected=digest, actual=digest_bytes(b""))

@@ -91,18 +91,22 @@ def decode_event(seq: int, data: bytes) -> Event:
     Raises:
         CorruptRecordError: they are not a well-formed event.
     """
-    value = encoding.decode(data)
+    try:
+        value = encoding.decode(data)
+    except CorruptRecordError as exc:
+        raise CorruptRecordError(f"event {seq} is malformed: {exc}") from None
     if not (isinstance(value, list) and len(value) == 3 and value[0] == schema.EVENT_TAG
             and isinstance(value[2], dict)):
         raise CorruptRecordError(f"event {seq} is not a lineage event")
     body = value[2]
-    try:
-        return Event(seq=int(body["seq"]), time=float(body["time"]), user=str(body["user"]),
-                     action=str(body["action"]),
-                     details={k: v for k, v in body.items() if k not in _KNOWN},
-                     prev=bytes(body["prev"]).hex(), hash=hashlib.sha256(data).hexdigest())
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CorruptRecordError(f"event {seq} is malformed: {exc}") from None
+    kinds = {"seq": (int,), "time": (int, float), "user": (str,), "action": (str,),
+             "prev": (bytes,)}
+    wrong = sorted(key for key, allowed in kinds.items() if type(body.get(key)) not in allowed)
+    if wrong or not all(type(key) is str for key in body):
+        raise CorruptRecordError(f"event {seq} is malformed: {', '.join(wrong) or 'its keys'}")
+    return Event(seq=body["seq"], time=float(body["time"]), user=body["user"],
+                 action=body["action"], details={k: v for k, v in body.items() if k not in _KNOWN},
+                 prev=body["prev"].hex(), hash=hashlib.sha256(data).hexdigest())
 
 
 def read_events(txn: ReadTxn, *, since: float | None = None) -> Iterator[Event]:
@@ -187,10 +191,17 @@ def verify_chain(txn: ReadTxn, *, checkpoint: str | None = None,
                                    f"{seq - 1}: an event at or before it was edited or removed")
             broken = True
         if event.action == "start":
-            start_counts = dict(event.details.get("history") or {})
+            counts = event.details.get("history") or {}
+            if type(counts) is dict and all(type(n) is int for n in counts.values()):
+                start_counts = counts
+            else:
+                report.problems.append(f"event {seq}: its history counts are malformed")
         elif event.action == "ref":
-            refs[(str(event.details.get("name")), int(event.details.get("position", -1)))] = (
-                event.details)
+            position = event.details.get("position")
+            if type(position) is int:
+                refs[(str(event.details.get("name")), position)] = event.details
+            else:
+                report.problems.append(f"event {seq}: its history position is malformed")
         previous = data
     report.head = hashlib.sha256(previous).hexdigest() if previous is not None else None
     if checkpoint is not None and checkpoint.lower() not in hashes:
@@ -206,7 +217,11 @@ def _check_history(txn: ReadTxn, refs: dict[tuple[str, int], dict[str, Any]],
     """Every history entry after the chain began has a matching ``ref`` event, and back."""
     seen = set()
     for name in schema.history_names(txn):
-        entries = schema.history(txn, name)
+        try:
+            entries = schema.history(txn, name)
+        except CorruptRecordError as exc:
+            report.problems.append(f"history of {name!r}: {exc}")
+            continue
         if observer is not None:
             observer.see_history(name, entries)
         for position, entry in enumerate(entries):

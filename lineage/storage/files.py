@@ -24,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Final
 
 import msgpack
@@ -119,13 +119,19 @@ def _stage_file(
     return blob
 
 
+def _shown(path: str | Path) -> str:
+    """A path for a one-line message (a hostile one can be thousands of characters)."""
+    text = str(path)
+    return text if len(text) <= 200 else f"{text[:100]}...{text[-60:]}"
+
+
 def _stage_content(stager: Stager, path: str | Path) -> StagedBlob:
     """Small files are copied out of their map (their chunks wait for the batch's one
     write); large ones are staged from the map, their chunks written before it closes."""
     try:
         data = map_file(path)
     except OSError as exc:
-        raise PathError(f"cannot read {path}: {exc.strerror}") from None
+        raise PathError(f"cannot read {_shown(path)}: {exc.strerror}") from None
     try:
         if len(data) < _READ_WHOLE:
             return stager.add(bytes(data))
@@ -172,9 +178,9 @@ def stage_path(
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise PathError(f"no such file or directory: {path}") from None
-    except OSError as exc:
-        raise PathError(f"cannot read {path}: {exc.strerror}") from None
+        raise PathError(f"no such file or directory: {_shown(path)}") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte
+        raise PathError(f"cannot read {_shown(path)}: {getattr(exc, 'strerror', exc)}") from None
     if not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
         raise PathError(f"{path} is neither a regular file nor a directory")
     with Stager(backend) as stager:  # one write (and fsync) for all the new chunks
@@ -200,7 +206,7 @@ def _stage_tree(
         return blob.digest
 
     entries = _tree_entries(path, stage_file)
-    children = sorted({e[2] for e in entries if e[1] in "fx"})
+    children = tree_children(entries)
     out.root = stager.add(_encode_tree(entries), children=children)
     return out
 
@@ -247,12 +253,53 @@ def _encode_tree(entries: list[list[Any]]) -> bytes:
 
 
 def tree_entries(backend: Backend, txn: ReadTxn, digest: Digest) -> list[list[Any]]:
-    """The entries of a stored directory tree."""
+    """The entries of a stored directory tree.
+
+    Raises:
+        IntegrityError: the content does not match its digest, or the blobs its manifest
+            lists as contained (what gc keeps with it) are not the tree's files.
+        CorruptRecordError: the content is not a well-formed tree.
+    """
     data = b"".join(bytes(p) for p in iter_blob(backend, txn, digest))
-    value = encoding.decode(data)
-    if not (isinstance(value, list) and len(value) == 3 and value[0] == TREE_TAG):
-        raise CorruptRecordError(f"blob {digest.hex()} is not a directory tree")
+    entries = decode_tree(data)
+    if entries is None:
+        raise CorruptRecordError(f"blob {digest.hex()} is not a well-formed directory tree")
+    found = schema.manifest(txn, digest)
+    if found is not None and found.children != tree_children(entries):
+        raise IntegrityError(f"the manifest of directory {digest.hex()} lists other contained "
+                             "blobs than its files; run `lineage verify`", expected=digest)
+    return entries
+
+
+def looks_like_tree(head: bytes | memoryview) -> bool:
+    """Whether content starting with ``head`` may be a directory tree (cheap to ask)."""
+    return bytes(head[:1 + 1 + len(TREE_TAG)]) == b"\x93\xac" + TREE_TAG.encode()
+
+
+def decode_tree(data: bytes) -> list[list[Any]] | None:
+    """The entries of directory tree content, or ``None`` if it is not a well-formed tree."""
+    try:
+        value = encoding.decode(data)
+    except CorruptRecordError:
+        return None
+    if not (isinstance(value, list) and len(value) == 3 and value[0] == TREE_TAG
+            and isinstance(value[2], list) and all(map(_well_formed, value[2]))):
+        return None
     return list(value[2])
+
+
+def tree_children(entries: list[list[Any]]) -> list[Digest]:
+    """The blobs a tree's manifest lists as contained: its files' digests, sorted."""
+    return sorted({entry[2] for entry in entries if entry[1] in "fx"})
+
+
+def _well_formed(entry: Any) -> bool:
+    """``[relative path, type, digest or link target or "", size]`` with matching types."""
+    if not (type(entry) is list and len(entry) == 4 and type(entry[0]) is str
+            and type(entry[3]) is int and entry[3] >= 0):
+        return False
+    expected = {"f": Digest, "x": Digest, "l": str, "d": str}.get(entry[1])
+    return expected is not None and type(entry[2]) is expected
 
 
 def _write_file(backend: Backend, txn: ReadTxn, digest: Digest, target: Path, mode: int) -> None:
@@ -265,9 +312,12 @@ def _write_file(backend: Backend, txn: ReadTxn, digest: Digest, target: Path, mo
 
 
 def _safe_relative(root: Path, relative: str) -> Path:
-    parts = PurePosixPath(relative).parts
-    if not parts or relative.startswith("/") or ".." in parts or "." in parts:
-        raise PathError(f"refusing tree entry {relative!r}: it would escape the checkout")
+    """``root / relative`` for a canonical relative path (as a tree records them: no empty,
+    ``.`` or ``..`` part, no leading ``/``, no NUL); anything else is refused."""
+    parts = relative.split("/")
+    if any(part in ("", ".", "..") or "\0" in part for part in parts):
+        raise PathError(f"refusing tree entry {relative[:200]!r}: it would escape the "
+                        "checkout, or is not a path a tree records")
     return root.joinpath(*parts)
 
 
@@ -288,26 +338,34 @@ def checkout(
             written outside ``target``.
         IntegrityError: stored content does not match its digest.
     """
+    if "\0" in str(target):
+        raise PathError(f"cannot check out to {str(target)[:200]!r}: a path never holds a NUL "
+                        "byte")
     target = Path(os.path.abspath(target))
     if os.path.lexists(target) and not force:
         raise PathError(f"{target} already exists; pass force=True (--force) to replace it")
     if schema.manifest(txn, blob) is None:
         raise IntegrityError(f"content {blob.hex()} is missing from the store; run "
                              "`lineage verify`", expected=blob)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".lineage-checkout-", dir=target.parent))
     try:
-        built = staging / "content"
-        file_mode = 0o444 if read_only else 0o644
-        if kind == "directory":
-            _build_tree(backend, txn, blob, built, file_mode)
-        else:
-            _write_file(backend, txn, blob, built, file_mode)
-        if os.path.lexists(target):
-            _remove(target)
-        os.replace(built, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".lineage-checkout-", dir=target.parent))
+        try:
+            built = staging / "content"
+            file_mode = 0o444 if read_only else 0o644
+            if kind == "directory":
+                _build_tree(backend, txn, blob, built, file_mode)
+            else:
+                _write_file(backend, txn, blob, built, file_mode)
+            if os.path.lexists(target):
+                _remove(target)
+            os.replace(built, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except PathError:
+        raise
+    except OSError as exc:  # a full disk, no permission, a tree entry that cannot be made
+        raise PathError(f"cannot check out to {target}: {exc.strerror or exc}") from None
     return target
 
 
@@ -360,8 +418,8 @@ def path_digest(backend: Backend, path: Path) -> Digest:
 
     try:
         info = path.stat()
-    except OSError:
-        raise PathError(f"no such file or directory: {path}") from None
+    except (OSError, ValueError):  # ValueError: a NUL byte
+        raise PathError(f"no such file or directory: {_shown(path)}") from None
     with backend.read() as txn:
         if stat.S_ISREG(info.st_mode):
             return file_digest(path.resolve(), info, txn)

@@ -16,9 +16,11 @@ Guarantees:
 - the map grows by itself: ``MapFullError`` grows it and re-runs the whole transaction, and a
   map grown by another process is adopted (``MapResizedError``); ``writemap`` is never used,
   so a full disk raises :class:`~lineage.errors.StoreError` instead of ``SIGBUS``;
-- stale reader slots left by dead processes are cleared at open;
-- fork-safe: a process that forks after opening gets a fresh environment and a fresh pack
-  in the child; the inherited handles are never touched again;
+- stale reader slots left by dead processes are cleared at open, and by a long-lived writer
+  every ``_READER_CHECK_S`` seconds (they pin old pages, so the file would only grow);
+- fork-safe: a process that forks after opening gets a fresh environment, a fresh pack and
+  fresh locks in the child (another thread of the parent may have held them at the fork);
+  the inherited handles are never touched again;
 - each writing process appends only to its own pack and holds a shared ``flock`` on it, so
   compaction (``gc``) never rewrites a pack that a live writer may still be filling; a pack
   rotated out (at 4 GiB) stays open and locked until the backend closes, since it may hold
@@ -29,14 +31,11 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import functools
 import mmap
 import os
-import secrets
-import struct
-import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,8 +45,14 @@ import lmdb
 
 from lineage.core.hashing import Digest
 from lineage.errors import StoreError
-from lineage.storage import schema
+from lineage.storage import pages, schema
 from lineage.storage.base import Backend
+from lineage.storage.packs import (
+    LOCATION,
+    PackWriter,
+    split_location,
+    start_writeback,
+)
 from lineage.storage.schema import NAMESPACES
 
 __all__ = ["LmdbBackend"]
@@ -57,13 +62,23 @@ T = TypeVar("T")
 _INITIAL_MAP_SIZE: Final = 256 * 1024 * 1024
 _MAX_RETRIES: Final = 40
 _PACK_ROTATE_BYTES: Final = 4 * 1024**3
-_LOCATION: Final = struct.Struct(">QQ")
-_IOV_MAX: Final = 1024
-_SYNC_FILE_RANGE_WRITE: Final = 2
+_LOW_SPACE: Final = 64 * 1024 * 1024  # free bytes below which an I/O error means a full disk
+_READER_CHECK_S: Final = 10.0  # a long-lived writer clears dead readers' slots this often
 
 # Environments inherited across fork() must never be used or closed in the child; they are
 # parked here so that garbage collection does not close them either.
 _ABANDONED_AFTER_FORK: list[Any] = []
+# Every backend of this process, so that a forked child gets fresh locks: a lock another
+# thread of the parent held at the fork stays held forever in the child.
+_BACKENDS: weakref.WeakSet[LmdbBackend] = weakref.WeakSet()
+
+
+def _fresh_locks_in_child() -> None:
+    for backend in list(_BACKENDS):
+        backend._lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_fresh_locks_in_child)
 
 
 @contextmanager
@@ -88,9 +103,21 @@ def _past_inherited_handles() -> Iterator[None]:
         _envid.env_keys = original
 
 
-def _store_error(exc: BaseException, action: str) -> StoreError:
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "No space" in str(exc):
+def _store_error(exc: BaseException, action: str, path: Path | None = None) -> StoreError:
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code in (errno.ENOSPC, errno.EDQUOT) or "No space" in str(exc) or "quota" in str(exc):
         return StoreError(f"cannot {action}: the disk is full; free space and retry")
+    if path is not None and "Input/output error" in str(exc):  # LMDB's word for a short write
+        try:
+            stats = os.statvfs(path)
+        except OSError:
+            stats = None
+        if stats is not None and stats.f_bavail * stats.f_frsize < _LOW_SPACE:
+            return StoreError(f"cannot {action}: the disk is full ({exc}); free space and "
+                              "retry")
+    if code == errno.EFBIG or "File too large" in str(exc):
+        return StoreError(f"cannot {action}: a store file reached the file size limit "
+                          "(ulimit -f); raise it and retry")
     return StoreError(f"cannot {action}: {exc}")
 
 
@@ -153,116 +180,6 @@ def _prefix_upper_bound(prefix: bytes) -> bytes | None:
     return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
-class _PackWriter:
-    """Appends chunk bytes to this process's own pack file."""
-
-    def __init__(self, directory: Path) -> None:
-        self.name = f"{time.time_ns():x}-{os.getpid()}-{secrets.token_hex(4)}"
-        self.path = directory / f"{self.name}.pack"
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_SH)
-        self.size = 0
-        self.unsynced = False  # appended since the last fsync
-        _fsync_directory(directory)
-
-    def append(self, pieces: Sequence[memoryview | bytes]) -> list[tuple[int, int]]:
-        """Append ``pieces`` with few large writes (not yet fsynced: see :meth:`sync_handle`);
-        return each one's (offset, length)."""
-        views = [data if type(data) is bytes else memoryview(data).cast("B") for data in pieces]
-        spans = []
-        offset = self.size
-        for view in views:
-            spans.append((offset, len(view)))
-            offset += len(view)
-        self.unsynced = True
-        try:
-            _write_all(self._fd, views)
-        except OSError:
-            self.size = os.fstat(self._fd).st_size  # a partial write still moved the end
-            raise
-        self.size = offset
-        return spans
-
-    def sync(self) -> None:
-        """fsync the pack."""
-        self.unsynced = False
-        try:
-            os.fsync(self._fd)
-        except OSError:
-            self.unsynced = True
-            raise
-
-    def sync_handle(self) -> int:
-        """A duplicate of the pack's descriptor, to fsync without holding the writer's lock
-        (a pack rotated meanwhile closes only its own descriptor)."""
-        return os.dup(self._fd)
-
-    def truncate(self, size: int) -> None:
-        """Cut the pack back to ``size`` bytes (chunks past it were never committed)."""
-        os.ftruncate(self._fd, size)
-        self.size = size
-
-    def sync_and_close(self) -> None:
-        """fsync, then close."""
-        try:
-            os.fsync(self._fd)
-        finally:
-            os.close(self._fd)
-
-    def close(self) -> None:
-        """Close without syncing (what was not synced belongs to no committed add)."""
-        os.close(self._fd)
-
-
-@functools.cache
-def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        function = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
-    function.restype = ctypes.c_int
-    return function
-
-
-def _start_writeback(fd: int, offset: int, length: int) -> None:
-    """Ask the kernel to start writing a byte range out now, without waiting for it
-    (Linux's ``sync_file_range``; a no-op elsewhere). Durability still comes from fsync,
-    which also reports any error; this only lets the disk start early."""
-    start = _sync_file_range()
-    if start is not None:
-        start(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
-
-
-def _write_all(fd: int, views: list[memoryview | bytes]) -> None:
-    """Write every view in order with as few ``writev`` calls as the system allows."""
-    index = 0
-    while index < len(views):
-        written = os.writev(fd, views[index : index + _IOV_MAX])
-        while written:
-            first = views[index]
-            if written >= len(first):
-                written -= len(first)
-                index += 1
-            else:
-                views[index] = memoryview(first)[written:]
-                written = 0
-        while index < len(views) and not views[index]:
-            index += 1
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class LmdbBackend(Backend):
     """Storage in an LMDB environment plus append-only pack files, in one directory."""
 
@@ -272,9 +189,12 @@ class LmdbBackend(Backend):
         self._initial_map_size = map_size
         self._lock = threading.RLock()
         self._closed = False
+        self._damaged: str | None = None  # what check_structure found
+        self._readers_checked = time.monotonic()
+        _BACKENDS.add(self)
         self._maps: dict[str, mmap.mmap] = {}
-        self._pack: _PackWriter | None = None
-        self._rotated: list[_PackWriter] = []  # full packs, kept locked until close
+        self._pack: PackWriter | None = None
+        self._rotated: list[PackWriter] = []  # full packs, kept locked until close
         self._pid = -1
         try:
             self._packs_dir.mkdir(parents=True, exist_ok=True)
@@ -292,6 +212,7 @@ class LmdbBackend(Backend):
         return int(self._environment().info()["map_size"])
 
     def _open_environment(self) -> None:
+        pages.check_file(self._path)  # LMDB must never walk a damaged file: it may crash
         try:
             self._env = lmdb.open(
                 str(self._path),
@@ -306,17 +227,34 @@ class LmdbBackend(Backend):
                 lock=True,
             )
             self._env.reader_check()
-            self._dbs = {ns: self._env.open_db(ns.encode()) for ns in NAMESPACES}
+            problems = pages.check_environment(self._path, self._env, quick=True)
+            if not problems:
+                self._dbs = self._open_databases()
         except lmdb.Error as exc:
             raise StoreError(f"cannot open the store at {self._path}: {exc}") from None
+        if problems:
+            self._env.close()
+            raise StoreError(f"the store at {self._path} is damaged: {problems[0]}; restore "
+                             "it from a backup")
         self._pid = os.getpid()
         self._maps = {}
         self._pack = None
         self._rotated = []
 
+    def _open_databases(self) -> dict[str, Any]:
+        for _ in range(_MAX_RETRIES):
+            try:
+                return {ns: self._env.open_db(ns.encode()) for ns in NAMESPACES}
+            except lmdb.MapResizedError:  # another process grew the map meanwhile: adopt it
+                self._env.set_mapsize(0)
+        raise StoreError("cannot open the store: the map keeps being resized")
+
     def _environment(self) -> lmdb.Environment:
         if self._closed:
             raise StoreError("the store is closed; open it again with lineage.open()")
+        if self._damaged is not None:
+            raise StoreError(f"the store at {self._path} is damaged ({self._damaged}); "
+                             "restore it from a backup")
         if self._pid != os.getpid():
             # Forked: the parent's handles belong to the parent. Park them and start fresh.
             _ABANDONED_AFTER_FORK.append((self._env, self._maps, self._pack, self._rotated))
@@ -337,12 +275,27 @@ class LmdbBackend(Backend):
             raise StoreError("cannot begin a read: the map keeps being resized")
         try:
             yield _Txn(txn, self._dbs)
+        except lmdb.Error as exc:  # LMDB found damage it checks for itself
+            raise StoreError(f"cannot read the store: {exc}; run `lineage verify`") from None
         finally:
             txn.abort()
+
+    def check_structure(self) -> list[str]:
+        """Problems in the pages of ``data.mdb``, found without LMDB reading them (see
+        :mod:`lineage.storage.pages`). Once one is found, this backend refuses every read
+        and write: LMDB could crash on the damaged pages."""
+        problems = pages.check_environment(self._path, self._environment(), quick=False)
+        if problems:
+            self._damaged = problems[0]
+        return problems
 
     def write(self, apply: Callable[[_Txn], T]) -> T:
         env = self._environment()
         with self._lock:
+            now = time.monotonic()
+            if now - self._readers_checked > _READER_CHECK_S:  # readers that died since
+                self._readers_checked = now  # pin old pages: free their slots
+                env.reader_check()
             self._sync_pack()  # chunks appended by this process are durable before any commit
             for _ in range(_MAX_RETRIES):
                 try:
@@ -353,7 +306,7 @@ class LmdbBackend(Backend):
                 except lmdb.MapResizedError:
                     env.set_mapsize(0)
                 except lmdb.Error as exc:
-                    raise _store_error(exc, "write to the store") from None
+                    raise _store_error(exc, "write to the store", self._path) from None
             raise StoreError("cannot write: the map could not be grown enough")
 
     def _grow(self, env: lmdb.Environment) -> None:
@@ -385,11 +338,11 @@ class LmdbBackend(Backend):
                 raise _store_error(exc, "write content to the store") from None
         try:  # outside the lock: another thread's next batch is written meanwhile
             start, (last, length) = spans[0][0], spans[-1]
-            _start_writeback(handle, start, last + length - start)
+            start_writeback(handle, start, last + length - start)
         finally:
             os.close(handle)
         suffix = pack.name.encode()
-        return [_LOCATION.pack(offset, length) + suffix for offset, length in spans]
+        return [LOCATION.pack(offset, length) + suffix for offset, length in spans]
 
     def sync_chunks(self) -> None:
         """Nothing to do now: :meth:`write` fsyncs this process's pack before any write
@@ -406,7 +359,7 @@ class LmdbBackend(Backend):
             except OSError as exc:
                 raise _store_error(exc, f"write pack {pack.name} to disk") from None
 
-    def _writable_pack(self) -> _PackWriter:
+    def _writable_pack(self) -> PackWriter:
         if self._pack is None or self._pack.size > _PACK_ROTATE_BYTES:
             if self._pack is not None:
                 # Synced now (its chunks' adds may not have synced yet), but kept open and
@@ -414,13 +367,12 @@ class LmdbBackend(Backend):
                 # would otherwise see as dead and delete.
                 self._pack.sync()
                 self._rotated.append(self._pack)
-            self._pack = _PackWriter(self._packs_dir)
+            self._pack = PackWriter(self._packs_dir)
         return self._pack
 
     def read_chunk(self, location: bytes) -> memoryview:
         self._environment()
-        offset, length = _LOCATION.unpack_from(location)
-        name = location[_LOCATION.size :].decode()
+        offset, length, name = split_location(location)
         mapped = self._maps.get(name)
         if mapped is None or offset + length > len(mapped):
             mapped = self._map_pack(name, offset + length)
@@ -433,21 +385,21 @@ class LmdbBackend(Backend):
         """
         if not locations:
             return None
-        name = locations[0][_LOCATION.size :]
-        start, length = _LOCATION.unpack_from(locations[0])
+        start, length, name = split_location(locations[0])
         end = start + length
         for location in locations[1:]:
-            offset, length = _LOCATION.unpack_from(location)
-            if offset != end or location[_LOCATION.size :] != name:
+            offset, length, other = split_location(location)
+            if offset != end or other != name:
                 return None
             end += length
-        return self.read_chunk(_LOCATION.pack(start, end - start) + name)
+        return self.read_chunk(LOCATION.pack(start, end - start) + name.encode())
 
     def discard_chunks(self, locations: Sequence[bytes]) -> None:
         """Take back chunks that :meth:`write_chunks` wrote and no transaction will name.
 
         Best effort: when they are the whole tail of this process's pack, the pack is cut
-        back; otherwise they stay as garbage for :meth:`compact`.
+        back (removed, if nothing else is in it); otherwise they stay as garbage, counted
+        by :meth:`orphaned_bytes`, for :meth:`compact`.
         """
         with self._lock:
             pack = self._pack
@@ -455,15 +407,19 @@ class LmdbBackend(Backend):
                 return
             spans = set()
             for location in locations:
-                if location[_LOCATION.size :] != pack.name.encode():
+                if location[LOCATION.size :] != pack.name.encode():
                     return
-                spans.add(_LOCATION.unpack_from(location))
+                spans.add(LOCATION.unpack_from(location))
             start = min(offset for offset, _length in spans)
             end = max(offset + length for offset, length in spans)
             if end != pack.size or sum(length for _o, length in spans) != end - start:
                 return  # another writer's chunks sit between or after them: keep all
             try:
-                pack.truncate(start)
+                if start == 0:  # the pack holds nothing else: no empty file is left behind
+                    pack.remove()
+                    self._pack = None
+                else:
+                    pack.truncate(start)
             except OSError:
                 return
             self._maps.pop(pack.name, None)  # dropped, not closed: views may still use it
@@ -483,6 +439,8 @@ class LmdbBackend(Backend):
             raise StoreError(
                 f"pack {name} is missing (removed by a concurrent gc?); retry the read"
             ) from None
+        except (OSError, ValueError) as exc:  # unreadable; or empty, which mmap refuses
+            raise StoreError(f"cannot read pack {name}: {exc}; run `lineage verify`") from None
         self._maps[name] = mapped
         return mapped
 
@@ -495,22 +453,12 @@ class LmdbBackend(Backend):
 
         Packs held by a live writer (including this process's own) are left alone.
         """
-        self._environment()
-        with self.read() as txn:
-            by_pack: dict[str, list[tuple[Digest, int, int]]] = {}
-            for digest, location in schema.digest_entries(txn, "chunks"):
-                offset, length = _LOCATION.unpack_from(location)
-                by_pack.setdefault(location[_LOCATION.size :].decode(), []).append(
-                    (digest, offset, length)
-                )
+        by_pack = self._live_by_pack()
         freed = 0
         for path in self.pack_paths():
             name = path.stem
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
+            with self._idle_pack(path) as fd:
+                if fd is None:
                     continue  # a live writer still appends here
                 live = by_pack.get(name, [])
                 size = os.fstat(fd).st_size
@@ -519,24 +467,62 @@ class LmdbBackend(Backend):
                     continue
                 if live:
                     self._move_chunks(name, live)
-                path.unlink()
+                path.unlink(missing_ok=True)
                 self._maps.pop(name, None)
                 freed += size - live_bytes
-            finally:
-                os.close(fd)
         return freed
+
+    def orphaned_bytes(self) -> int:
+        """Bytes in packs that no chunk location names (left by adds that failed or were
+        killed), in the packs :meth:`compact` would rewrite now (no live writer holds)."""
+        by_pack = self._live_by_pack()
+        total = 0
+        for path in self.pack_paths():
+            with self._idle_pack(path) as fd:
+                if fd is not None:
+                    live = sum(length for _d, _o, length in by_pack.get(path.stem, []))
+                    total += max(0, os.fstat(fd).st_size - live)
+        return total
+
+    def _live_by_pack(self) -> dict[str, list[tuple[Digest, int, int]]]:
+        """``(digest, offset, length)`` of every named chunk, by pack."""
+        by_pack: dict[str, list[tuple[Digest, int, int]]] = {}
+        with self.read() as txn:
+            for digest, location in schema.digest_entries(txn, "chunks"):
+                offset, length, name = split_location(location)
+                by_pack.setdefault(name, []).append((digest, offset, length))
+        return by_pack
+
+    @contextmanager
+    def _idle_pack(self, path: Path) -> Iterator[int | None]:
+        """A descriptor of pack ``path`` locked exclusively, or ``None`` when a live writer
+        holds it (or another gc removed it meanwhile)."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            yield None
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield None
+                return
+            yield fd
+        finally:
+            os.close(fd)
 
     def _move_chunks(self, name: str, live: list[tuple[Digest, int, int]]) -> None:
         old_suffix = name.encode()
         pieces = [
-            (digest, bytes(self.read_chunk(_LOCATION.pack(o, n) + old_suffix)))
+            (digest, bytes(self.read_chunk(LOCATION.pack(o, n) + old_suffix)))
             for digest, o, n in live
         ]
         new_locations = self.write_chunks(pieces)
 
         def relocate(txn: _Txn) -> None:
             for (digest, offset, length), new in zip(live, new_locations, strict=True):
-                old = _LOCATION.pack(offset, length) + old_suffix
+                old = LOCATION.pack(offset, length) + old_suffix
                 if schema.chunk_location(txn, digest) == old:
                     schema.put_chunk_location(txn, digest, new)
 

@@ -139,6 +139,13 @@ class MemoryBackend(Backend):
         """Overwrite stored chunk bytes in place (for tests of integrity checks)."""
         self._chunk_bytes[int.from_bytes(location, "big")] = data
 
+    def orphaned_bytes(self) -> int:
+        self._check_open()
+        with self._lock:
+            live = {int.from_bytes(v, "big") for v in self._state["chunks"].values()}
+            return sum(len(data) for index, data in enumerate(self._chunk_bytes)
+                       if index not in live)
+
     def compact(self) -> int:
         self._check_open()
         with self._lock:

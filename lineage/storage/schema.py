@@ -241,12 +241,8 @@ class VersionEntry(NamedTuple):
 
 
 def _version_entry(key: bytes, value: bytes) -> VersionEntry:
-    try:
-        version, target, when = encoding.decode(value)
-        return VersionEntry(int.from_bytes(key[-_SEQ:], "big"), str(version), Digest(target),
-                            float(when))
-    except (ValueError, TypeError) as exc:
-        raise CorruptRecordError(f"version entry {key!r} is malformed: {exc}") from None
+    fields = encoding.decode_fields(value, (str, Digest, encoding.NUMBER), f"version {key!r}")
+    return VersionEntry(int.from_bytes(key[-_SEQ:], "big"), *fields)
 
 
 def versions(txn: ReadTxn, name: str, *, reverse: bool = False) -> Iterator[VersionEntry]:
@@ -255,8 +251,11 @@ def versions(txn: ReadTxn, name: str, *, reverse: bool = False) -> Iterator[Vers
 
 
 def latest_version(txn: ReadTxn, name: str) -> VersionEntry | None:
-    """The newest version of ``name``, or ``None``."""
-    return next(versions(txn, name, reverse=True), None)
+    """The newest version of ``name`` (``CorruptRecordError`` if the index disagrees)."""
+    latest = next(versions(txn, name, reverse=True), None)
+    if latest is not None and version_entry(txn, name, latest.version) != latest:
+        raise CorruptRecordError(f"{name}: the version index is inconsistent")
+    return latest
 
 
 def version_entry(txn: ReadTxn, name: str, version: str) -> VersionEntry | None:
@@ -266,10 +265,11 @@ def version_entry(txn: ReadTxn, name: str, version: str) -> VersionEntry | None:
         return None
     key = name_key(name) + seq
     value = txn.get("versions", key)
-    if value is None:
+    entry = None if value is None else _version_entry(key, value)
+    if entry is None or entry.version != version:  # never another version's target
         raise CorruptRecordError(f"{name}@{version}: the version index is inconsistent; run "
                                  "`lineage verify`")
-    return _version_entry(key, value)
+    return entry
 
 
 def put_version(txn: WriteTxn, name: str, entry: VersionEntry) -> None:
@@ -281,13 +281,15 @@ def put_version(txn: WriteTxn, name: str, entry: VersionEntry) -> None:
 
 def versioned_names(txn: ReadTxn) -> list[str]:
     """Every name that has versions, sorted."""
-    return sorted({key.split(b"\0", 1)[0].decode() for key, _ in txn.items("version_keys")})
+    return sorted({encoding.as_text(key.split(b"\0", 1)[0], "a version key")
+                   for key, _ in txn.items("version_keys")})
 
 
 def version_labels(txn: ReadTxn, name: str) -> list[str]:
     """Every version label of ``name`` (for suggestions)."""
     prefix = name_key(name)
-    return [key[len(prefix):].decode() for key, _ in txn.items("version_keys", prefix)]
+    return [encoding.as_text(key[len(prefix):], "a version key")
+            for key, _ in txn.items("version_keys", prefix)]
 
 
 def all_versions(txn: ReadTxn) -> Iterator[tuple[str, VersionEntry]]:
@@ -297,19 +299,22 @@ def all_versions(txn: ReadTxn) -> Iterator[tuple[str, VersionEntry]]:
 
 def stage_target(txn: ReadTxn, name: str, stage: str) -> Digest | None:
     """What ``name@stage`` points at now, or ``None``."""
-    return None if (value := txn.get("stages", name_key(name, stage))) is None else Digest(value)
+    value = txn.get("stages", name_key(name, stage))
+    return None if value is None else encoding.as_digest(value, f"stage {name}@{stage}")
 
 
 def stages(txn: ReadTxn, name: str) -> dict[str, Digest]:
     """The current stages and aliases of ``name``."""
     prefix = name_key(name)
-    return {key[len(prefix):].decode(): Digest(value)
+    return {encoding.as_text(key[len(prefix):], "a stage key"):
+            encoding.as_digest(value, f"a stage of {name}")
             for key, value in txn.items("stages", prefix)}
 
 
 def all_stages(txn: ReadTxn) -> Iterator[tuple[str, str, Digest]]:
     """``(name, stage, target)`` of every stage of every name."""
-    return (((*split_name_key(key), Digest(value))) for key, value in txn.items("stages"))
+    return ((*split_name_key(key), encoding.as_digest(value, "a stage target"))
+            for key, value in txn.items("stages"))
 
 
 def put_stage(txn: WriteTxn, name: str, stage: str, target: Digest | None) -> None:
@@ -319,12 +324,14 @@ def put_stage(txn: WriteTxn, name: str, stage: str, target: Digest | None) -> No
 
 def tag_target(txn: ReadTxn, tag: str) -> Digest | None:
     """What ``tag`` points at, or ``None``."""
-    return None if (value := txn.get("tags", tag.encode())) is None else Digest(value)
+    value = txn.get("tags", tag.encode())
+    return None if value is None else encoding.as_digest(value, f"tag {tag}")
 
 
 def all_tags(txn: ReadTxn) -> Iterator[tuple[str, Digest]]:
     """``(tag, target)`` of every tag, sorted by tag."""
-    return ((key.decode(), Digest(value)) for key, value in txn.items("tags"))
+    return ((encoding.as_text(key, "a tag key"), encoding.as_digest(value, "a tag target"))
+            for key, value in txn.items("tags"))
 
 
 def put_tag(txn: WriteTxn, tag: str, target: Digest | None) -> None:
@@ -345,7 +352,8 @@ def append_history(txn: WriteTxn, entry: RefEntry) -> int:
 
 def history_names(txn: ReadTxn) -> list[str]:
     """Every name with a history, sorted."""
-    return sorted({key[:-_SEQ - 1].decode() for key, _ in txn.items("history")})
+    return sorted({encoding.as_text(key[:-_SEQ - 1], "a history key")
+                   for key, _ in txn.items("history")})
 
 
 def history(txn: ReadTxn, name: str) -> list[RefEntry]:
@@ -365,7 +373,8 @@ def runs_of_op(txn: ReadTxn, op: str) -> Iterator[tuple[float, Digest]]:
 
 def run_by_id(txn: ReadTxn, run_id: str) -> Digest | None:
     """The run whose id is ``run_id``, or ``None``."""
-    return None if (value := txn.get("run_ids", run_id.encode())) is None else Digest(value)
+    value = txn.get("run_ids", run_id.encode())
+    return None if value is None else encoding.as_digest(value, f"the index of run {run_id}")
 
 
 def run_ops(txn: ReadTxn) -> list[str]:
@@ -375,7 +384,8 @@ def run_ops(txn: ReadTxn) -> list[str]:
 
 def run_for_call(txn: ReadTxn, call_key: Digest) -> Digest | None:
     """The ok run recorded under ``call_key`` (a memoized call), or ``None``."""
-    return None if (value := txn.get("call_keys", call_key)) is None else Digest(value)
+    value = txn.get("call_keys", call_key)
+    return None if value is None else encoding.as_digest(value, "a call-key index entry")
 
 
 def key_part(value: Any) -> bytes:
@@ -451,8 +461,10 @@ def put_metric_point(txn: WriteTxn, run_id: str, metric: str, seq: int,
 
 def metric_points(txn: ReadTxn, run_id: str, metric: str) -> list[tuple[int, float, float]]:
     """Every ``(step, time, value)`` of a run's metric series, in logging order."""
-    points = [encoding.decode(v) for _k, v in txn.items("metrics", _series_prefix(run_id, metric))]
-    return [(int(step), float(when), float(value)) for step, when, value in points]
+    kinds, what = (int, encoding.NUMBER, encoding.NUMBER), f"metric {metric!r} of run {run_id}"
+    return [(step, float(when), float(value)) for _k, v in txn.items(
+        "metrics", _series_prefix(run_id, metric))
+        for step, when, value in [encoding.decode_fields(v, kinds, what)]]
 
 
 # -- blobs, chunks, stat cache --------------------------------------------------------------
@@ -468,12 +480,16 @@ class Manifest(NamedTuple):
 def manifest(txn: ReadTxn, digest: Digest) -> Manifest | None:
     """The manifest of a stored blob, or ``None`` (``CorruptRecordError`` if malformed)."""
     data = txn.get("blobs", digest)
-    try:
-        size, chunks, children = encoding.decode(data) if data is not None else (0, (), ())
-        found = Manifest(int(size), [Digest(c) for c in chunks], [Digest(c) for c in children])
-    except (ValueError, TypeError) as exc:
-        raise CorruptRecordError(f"manifest of blob {digest.hex()} is malformed: {exc}") from None
-    return None if data is None else found
+    return None if data is None else decode_manifest(digest, data)
+
+
+def decode_manifest(digest: Digest, data: bytes) -> Manifest:
+    """Parse a stored manifest (see :func:`manifest`)."""
+    what = f"the manifest of blob {digest.hex()}"
+    size, chunks, children = encoding.decode_fields(data, (int, list, list), what)
+    if size < 0 or not all(type(d) is Digest for d in (*chunks, *children)):
+        raise CorruptRecordError(f"{what} is malformed; run `lineage verify`")
+    return Manifest(size, chunks, children)
 
 
 def raw_manifest(txn: ReadTxn, digest: Digest) -> bytes | None:
@@ -499,7 +515,8 @@ def put_chunk_location(txn: WriteTxn, digest: Digest, location: bytes | None) ->
 def digest_entries(txn: ReadTxn, namespace: str) -> Iterator[tuple[Digest, bytes]]:
     """Every ``(digest, stored bytes)`` of ``"records"`` (unverified), ``"blobs"`` (manifests),
     ``"chunks"`` (locations) or ``"added"`` (event numbers), in digest order."""
-    return ((Digest(key), value) for key, value in txn.items(namespace))
+    return ((encoding.as_digest(key, f"a key of {namespace}"), value)
+            for key, value in txn.items(namespace))
 
 
 def _put_or_delete(txn: WriteTxn, namespace: str, key: bytes, value: bytes | None) -> None:
@@ -557,7 +574,10 @@ def append_event(txn: WriteTxn, action: str, details: dict[str, Any]) -> int:
     seq, prev, floor = 0, EVENT_GENESIS, 0.0
     if last is not None:
         seq, prev = last[0] + 1, hashlib.sha256(last[1]).digest()
-        floor = float(encoding.decode(last[1])[2]["time"])
+        try:  # a damaged last event is verify's to report; it then sets no floor
+            floor = float(encoding.decode(last[1])[2]["time"])
+        except (LineageError, LookupError, TypeError, ValueError, OverflowError):
+            pass
     body = {**details, "action": action, "seq": seq, "prev": prev,
             "time": max(time.time(), floor), "user": current_user()}
     txn.put("events", _seq(seq), encoding.encode([EVENT_TAG, 1, body]))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -21,7 +21,7 @@ from lineage.adapters import adapter_for_value
 from lineage.adapters.tables import PROFILE_LIMIT, table_format
 from lineage.core.hashing import Digest, digest_bytes
 from lineage.core.records import Artifact
-from lineage.errors import InvalidName, UnsupportedValue
+from lineage.errors import InvalidName, PathError, UnsupportedValue
 from lineage.refs import registry
 from lineage.refs.revisions import check_name
 from lineage.storage import schema
@@ -30,7 +30,7 @@ from lineage.storage.blobs import StagedBlob
 from lineage.storage.files import StagedPath, stage_path
 from lineage.storage.staging import stage
 
-__all__ = ["Prepared", "name_from_path", "prepare"]
+__all__ = ["Prepared", "discard", "name_from_path", "prepare"]
 
 
 Staged = StagedPath | StagedBlob
@@ -59,6 +59,13 @@ class Prepared:
     def written(self) -> int:
         """Bytes of new chunk content staging wrote (0 if the store held it all)."""
         return sum(part.written for part in self.staged)
+
+    def new_locations(self) -> list[bytes]:
+        """Where staging wrote this artifact's new chunks (nothing names them yet)."""
+        blobs = [blob for part in self.staged
+                 for blob in ([*part.blobs, part.root] if isinstance(part, StagedPath)
+                              else [part])]
+        return [location for blob in blobs for location in blob.new_locations.values()]
 
     def again(self) -> Prepared:
         """This artifact staged afresh (see ``restage``); itself when it cannot be."""
@@ -92,6 +99,16 @@ class Prepared:
         )
 
 
+def discard(backend: Backend, prepared: Iterable[Prepared]) -> None:
+    """Take back the chunks the staging of ``prepared`` wrote, after the commit naming
+    them failed (best effort: see :meth:`Backend.discard_chunks`; taken together, so that
+    they can be the tail of this process's pack). Never for a ``Prepared`` that committed,
+    nor for one another commit may still use (a cached environment)."""
+    locations = [location for item in prepared for location in item.new_locations()]
+    if locations:
+        backend.discard_chunks(locations)
+
+
 def prepare(
     backend: Backend, value: Any, *, name: str | None = None, version: str | None = None,
     kind: str | None = None, meta: dict[str, Any] | None = None,
@@ -116,12 +133,14 @@ def prepare(
         UnsupportedValue: no adapter claims ``value``, ``meta`` cannot be encoded, a
             dataset file cannot be read as a table, or ``key`` is given for something that
             is not a table or is not a unique, complete column of it.
-        PathError: a path is missing or unreadable.
+        PathError: a path is missing, unreadable or holds a NUL byte.
     """
     from lineage.core import encoding
 
     meta = dict(meta or {})
     is_path = isinstance(value, str | os.PathLike)
+    if is_path and "\0" in str(os.fspath(value)):
+        raise PathError(f"cannot add {str(value)[:200]!r}: a path never holds a NUL byte")
     if is_path and name is None and path_name:
         name = name_from_path(Path(value))
     if name is not None:

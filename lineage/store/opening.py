@@ -27,6 +27,15 @@ _shared_lock = threading.Lock()
 _shared: dict[str, _Entry] = {}  # resolved path -> the shared backend and its handles
 
 
+def _fresh_lock_in_child() -> None:
+    """A forked child gets a fresh lock: another thread may have held it at the fork."""
+    global _shared_lock
+    _shared_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock_in_child)
+
+
 class _Entry:
     """A backend shared by the ``Store`` handles open on one directory."""
 

@@ -43,7 +43,7 @@ from lineage.storage.base import Backend, ReadTxn, WriteTxn
 from lineage.storage.blobs import read_blob
 from lineage.storage.files import checkout, path_digest
 from lineage.storage.maintenance import GcReport, VerifyReport, collect_garbage, verify_store
-from lineage.store.ingest import Prepared, prepare
+from lineage.store.ingest import Prepared, discard, prepare
 from lineage.store.opening import release
 from lineage.store.review import ReviewMethods
 from lineage.store.sharing import SharingMethods
@@ -184,20 +184,27 @@ class Store(ReviewMethods, SharingMethods):
         """Commit one staged artifact, staging it again while a concurrent gc takes content
         it reuses. Returns the artifact (with its version) and the new bytes written.
 
+        A commit that fails takes back the chunks its staging wrote (a failed add leaves
+        nothing behind).
+
         Raises:
             StoreError: a concurrent gc kept removing reused content.
         """
         for _ in range(_STAGE_RETRIES):
-            with self._read() as txn:
-                if prepared.unchanged(txn):
-                    latest = schema.latest_version(txn, prepared.name or "")
-                    label = latest.version if latest is not None else None
-                    return prepared.artifact.with_version(label), prepared.written
             try:
+                with self._read() as txn:
+                    if prepared.unchanged(txn):
+                        latest = schema.latest_version(txn, prepared.name or "")
+                        label = latest.version if latest is not None else None
+                        return prepared.artifact.with_version(label), prepared.written
                 version = self._write(partial(prepared.commit, reason=reason))
             except ChunkVanished:
+                discard(self._backend, [prepared])
                 prepared = prepared.again()
                 continue
+            except BaseException:
+                discard(self._backend, [prepared])
+                raise
             return prepared.artifact.with_version(version), prepared.written
         raise StoreError("content kept disappearing during add (concurrent gc?); retry")
 

@@ -62,7 +62,7 @@ def explain_call(store: Store, step_: Any, *args: Any, **kwargs: Any) -> Explana
     plan = step_.plan(store, *args, **kwargs)
     recorded = recording.recorded_run(store, plan.key) if step_.cache else None
     if recorded is not None:
-        reason = miss_reason(store, recorded)
+        reason = miss_reason(store, recorded, trust=step_.trust)
         if reason is None:
             return Explanation(step_.name, True, run=recorded)
         return Explanation(step_.name, False, nearest=recorded, changes=[reason])

@@ -14,8 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from lineage.core import encoding
+from lineage.core.hashing import Digest
 from lineage.core.records import Artifact, Run
-from lineage.errors import CorruptRecordError, LineageError, RecordTypeError, UnsupportedValue
+from lineage.errors import (
+    CorruptRecordError,
+    LineageError,
+    RecordTypeError,
+    UnsupportedValue,
+    UntrustedContentError,
+)
 from lineage.tracking import recording
 
 if TYPE_CHECKING:
@@ -27,6 +34,12 @@ __all__ = ["MISSING", "as_recorded", "is_plain", "miss_reason", "numpy_scalar",
 
 #: A rebuilt output that is gone (or edited, for files): the call must run again.
 MISSING: Final = object()
+
+#: Blobs of step outputs this process stored itself: their bytes are its own serialization
+#: (a pickle it made), so a cache hit loads them without ``trust``. Bounded; forgetting one
+#: only means a later hit on it needs ``trust=True``.
+_OWN_OUTPUTS: set[Digest] = set()
+_OWN_LIMIT: Final = 1 << 16
 
 
 def numpy_scalar(value: Any) -> bool:
@@ -104,6 +117,11 @@ def prepare_outputs(store: Store, result: Any) -> tuple[dict[str, Prepared], dic
             outputs[name] = recording.prepare(store, value, path_name=False)
         except UnsupportedValue as exc:
             raise UnsupportedValue(f"step output {name!r} cannot be stored: {exc}") from None
+        own = outputs[name].artifact.blob
+        if own is not None:
+            if len(_OWN_OUTPUTS) >= _OWN_LIMIT:
+                _OWN_OUTPUTS.clear()
+            _OWN_OUTPUTS.add(own)
     shape: dict[str, Any] = {"scalars": scalars} if scalars else {}
     if type(result) is tuple:
         shape["tuple"] = len(result)
@@ -134,16 +152,24 @@ def _output(store: Store, run: Run, name: str) -> Artifact:
     return record
 
 
-def miss_reason(store: Store, run: Run) -> str | None:
+def miss_reason(store: Store, run: Run, *, trust: bool = False) -> str | None:
     """Why a cache hit on ``run`` would not be served (``None``: it would), without
-    changing anything: an output gone or damaged in the store, or an output file edited
-    since it was recorded (a missing one would be restored, so it still hits)."""
+    changing anything: an output gone or damaged in the store, an output file edited
+    since it was recorded (a missing one would be restored, so it still hits), or an
+    output that only loads with trust, which the step does not have (the call raises
+    :class:`~lineage.errors.UntrustedContentError`)."""
     paths = run.meta.get("paths", {})
     try:
         for name in _output_names(run):
             artifact = _output(store, run, name)
             if name not in paths:
-                store.read_bytes(artifact)
+                data = store.read_bytes(artifact)
+                try:
+                    _value_loader(artifact, data, False, trust)()
+                except UntrustedContentError:
+                    return (f"output {name!r} is a pickle this process did not store; the "
+                            "call raises UntrustedContentError unless the step has "
+                            "trust=True")
                 continue
             path = Path(paths[name])
             if os.path.lexists(path) and recording.identity_of_path(store, path) != artifact.blob:
@@ -153,8 +179,14 @@ def miss_reason(store: Store, run: Run) -> str | None:
     return None
 
 
-def rebuilder(store: Store, run: Run) -> Callable[[], Any]:
-    """A function rebuilding ``run``'s return value from the store (``MISSING`` if gone)."""
+def rebuilder(store: Store, run: Run, *, trust: bool = False) -> Callable[[], Any]:
+    """A function rebuilding ``run``'s return value from the store (``MISSING`` if gone).
+
+    An output that only loads with trust (a pickle) loads when ``trust`` is true or when
+    this process stored it itself; else the function raises
+    :class:`~lineage.errors.UntrustedContentError`: a shared store's pickles never run
+    code in a step that did not opt in.
+    """
     paths = run.meta.get("paths", {})
     scalars = set(run.meta.get("scalars", ()))
     size = run.meta.get("tuple")
@@ -167,7 +199,7 @@ def rebuilder(store: Store, run: Run) -> Callable[[], Any]:
             loaders.append(_path_loader(store, artifact, Path(paths[name])))
         else:
             data = store.read_bytes(artifact)
-            loaders.append(_value_loader(artifact, data, name in scalars))
+            loaders.append(_value_loader(artifact, data, name in scalars, trust))
     if size is None and keys is None and len(loaders) == 1:
         return loaders[0]  # one output: its loader gives the value (or MISSING)
 
@@ -189,13 +221,15 @@ def output_bytes(store: Store, run: Run) -> int:
     return sum(_output(store, run, name).size for name in run.outputs)
 
 
-def _value_loader(artifact: Artifact, data: bytes, scalar: bool) -> Callable[[], Any]:
+def _value_loader(artifact: Artifact, data: bytes, scalar: bool,
+                  trust: bool) -> Callable[[], Any]:
     from lineage.adapters import adapter_for_format
 
     adapter = adapter_for_format(artifact.format)
+    trusted = trust or artifact.blob in _OWN_OUTPUTS
 
     def load() -> Any:
-        value = adapter.load(data, artifact.format, trust=True)  # our own recorded output
+        value = adapter.load(data, artifact.format, trust=trusted)
         return value["value"] if scalar else value
 
     return load

@@ -33,7 +33,7 @@ from lineage.refs import registry
 from lineage.storage import schema
 from lineage.storage.base import WriteTxn
 from lineage.storage.files import path_digest
-from lineage.store.ingest import Prepared
+from lineage.store.ingest import Prepared, discard
 
 if TYPE_CHECKING:
     from lineage.store.store import Store
@@ -135,15 +135,20 @@ def commit_run(
         try:
             versions = store._write(commit)
         except ChunkVanished:
+            discard(store._backend, [*staged, *named.values()])
             staged = [p.again() for p in staged]
             named = {key: p.again() for key, p in named.items()}
             store._forget_environment()
             continue
         except InvalidName as taken:
             if unversioned is None or conflict is not None:
+                discard(store._backend, [*staged, *named.values()])
                 raise
             conflict = taken
             continue
+        except BaseException:  # nothing committed: take back what staging wrote
+            discard(store._backend, [*staged, *named.values()])  # (the cached environment
+            raise  # is shared with other runs: its few bytes stay, for gc)
         return Recorded(run, versions, conflict)
     raise StoreError("content kept disappearing while recording a run (a concurrent gc?); "
                      "nothing was recorded")

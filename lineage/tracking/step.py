@@ -40,7 +40,12 @@ from lineage import context
 from lineage.core import encoding
 from lineage.core.hashing import Digest, digest_bytes
 from lineage.core.records import Artifact, Run
-from lineage.errors import LineageError, StepDefinitionError, UnsupportedValue
+from lineage.errors import (
+    LineageError,
+    StepDefinitionError,
+    UnsupportedValue,
+    UntrustedContentError,
+)
 from lineage.tracking import recording
 from lineage.tracking.outputs import (
     MISSING,
@@ -163,7 +168,7 @@ class Step(Generic[P, R]):
 
     def __init__(self, function: Callable[P, R], *, name: str | None = None,
                  version: str | None = None, store: Store | str | os.PathLike[str] | None = None,
-                 cache: bool = True, ignore: Iterable[str] = ()) -> None:
+                 cache: bool = True, ignore: Iterable[str] = (), trust: bool = False) -> None:
         from lineage.refs.revisions import check_name
 
         if not callable(function):
@@ -172,6 +177,7 @@ class Step(Generic[P, R]):
         self.name = check_name(name or function.__name__, "step name")
         self.version = check_name(version, "step version") if version is not None else None
         self.cache = cache
+        self.trust = trust
         self.ignore = frozenset(ignore)
         self._store = store
         self._signature = inspect.signature(function)
@@ -347,8 +353,10 @@ class Step(Generic[P, R]):
             run = recording.recorded_run(store, plan.key)
             if run is None:
                 return None
-            rebuild = rebuilder(store, run)
+            rebuild = rebuilder(store, run, trust=self.trust)
             result = rebuild()
+        except UntrustedContentError:
+            raise  # a pickle from the store: never loaded, never silently recomputed
         except LineageError:
             return None  # outputs gone or corrupt: run again
         if result is MISSING:
@@ -429,17 +437,18 @@ class Step(Generic[P, R]):
     # -- pickling (Dask, multiprocessing) -------------------------------------------------
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickle as the function, the options, the code identity computed here (so a
-        worker without the source makes the same call keys) and the store's location: the
-        store given to the step, else the current one (``with store:``), as an absolute
-        path; with neither, the unpickled step uses the receiving process's default store.
+        """Pickle as the function, the options (``trust`` included), the code identity
+        computed here (so a worker without the source makes the same call keys) and the
+        store's location: the store given to the step, else the current one (``with
+        store:``), as an absolute path; with neither, the unpickled step uses the receiving
+        process's default store.
 
         Raises:
             StepDefinitionError: the store is in memory, which no other process can reach.
         """
         return (_rebuild_step, (_function_ref(self), self.name, self.version, self.cache,
                                 tuple(sorted(self.ignore)), _location(self._store),
-                                self.code_summary() and self._code))
+                                self.code_summary() and self._code, self.trust))
 
 
 def _location(chosen: Store | str | os.PathLike[str] | None) -> str | None:
@@ -475,7 +484,8 @@ def _function_ref(step_: Step[Any, Any]) -> Callable[..., Any] | tuple[str, str]
 
 def _rebuild_step(function: Callable[..., Any] | tuple[str, str], name: str,
                   version: str | None, cache: bool, ignore: tuple[str, ...], store: str | None,
-                  code: tuple[Digest, dict[str, Any]] | None) -> Step[Any, Any]:
+                  code: tuple[Digest, dict[str, Any]] | None, trust: bool = False
+                  ) -> Step[Any, Any]:
     """A step unpickled in another process (see :meth:`Step.__reduce__`)."""
     if isinstance(function, tuple):
         found: Any = importlib.import_module(function[0])
@@ -483,7 +493,7 @@ def _rebuild_step(function: Callable[..., Any] | tuple[str, str], name: str,
             found = getattr(found, part)
         function = found.function if isinstance(found, Step) else found
     rebuilt: Step[Any, Any] = Step(function, name=name, version=version, store=store,
-                                   cache=cache, ignore=ignore)
+                                   cache=cache, ignore=ignore, trust=trust)
     rebuilt._code = code
     return rebuilt
 
@@ -596,21 +606,29 @@ def step(function: Callable[P, R], /) -> Step[P, R]: ...
 @overload
 def step(*, name: str | None = ..., version: str | None = ...,
          store: Store | str | os.PathLike[str] | None = ..., cache: bool = ...,
-         ignore: Iterable[str] = ...) -> Callable[[Callable[P, R]], Step[P, R]]: ...
+         ignore: Iterable[str] = ..., trust: bool = ...
+         ) -> Callable[[Callable[P, R]], Step[P, R]]: ...
 
 
 def step(function: Callable[P, R] | None = None, /, *, name: str | None = None,
          version: str | None = None, store: Store | str | os.PathLike[str] | None = None,
-         cache: bool = True, ignore: Iterable[str] = ()) -> Any:
+         cache: bool = True, ignore: Iterable[str] = (), trust: bool = False) -> Any:
     """Record every call of ``function`` as a run, memoized on (code, inputs, params).
 
     Use bare (``@lineage.step``) or with options (``@lineage.step(version="2")``):
     ``name`` (default: the function's name), ``version`` (pins the code identity across
     source edits), ``store`` (a Store or path), ``cache=False`` (always execute, still
-    record), ``ignore`` (parameter names left out of the key and the record).
+    record), ``ignore`` (parameter names left out of the key and the record), ``trust``
+    (see below).
+
+    A cache hit whose recorded output is a pickle (a model skops cannot hold, a DataFrame
+    Parquet cannot) loads it only if this process stored it, or with ``trust=True``.
+    Otherwise the call raises :class:`~lineage.errors.UntrustedContentError` rather than
+    run code from a shared store, and rather than silently run the step again each time:
+    pass ``trust=True`` if you trust whoever writes the store, or ``cache=False``.
     """
     def decorate(target: Callable[P, R]) -> Step[P, R]:
         return Step(target, name=name, version=version, store=store, cache=cache,
-                    ignore=ignore)
+                    ignore=ignore, trust=trust)
 
     return decorate(function) if function is not None else decorate
