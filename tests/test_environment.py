@@ -154,3 +154,93 @@ def test_code_summary() -> None:
     assert summary["file"] == __file__
     builtin = code_summary(len)
     assert builtin["source"] == "" and builtin["qualname"] == "len"
+
+
+# -- the distribution index, kept across processes --------------------------------------------
+
+CAPTURE = """
+import json, sys
+from importlib import metadata
+if "--cache-only" in sys.argv:  # reading any distribution's metadata now is a failure
+    metadata.distributions = None
+import fakepkg  # noqa: F401
+from lineage.tracking.environment import capture_environment
+print(json.dumps(capture_environment()["packages"]))
+"""
+
+
+def fake_distribution(site: Path, name: str, version: str, *, age_s: float = 60.0) -> None:
+    """A distribution as pip lays it out: the package and its ``*.dist-info``."""
+    (site / name).mkdir(exist_ok=True)
+    (site / name / "__init__.py").write_text("")
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "top_level.txt").write_text(f"{name}\n")
+    age([site, site / name, info, info / "METADATA"], age_s)
+
+
+def age(paths: list[Path], seconds: float) -> None:
+    """Set modification times ``seconds`` in the past (older than the racy window)."""
+    import os
+    import time
+
+    for path in paths:
+        os.utime(path, (time.time() - seconds, time.time() - seconds))
+
+
+def packages_in_fresh_process(site: Path, cache: Path, *args: str) -> dict[str, str]:
+    import json
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(site), "LINEAGE_CACHE_DIR": str(cache)}
+    done = subprocess.run([sys.executable, "-c", CAPTURE, *args], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, str] = json.loads(done.stdout)
+    return result
+
+
+def test_the_distribution_index_is_reused_by_later_processes(tmp_path: Path) -> None:
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    site.mkdir()
+    fake_distribution(site, "fakepkg", "1.0")
+    assert packages_in_fresh_process(site, cache)["fakepkg"] == "1.0"
+    assert len(list(cache.glob("distributions-*.msgpack"))) == 1
+    # a later process answers from the cache without reading any distribution's metadata
+    assert packages_in_fresh_process(site, cache, "--cache-only")["fakepkg"] == "1.0"
+
+
+def test_installing_or_upgrading_a_distribution_invalidates_the_index(tmp_path: Path) -> None:
+    import shutil
+
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    site.mkdir()
+    fake_distribution(site, "fakepkg", "1.0")
+    assert packages_in_fresh_process(site, cache)["fakepkg"] == "1.0"
+
+    shutil.rmtree(site / "fakepkg-1.0.dist-info")  # pip install --upgrade fakepkg
+    fake_distribution(site, "fakepkg", "2.0", age_s=30)  # still older than the racy window
+    assert packages_in_fresh_process(site, cache)["fakepkg"] == "2.0"
+    assert packages_in_fresh_process(site, cache, "--cache-only")["fakepkg"] == "2.0"
+
+    metadata_file = site / "fakepkg-2.0.dist-info" / "METADATA"  # rewritten in place
+    metadata_file.write_text("Metadata-Version: 2.1\nName: fakepkg\nVersion: 2.0.post1\n")
+    age([metadata_file], 10)
+    assert packages_in_fresh_process(site, cache)["fakepkg"] == "2.0.post1"
+
+
+def test_an_index_read_right_after_an_install_is_not_kept(tmp_path: Path) -> None:
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    site.mkdir()
+    fake_distribution(site, "fakepkg", "1.0", age_s=0)  # installed just now
+    assert packages_in_fresh_process(site, cache)["fakepkg"] == "1.0"
+    assert list(cache.glob("distributions-*.msgpack")) == []  # racily clean: not kept
+
+
+def test_an_unwritable_cache_directory_only_costs_time(tmp_path: Path) -> None:
+    site, blocker = tmp_path / "site", tmp_path / "not-a-directory"
+    site.mkdir()
+    blocker.write_text("a file where the cache directory would be")
+    fake_distribution(site, "fakepkg", "1.0")
+    assert packages_in_fresh_process(site, blocker / "cache")["fakepkg"] == "1.0"

@@ -3,7 +3,9 @@
 The environment is stored once as an artifact of kind ``environment`` and shared by digest:
 runs in the same interpreter with the same imported packages point at the same record.
 Package versions are those of the distributions whose top-level modules this process has
-imported (not everything installed), which is what can have influenced a result.
+imported (not everything installed), which is what can have influenced a result. Which
+distribution provides which module is read once per interpreter environment and kept in the
+user's cache directory across processes (see :mod:`lineage.tracking.distributions`).
 """
 
 from __future__ import annotations
@@ -13,24 +15,12 @@ import os
 import platform
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from lineage.tracking.distributions import distribution_index
+
 __all__ = ["capture_environment", "code_summary", "imported_distributions"]
-
-
-@functools.cache
-def _module_to_distributions() -> dict[str, tuple[str, ...]]:
-    return {k: tuple(v) for k, v in metadata.packages_distributions().items()}
-
-
-@functools.cache
-def _version(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _modules_key() -> tuple[int, str | None]:
@@ -51,14 +41,12 @@ def imported_distributions() -> dict[str, str]:
 
 
 def _imported_distributions() -> dict[str, str]:
-    mapping = _module_to_distributions()
+    index = distribution_index()
     found: dict[str, str] = {}
     tops = {name.partition(".")[0] for name in list(sys.modules)}
     for top in tops:
-        for distribution in mapping.get(top, ()):
-            version = _version(distribution)
-            if version is not None:
-                found[distribution.lower()] = version
+        for distribution, version in index.get(top, ()):
+            found[distribution] = version
     return dict(sorted(found.items()))
 
 
