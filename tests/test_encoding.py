@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lineage.core import encoding
 from lineage.core.encoding import decode, digest_of, encode
 from lineage.core.hashing import Digest, digest_bytes
 from lineage.core.records import decode_record
@@ -243,3 +244,10 @@ def test_truncated_encodings_raise_corrupt_record_error(value: Any, data: st.Dat
 def test_decoding_a_malformed_record_raises_corrupt_record_error(data: bytes) -> None:
     with pytest.raises(CorruptRecordError):
         decode_record(data)
+
+
+@given(st.dictionaries(st.text(alphabet=st.characters(codec=None)), st.integers(), max_size=8))
+def test_str_keys_are_ordered_by_their_utf8_bytes(mapping: dict[str, int]) -> None:
+    """The all-str fast path sorts as the general rule does: by UTF-8 (surrogatepass) bytes."""
+    keys = list(encoding.normalize(mapping))
+    assert keys == sorted(mapping, key=lambda k: k.encode("utf-8", "surrogatepass"))

@@ -145,7 +145,7 @@ plain = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False)
     | st.text(max_size=8) | st.binary(max_size=8),
     lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
-    | st.dictionaries(st.text(max_size=4) | st.integers(), inner, max_size=4),
+    | st.dictionaries(st.text(max_size=4) | st.integers(-(2**63), 2**63), inner, max_size=4),
     max_leaves=12,
 )
 

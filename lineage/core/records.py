@@ -192,9 +192,12 @@ def _digest_of(record: Artifact | Run) -> Digest:
 
 
 def _replace_view(record: Artifact, **changes: Any) -> Artifact:
-    values = {f.name: getattr(record, f.name) for f in fields(record)}
+    values = {name: getattr(record, name) for name in _ARTIFACT_FIELDS}
     values.update(changes)
     return Artifact(**values)
+
+
+_ARTIFACT_FIELDS: Final = tuple(f.name for f in fields(Artifact))
 
 
 @dataclass(frozen=True, slots=True)

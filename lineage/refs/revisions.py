@@ -16,7 +16,6 @@ and never all-hex of 6 or more characters (that would shadow a digest prefix).
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -223,7 +222,9 @@ def known_names(txn: ReadTxn) -> list[str]:
 def suggest(txn: ReadTxn, name: str, what: str = "name or tag") -> str:
     """``no {what} {name!r}`` with the nearest known names, for error messages."""
     names = known_names(txn)
-    near = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    from difflib import get_close_matches
+
+    near = get_close_matches(name, names, n=3, cutoff=0.5)
     if near:
         return f"no {what} {name!r}; did you mean {', '.join(near)}?"
     if names:
@@ -236,7 +237,9 @@ def _not_found(txn: ReadTxn, revision: Revision) -> str:
         choices = schema.version_labels(txn, revision.base) + list(
             schema.stages(txn, revision.base))
         if choices:
-            near = difflib.get_close_matches(revision.at, choices, n=3, cutoff=0.4)
+            from difflib import get_close_matches
+
+            near = get_close_matches(revision.at, choices, n=3, cutoff=0.4)
             hint = near or sorted(choices)[-3:]
             return (
                 f"{revision.base!r} has no version or stage {revision.at!r}; "

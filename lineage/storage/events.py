@@ -26,7 +26,6 @@ rewritten before it is caught too.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -81,6 +80,8 @@ def decode_event(seq: int, data: bytes) -> Event:
     Raises:
         CorruptRecordError: they are not a well-formed event.
     """
+    from hashlib import sha256  # imported on first use: opening a store needs none
+
     value = encoding.decode(data)
     if not (isinstance(value, list) and len(value) == 3 and value[0] == schema.EVENT_TAG
             and isinstance(value[2], dict)):
@@ -90,7 +91,7 @@ def decode_event(seq: int, data: bytes) -> Event:
         return Event(seq=int(body["seq"]), time=float(body["time"]), user=str(body["user"]),
                      action=str(body["action"]),
                      details={k: v for k, v in body.items() if k not in _KNOWN},
-                     prev=bytes(body["prev"]).hex(), hash=hashlib.sha256(data).hexdigest())
+                     prev=bytes(body["prev"]).hex(), hash=sha256(data).hexdigest())
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptRecordError(f"event {seq} is malformed: {exc}") from None
 
@@ -139,6 +140,8 @@ def verify_chain(txn: ReadTxn, *, checkpoint: str | None = None) -> ChainReport:
 
     Each problem names the first broken link or the entry that disagrees.
     """
+    from hashlib import sha256
+
     report = ChainReport()
     previous: bytes | None = None
     hashes: set[str] = set()
@@ -147,7 +150,7 @@ def verify_chain(txn: ReadTxn, *, checkpoint: str | None = None) -> ChainReport:
     broken = False
     for seq, data in schema.events(txn):
         report.events += 1
-        expected_prev = schema.EVENT_GENESIS if previous is None else hashlib.sha256(
+        expected_prev = schema.EVENT_GENESIS if previous is None else sha256(
             previous).digest()
         try:
             event = decode_event(seq, data)
@@ -170,7 +173,7 @@ def verify_chain(txn: ReadTxn, *, checkpoint: str | None = None) -> ChainReport:
             refs[(str(event.details.get("name")), int(event.details.get("position", -1)))] = (
                 event.details)
         previous = data
-    report.head = hashlib.sha256(previous).hexdigest() if previous is not None else None
+    report.head = sha256(previous).hexdigest() if previous is not None else None
     if checkpoint is not None and checkpoint.lower() not in hashes:
         report.problems.append(f"checkpoint {checkpoint[:16]} is not in the chain: the log was "
                                "cut short or rewritten before it")

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import mmap
 import os
-import shutil
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -295,6 +293,8 @@ def checkout(
         raise IntegrityError(f"content {blob.hex()} is missing from the store; run "
                              "`lineage verify`", expected=blob)
     target.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile
+
     staging = Path(tempfile.mkdtemp(prefix=".lineage-checkout-", dir=target.parent))
     try:
         built = staging / "content"
@@ -307,6 +307,8 @@ def checkout(
             _remove(target)
         os.replace(built, target)
     finally:
+        import shutil
+
         shutil.rmtree(staging, ignore_errors=True)
     return target
 
@@ -334,6 +336,8 @@ def _remove(path: Path) -> None:
         for child in path.rglob("*"):
             if not child.is_symlink():
                 child.chmod(child.stat().st_mode | stat.S_IWUSR)
+        import shutil
+
         shutil.rmtree(path)
     else:
         path.unlink()

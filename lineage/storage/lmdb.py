@@ -11,6 +11,12 @@ disk's sequential speed (64 KiB values) and fragments its free list when they ar
 appending to a plain file runs at disk speed. Records, refs, edges and indexes stay in LMDB,
 so nothing is visible before the transaction naming it commits.
 
+Small chunks (at most ``_INLINE_MAX`` bytes: a config, a metrics set, a small model) are
+not appended to a pack: their location *is* their bytes (``=`` then the bytes; a pack
+location starts with the high byte of a 64-bit offset, always 0), so they live in the
+``chunks`` namespace and become durable with the transaction that names them. Adding a
+small value then costs one durable LMDB commit, not a pack fsync as well.
+
 Guarantees:
 
 - the map grows by itself: ``MapFullError`` grows it and re-runs the whole transaction, and a
@@ -32,7 +38,6 @@ import fcntl
 import functools
 import mmap
 import os
-import secrets
 import struct
 import sys
 import threading
@@ -60,6 +65,8 @@ _PACK_ROTATE_BYTES: Final = 4 * 1024**3
 _LOCATION: Final = struct.Struct(">QQ")
 _IOV_MAX: Final = 1024
 _SYNC_FILE_RANGE_WRITE: Final = 2
+_INLINE: Final = b"="  # a location holding the chunk's bytes themselves
+_INLINE_MAX: Final = 2000  # LMDB keeps values up to ~2 KiB in its leaf pages (4 KiB pages)
 
 # Environments inherited across fork() must never be used or closed in the child; they are
 # parked here so that garbage collection does not close them either.
@@ -135,6 +142,31 @@ class _Txn:
         return bool(self._txn.delete(key, db=self._dbs[namespace]))
 
 
+class _Reading:
+    """A read transaction as a context manager (a class: reads are the hot path, and a
+    generator-based context manager costs more than the read of a small record)."""
+
+    __slots__ = ("_dbs", "_env", "_txn")
+
+    def __init__(self, env: lmdb.Environment, dbs: dict[str, Any]) -> None:
+        self._env, self._dbs = env, dbs
+        self._txn: lmdb.Transaction | None = None
+
+    def __enter__(self) -> _Txn:
+        for _ in range(_MAX_RETRIES):
+            try:
+                self._txn = self._env.begin(buffers=False)
+                return _Txn(self._txn, self._dbs)
+            except lmdb.MapResizedError:
+                self._env.set_mapsize(0)
+        raise StoreError("cannot begin a read: the map keeps being resized")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._txn is not None:
+            self._txn.abort()
+            self._txn = None
+
+
 def _seek_last_with_prefix(cursor: lmdb.Cursor, prefix: bytes) -> bool:
     if not prefix:
         return bool(cursor.last())
@@ -157,7 +189,7 @@ class _PackWriter:
     """Appends chunk bytes to this process's own pack file."""
 
     def __init__(self, directory: Path) -> None:
-        self.name = f"{time.time_ns():x}-{os.getpid()}-{secrets.token_hex(4)}"
+        self.name = f"{time.time_ns():x}-{os.getpid()}-{os.urandom(4).hex()}"
         self.path = directory / f"{self.name}.pack"
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         fcntl.flock(self._fd, fcntl.LOCK_SH)
@@ -324,21 +356,8 @@ class LmdbBackend(Backend):
                 self._open_environment()
         return self._env
 
-    @contextmanager
-    def read(self) -> Iterator[_Txn]:  # type: ignore[override]
-        env = self._environment()
-        for _ in range(_MAX_RETRIES):
-            try:
-                txn = env.begin(buffers=False)
-                break
-            except lmdb.MapResizedError:
-                env.set_mapsize(0)
-        else:
-            raise StoreError("cannot begin a read: the map keeps being resized")
-        try:
-            yield _Txn(txn, self._dbs)
-        finally:
-            txn.abort()
+    def read(self) -> _Reading:
+        return _Reading(self._environment(), self._dbs)
 
     def write(self, apply: Callable[[_Txn], T]) -> T:
         env = self._environment()
@@ -365,17 +384,25 @@ class LmdbBackend(Backend):
 
     def write_chunks(self, chunks: Sequence[tuple[bytes, memoryview | bytes]]) -> list[bytes]:
         locations = self.append_chunks(chunks)
-        if locations:
+        if any(location[:1] != _INLINE for location in locations):
             with self._lock:
                 self._sync_pack()
         return locations
 
     def append_chunks(self, chunks: Sequence[tuple[bytes, memoryview | bytes]]) -> list[bytes]:
         """Append chunk bytes to this process's pack and let the disk start on them now;
-        they are durable once :meth:`sync_chunks` returns."""
+        they are durable once :meth:`sync_chunks` returns. Small chunks are kept inline
+        (see the module doc): durable with the transaction that names them."""
         self._environment()
-        if not chunks:
-            return []
+        inline = [_INLINE + bytes(data) if len(data) <= _INLINE_MAX else b""
+                  for _digest, data in chunks]
+        packed = [chunk for chunk, location in zip(chunks, inline, strict=True) if not location]
+        if not packed:
+            return inline
+        appended = iter(self._append_to_pack(packed))
+        return [location or next(appended) for location in inline]
+
+    def _append_to_pack(self, chunks: Sequence[tuple[bytes, memoryview | bytes]]) -> list[bytes]:
         with self._lock:
             try:
                 pack = self._writable_pack()
@@ -419,6 +446,8 @@ class LmdbBackend(Backend):
 
     def read_chunk(self, location: bytes) -> memoryview:
         self._environment()
+        if location[:1] == _INLINE:
+            return memoryview(location)[1:]
         offset, length = _LOCATION.unpack_from(location)
         name = location[_LOCATION.size :].decode()
         mapped = self._maps.get(name)
@@ -431,7 +460,7 @@ class LmdbBackend(Backend):
 
         Lets a caller compare many consecutive chunks in one call instead of one by one.
         """
-        if not locations:
+        if not locations or any(location[:1] == _INLINE for location in locations):
             return None
         name = locations[0][_LOCATION.size :]
         start, length = _LOCATION.unpack_from(locations[0])
@@ -449,6 +478,7 @@ class LmdbBackend(Backend):
         Best effort: when they are the whole tail of this process's pack, the pack is cut
         back; otherwise they stay as garbage for :meth:`compact`.
         """
+        locations = [location for location in locations if location[:1] != _INLINE]
         with self._lock:
             pack = self._pack
             if pack is None or self._pid != os.getpid() or not locations:
@@ -499,6 +529,8 @@ class LmdbBackend(Backend):
         with self.read() as txn:
             by_pack: dict[str, list[tuple[Digest, int, int]]] = {}
             for digest, location in schema.content_entries(txn, "chunks"):
+                if location[:1] == _INLINE:
+                    continue  # its bytes live in LMDB, not in a pack
                 offset, length = _LOCATION.unpack_from(location)
                 by_pack.setdefault(location[_LOCATION.size :].decode(), []).append(
                     (digest, offset, length)

@@ -10,7 +10,6 @@ The layout of every namespace is tabled in :mod:`lineage.storage`.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 import os
@@ -550,7 +549,9 @@ def append_event(txn: WriteTxn, action: str, details: dict[str, Any]) -> int:
     last = last_event(txn)
     seq, prev, floor = 0, EVENT_GENESIS, 0.0
     if last is not None:
-        seq, prev = last[0] + 1, hashlib.sha256(last[1]).digest()
+        from hashlib import sha256  # imported on the first write: opening needs no hashlib
+
+        seq, prev = last[0] + 1, sha256(last[1]).digest()
         floor = float(encoding.decode(last[1])[2]["time"])
     body = {**details, "action": action, "seq": seq, "prev": prev,
             "time": max(time.time(), floor), "user": current_user()}

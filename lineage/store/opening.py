@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 from lineage.errors import StoreError
 from lineage.storage.base import Backend
 from lineage.storage.events import start_chain
-from lineage.storage.memory import MemoryBackend
 
 if TYPE_CHECKING:
     from lineage.store.store import Store
@@ -79,6 +78,8 @@ def open_store(path: str | os.PathLike[str] | None = None) -> Store:
     from lineage.store.store import Store
 
     if path is not None and str(path) == ":memory:":
+        from lineage.storage.memory import MemoryBackend
+
         backend: Backend = MemoryBackend()
         start_chain(backend)
         return Store(backend)
