@@ -199,6 +199,19 @@ def encode_digests(value: list[Any]) -> bytes:
 
 
 _DIGEST_PREFIX: Final = bytes((0xD8, EXT_DIGEST))  # msgpack fixext 16, the digest type
+
+
+def _one_chunk_manifest(size: int, digest: Digest) -> bytes:
+    """``encode_digests([size, [digest], []])`` for a small blob, built directly."""
+    if size < 0x80:
+        packed_size = bytes((size,))  # positive fixint
+    elif size < 0x100:
+        packed_size = b"\xcc" + bytes((size,))  # uint 8
+    elif size < 0x10000:
+        packed_size = b"\xcd" + size.to_bytes(2, "big")  # uint 16
+    else:
+        return encode_digests([size, [digest], []])
+    return b"\x93" + packed_size + b"\x91" + _DIGEST_PREFIX + digest + b"\x90"
 _packers = threading.local()
 
 
@@ -326,7 +339,7 @@ def read_blob(backend: Backend, txn: ReadTxn, digest: Digest) -> bytes:
     location = schema.chunk_location(txn, digest)
     if location is not None:
         data = backend.read_chunk(location)
-        if (schema.raw_manifest(txn, digest) == encode_digests([len(data), [digest], []])
+        if (schema.raw_manifest(txn, digest) == _one_chunk_manifest(len(data), digest)
                 and digest_bytes(data) == digest):
             return bytes(data)
     return b"".join(bytes(part) for part in iter_blob(backend, txn, digest))  # or raise why

@@ -445,9 +445,9 @@ class LmdbBackend(Backend):
         return self._pack
 
     def read_chunk(self, location: bytes) -> memoryview:
-        self._environment()
-        if location[:1] == _INLINE:
+        if location[:1] == _INLINE:  # the location holds the bytes: no file to reach
             return memoryview(location)[1:]
+        self._environment()
         offset, length = _LOCATION.unpack_from(location)
         name = location[_LOCATION.size :].decode()
         mapped = self._maps.get(name)

@@ -13,6 +13,7 @@ backend shared per directory (see :mod:`lineage.store.opening`).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -42,6 +43,7 @@ if TYPE_CHECKING:  # and imported where used: a store opened to read never loads
 
     import networkx
 
+    from lineage.adapters import Adapter
     from lineage.diff.model import LineageDiff
     from lineage.storage.events import Event
     from lineage.storage.maintenance import GcReport, VerifyReport
@@ -239,11 +241,9 @@ class Store:
             IntegrityError: stored content does not match its digest.
             RecordTypeError: the revision names a run.
         """
-        from lineage.adapters import format_adapter
-        from lineage.storage.blobs import read_blob
-
+        format_adapter, read_blob = _loaders()
         self._check_open()
-        with self._read() as txn:  # one snapshot: the record and its content
+        with self._backend.read() as txn:  # one snapshot: the record and its content
             artifact = revision if isinstance(revision, Artifact | Run) else _resolve_in(
                 txn, revision)
             if not isinstance(artifact, Artifact):
@@ -553,6 +553,16 @@ class Store:
         with self._read() as txn:
             for digest in schema.record_digests(txn, kind):
                 yield schema.read_record(txn, digest)
+
+
+@functools.cache
+def _loaders() -> tuple[Callable[[str], Adapter | None],
+                        Callable[[Backend, ReadTxn, Digest], bytes]]:
+    """What :meth:`Store.load` needs, imported on first use (not when a store opens)."""
+    from lineage.adapters import format_adapter
+    from lineage.storage.blobs import read_blob
+
+    return format_adapter, read_blob
 
 
 def _resolve_in(txn: ReadTxn, revision: str | Digest) -> Artifact | Run:
