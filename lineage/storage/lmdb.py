@@ -445,9 +445,11 @@ class LmdbBackend(Backend):
         return self._pack
 
     def read_chunk(self, location: bytes) -> memoryview:
-        if location[:1] == _INLINE:  # the location holds the bytes: no file to reach
+        if location[:1] == _INLINE and not self._closed:  # the location holds the bytes
             return memoryview(location)[1:]
-        self._environment()
+        self._environment()  # raises once closed
+        if location[:1] == _INLINE:
+            return memoryview(location)[1:]
         offset, length = _LOCATION.unpack_from(location)
         name = location[_LOCATION.size :].decode()
         mapped = self._maps.get(name)
