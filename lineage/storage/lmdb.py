@@ -117,23 +117,22 @@ class _Txn:
     def items(
         self, namespace: str, prefix: bytes = b"", *, reverse: bool = False
     ) -> Iterator[tuple[bytes, bytes]]:
+        # The cursor's own iterators step and build the (key, value) pairs in C: index
+        # scans (queries over thousands of runs) are dominated by this loop.
         cursor = self._txn.cursor(db=self._dbs[namespace])
         if not reverse:
             found = cursor.set_range(prefix) if prefix else cursor.first()
-            while found:
-                key = cast(bytes, cursor.key())
-                if not key.startswith(prefix):
-                    return
-                yield key, cast(bytes, cursor.value())
-                found = cursor.next()
+            pairs = cursor.iternext() if found else iter(())
+        else:
+            found = _seek_last_with_prefix(cursor, prefix)
+            pairs = cursor.iterprev() if found else iter(())
+        if not prefix:
+            yield from cast("Iterator[tuple[bytes, bytes]]", pairs)
             return
-        found = _seek_last_with_prefix(cursor, prefix)
-        while found:
-            key = cast(bytes, cursor.key())
+        for key, value in cast("Iterator[tuple[bytes, bytes]]", pairs):
             if not key.startswith(prefix):
                 return
-            yield key, cast(bytes, cursor.value())
-            found = cursor.prev()
+            yield key, value
 
     def put(self, namespace: str, key: bytes, value: bytes) -> None:
         self._txn.put(key, value, db=self._dbs[namespace])

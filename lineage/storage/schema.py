@@ -10,6 +10,7 @@ The layout of every namespace is tabled in :mod:`lineage.storage`.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import os
@@ -55,6 +56,7 @@ MAX_KEY_PART: Final = 200
 _HASHED: Final = b"\xc1"
 _SEQ: Final = 8
 _D: Final = DIGEST_SIZE
+_digest: Final = functools.partial(bytes.__new__, Digest)  # for slices of keys: 16 bytes
 
 
 def _seq(number: int) -> bytes:
@@ -106,7 +108,7 @@ def digests_with_prefix(txn: ReadTxn, hex_prefix: str, limit: int) -> list[Diges
 def record_digests(txn: ReadTxn, kind: str | None = None) -> list[Digest]:
     """Digests of every record, or of those of ``kind`` (``"run"`` for runs)."""
     prefix = kind.encode() + b"\0" if kind is not None else b""
-    return [Digest(key[-_D:]) for key, _ in txn.items("by_kind", prefix)]
+    return [_digest(key[-_D:]) for key, _ in txn.items("by_kind", prefix)]
 
 
 def is_kind(txn: ReadTxn, digest: Digest, kind: str) -> bool:
@@ -116,7 +118,7 @@ def is_kind(txn: ReadTxn, digest: Digest, kind: str) -> bool:
 
 def artifacts_named(txn: ReadTxn, name: str) -> list[Digest]:
     """Digests of every artifact recorded under ``name`` (versioned or not)."""
-    return [Digest(key[-_D:]) for key, _ in txn.items("by_name", _name_key(name))]
+    return [_digest(key[-_D:]) for key, _ in txn.items("by_name", _name_key(name))]
 
 
 def index_record(txn: WriteTxn, record: Artifact | Run) -> Digest:
@@ -198,14 +200,14 @@ def upstream(txn: ReadTxn, digest: Digest, edge: bytes | None = None
              ) -> list[tuple[bytes, Digest]]:
     """``(edge type, source)`` of the edges into ``digest`` (of one type if ``edge``)."""
     prefix = digest + (edge or b"")
-    return [(key[_D:_D + 1], Digest(key[_D + 1:])) for key, _ in txn.items("edges_in", prefix)]
+    return [(key[_D:_D + 1], _digest(key[_D + 1:])) for key, _ in txn.items("edges_in", prefix)]
 
 
 def downstream(txn: ReadTxn, digest: Digest, edge: bytes | None = None
                ) -> list[tuple[bytes, Digest]]:
     """``(edge type, target)`` of the edges out of ``digest`` (of one type if ``edge``)."""
     prefix = digest + (edge or b"")
-    return [(key[_D:_D + 1], Digest(key[_D + 1:])) for key, _ in txn.items("edges_out", prefix)]
+    return [(key[_D:_D + 1], _digest(key[_D + 1:])) for key, _ in txn.items("edges_out", prefix)]
 
 
 # -- versions, stages, tags, history --------------------------------------------------------
@@ -351,7 +353,7 @@ def runs_of_op(txn: ReadTxn, op: str) -> Iterator[tuple[float, Digest]]:
     prefix = op.encode() + b"\0"
     for key, _ in txn.items("by_op", prefix, reverse=True):
         started = int.from_bytes(key[len(prefix):len(prefix) + 8], "big") / 1e6
-        yield started, Digest(key[-_D:])
+        yield started, _digest(key[-_D:])
 
 
 def run_by_id(txn: ReadTxn, run_id: str) -> Digest | None:
@@ -397,7 +399,8 @@ def _run_value_keys(run: Run) -> Iterator[tuple[str, bytes]]:
 def runs_with_param_part(txn: ReadTxn, name: str, parts: Iterable[bytes]) -> set[Digest]:
     """Runs whose param ``name`` encodes to one of ``parts`` (see :func:`key_part`)."""
     prefix = key_part(name)
-    return {Digest(key[-_D:]) for part in parts for key, _ in txn.items("run_params", prefix + part)
+    return {_digest(key[-_D:]) for part in parts
+            for key, _ in txn.items("run_params", prefix + part)
             if len(key) == len(prefix) + len(part) + _D}
 
 
@@ -406,7 +409,7 @@ def runs_by_param(txn: ReadTxn, name: str) -> Iterator[tuple[Any, Digest]]:
     prefix = key_part(name)
     for key, _ in txn.items("run_params", prefix):
         part = key[len(prefix):-_D]
-        yield (None if part[:1] == _HASHED else encoding.decode(part)), Digest(key[-_D:])
+        yield (None if part[:1] == _HASHED else encoding.decode(part)), _digest(key[-_D:])
 
 
 def runs_by_metric(txn: ReadTxn, name: str, *, descending: bool = False
@@ -415,7 +418,7 @@ def runs_by_metric(txn: ReadTxn, name: str, *, descending: bool = False
     prefix = key_part(name)
     start = len(prefix)
     for key, _ in txn.items("run_metrics", prefix, reverse=descending):
-        yield _unsortable(key[start:start + 8]), Digest(key[-_D:])
+        yield _unsortable(key[start:start + 8]), _digest(key[-_D:])
 
 
 # -- metric series --------------------------------------------------------------------------
