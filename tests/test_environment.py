@@ -164,6 +164,9 @@ from importlib import metadata
 if "--cache-only" in sys.argv:  # reading any distribution's metadata now is a failure
     metadata.distributions = None
 import fakepkg  # noqa: F401
+for extra in sys.argv[1:]:
+    if not extra.startswith("--"):
+        __import__(extra)
 from lineage.tracking.environment import capture_environment
 print(json.dumps(capture_environment()["packages"]))
 """
@@ -189,11 +192,13 @@ def age(paths: list[Path], seconds: float) -> None:
         os.utime(path, (time.time() - seconds, time.time() - seconds))
 
 
-def packages_in_fresh_process(site: Path, cache: Path, *args: str) -> dict[str, str]:
+def packages_in_fresh_process(site: Path, cache: Path, *args: str,
+                              project: Path | None = None) -> dict[str, str]:
     import json
     import os
 
-    env = {**os.environ, "PYTHONPATH": str(site), "LINEAGE_CACHE_DIR": str(cache)}
+    path = str(site) if project is None else f"{site}{os.pathsep}{project}"
+    env = {**os.environ, "PYTHONPATH": path, "LINEAGE_CACHE_DIR": str(cache)}
     done = subprocess.run([sys.executable, "-c", CAPTURE, *args], env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -244,3 +249,20 @@ def test_an_unwritable_cache_directory_only_costs_time(tmp_path: Path) -> None:
     blocker.write_text("a file where the cache directory would be")
     fake_distribution(site, "fakepkg", "1.0")
     assert packages_in_fresh_process(site, blocker / "cache")["fakepkg"] == "1.0"
+
+
+def test_files_written_beside_the_script_keep_the_index(tmp_path: Path) -> None:
+    """A sys.path entry without distributions (a project directory) may change freely; a
+    distribution appearing there is still seen."""
+    site, cache, project = tmp_path / "site", tmp_path / "cache", tmp_path / "project"
+    site.mkdir()
+    project.mkdir()
+    fake_distribution(site, "fakepkg", "1.0")
+    age([project], 60)
+    assert packages_in_fresh_process(site, cache, project=project)["fakepkg"] == "1.0"
+    (project / "model.pkl").write_bytes(b"outputs of the last run")  # the directory changed
+    assert packages_in_fresh_process(site, cache, "--cache-only", project=project) == {
+        **packages_in_fresh_process(site, cache, project=project)}
+    fake_distribution(project, "otherpkg", "3.1")  # pip install --target project otherpkg
+    found = packages_in_fresh_process(site, cache, "otherpkg", project=project)
+    assert found["fakepkg"] == "1.0" and found["otherpkg"] == "3.1"  # the index was rebuilt

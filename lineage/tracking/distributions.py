@@ -7,11 +7,14 @@ interpreter environment while nothing it was read from has changed:
 
 - the file is chosen by the interpreter (``sys.executable``, ``sys.version``, ``sys.prefix``)
   and ``sys.path`` (entries made absolute);
-- it is used only if the modification time of every ``sys.path`` entry and of every
-  distribution's metadata file (``METADATA``, ``PKG-INFO``) is what it was when the index
-  was built. Installing, upgrading or removing a distribution creates or removes a
-  ``*.dist-info`` or ``*.egg-info`` entry in a ``sys.path`` directory, which changes that
-  directory's modification time; rewriting a metadata file in place changes the file's;
+- it is used only if the modification time of every ``sys.path`` entry holding
+  distributions and of every distribution's metadata file (``METADATA``, ``PKG-INFO``) is
+  what it was when the index was built. Installing, upgrading or removing a distribution
+  creates or removes a ``*.dist-info`` or ``*.egg-info`` entry in a ``sys.path``
+  directory, which changes that directory's modification time; rewriting a metadata file in
+  place changes the file's. An entry that held no distribution (the script's own directory,
+  which changes whenever the script writes a file there) is checked instead for having
+  none still: a listing, no modification time;
 - like git's "racily clean" rule, an index read while one of those times was less than
   ``_RACY_S`` seconds old is not kept (a change within the same clock tick could not be
   told apart), so the next process reads the metadata again.
@@ -44,6 +47,8 @@ _FORMAT: Final = "lineage/distributions"
 _VERSION: Final = 1
 _RACY_S: Final = 2.0
 _METADATA_FILES: Final = ("METADATA", "PKG-INFO")
+_METADATA_SUFFIXES: Final = (".dist-info", ".egg-info", ".egg")
+_NO_DISTRIBUTIONS: Final = -2  # in place of a time: "held no distribution; check it still not"
 
 _index: list[Index] = []  # this process's index, once found
 
@@ -89,13 +94,27 @@ def distribution_index() -> Index:
     return _index[0]
 
 
+def _holds_distributions(entry: str) -> bool:
+    try:
+        with os.scandir(entry) as found:
+            return any(item.name.endswith(_METADATA_SUFFIXES) for item in found)
+    except OSError:
+        return False
+
+
+def _unchanged(path: str, mtime: int) -> bool:
+    if mtime == _NO_DISTRIBUTIONS:
+        return not _holds_distributions(path)
+    return _mtime(path) == mtime
+
+
 def _read(key: list[Any]) -> Index | None:
     try:
         data = cache_file().read_bytes()
         stored_key, checks, index = encoding.decode(data)
     except (OSError, ValueError, TypeError, LineageError):
         return None  # missing, unreadable or damaged: rebuilt
-    if stored_key != key or any(_mtime(path) != mtime for path, mtime in checks):
+    if stored_key != key or not all(_unchanged(path, mtime) for path, mtime in checks):
         return None
     return {str(top): tuple((str(n), str(v)) for n, v in pairs) for top, pairs in index.items()}
 
@@ -106,7 +125,8 @@ def _build() -> tuple[Index, list[tuple[str, int]]]:
     inferred = getattr(metadata, "_top_level_inferred", None)
     mapping: dict[str, list[str]] = {}
     versions: dict[str, str] = {}
-    watched = [os.path.abspath(entry) for entry in sys.path]
+    watched: list[str] = []
+    holding: set[str] = set()  # sys.path entries where a distribution was found
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
         if not name:
@@ -114,6 +134,7 @@ def _build() -> tuple[Index, list[tuple[str, int]]]:
         versions.setdefault(name, dist.version)
         location = getattr(dist, "_path", None)  # PathDistribution's metadata directory
         if location is not None:
+            holding.add(os.path.dirname(os.path.abspath(str(location))))
             watched.extend(_metadata_file(str(location)))
         tops = (declared(dist) or inferred(dist)) if declared and inferred else None
         for top in tops or ():
@@ -122,7 +143,10 @@ def _build() -> tuple[Index, list[tuple[str, int]]]:
         mapping = {k: list(v) for k, v in metadata.packages_distributions().items()}
     index = {top: tuple((name.lower(), versions[name]) for name in names if name in versions)
              for top, names in mapping.items()}
-    return index, [(path, _mtime(path)) for path in dict.fromkeys(watched)]
+    entries = dict.fromkeys(os.path.abspath(entry) for entry in sys.path)
+    checks = [(entry, _mtime(entry) if entry in holding else _NO_DISTRIBUTIONS)
+              for entry in entries]
+    return index, checks + [(path, _mtime(path)) for path in dict.fromkeys(watched)]
 
 
 def _metadata_file(location: str) -> list[str]:
