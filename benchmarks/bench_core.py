@@ -444,7 +444,7 @@ def _ours_records(ctx: Context, configs: list[dict[str, Any]]) -> dict[str, floa
 def _records(ctx: Context) -> list[Row]:
     from lineage.core import encoding
 
-    n = 1000 if not ctx.quick else 200
+    n = 1000 if not ctx.quick else 100
     ctx.log(f"{2 * n} small records through Store and raw LMDB, {ctx.rounds} rounds")
     ours: dict[str, list[float]] = {"put_each": [], "put_batch": [], "get_each": []}
     raw: dict[str, list[float]] = {"put_each": [], "put_batch": [], "get_each": [],
@@ -547,8 +547,9 @@ def _open_time(ctx: Context) -> list[Row]:
     store.add({"a": 1}, name="config")
     store.close()
     rows = []
-    for label, pre in (("bare script", ""),
-                       ("after import sklearn, pandas", "import sklearn.linear_model, pandas")):
+    variants = [("bare script", ""),
+                ("after import sklearn, pandas", "import sklearn.linear_model, pandas")]
+    for label, pre in variants[:1] if ctx.quick else variants:
         ours, raw = [], []
         for _ in range(ctx.rounds if ctx.quick else max(7, ctx.rounds)):
             ours.append(_fresh_arg(OPEN_OURS.format(pre=pre), store_path))

@@ -251,7 +251,7 @@ def _fresh_quickstart(ctx: Context) -> list[Row]:
     root = ctx.scratch("track-fresh")
     cache = ctx.work / "lineage-cache"  # kept between runs, like a user's cache directory
     env = {**os.environ, "LINEAGE_CACHE_DIR": str(cache)}
-    has_mlflow = Mlflow.available()
+    has_mlflow = ctx.has("mlflow")
     mlflow_env: dict[str, str] = {}
     if has_mlflow:
         guard = root / "guard"
@@ -280,7 +280,8 @@ def _fresh_quickstart(ctx: Context) -> list[Row]:
 
     ctx.log("quick-start in fresh processes (lineage and MLflow interleaved)")
     cold_cache = lineage_once(0.01, root / "empty-cache")  # the first process ever
-    lineage_once(0.02)  # the first round creates the store, as MLflow's creates its database
+    if not ctx.quick:
+        lineage_once(0.02)  # the first round creates the store, as MLflow's its database
     first_mlflow = mlflow_once(0.02) if has_mlflow else None
     ours, peer = [], []
     for index in range(ctx.rounds):
@@ -334,7 +335,8 @@ def _array_hit(ctx: Context) -> list[Row]:
     import lineage
 
     store = _open(ctx.work / "track-array")
-    data = np.random.default_rng(7).random(ARRAY_BYTES // 8)
+    size = ARRAY_BYTES // 8 if ctx.quick else ARRAY_BYTES  # 12.5 MiB with --quick
+    data = np.random.default_rng(7).random(size // 8)
     means = lineage.step(store=store)(column_means)
     ctx.log("step hit with a 100 MiB array")
     first, _ = time_once(lambda: means(data))  # the miss: hashes, stores 100 MiB, records
@@ -346,9 +348,10 @@ def _array_hit(ctx: Context) -> list[Row]:
     remove(ctx.work / "track-array")  # 100 MiB of packs nobody reuses
     ratios = [h / r for h, r in zip(hit, raw, strict=True)]
     ratio = statistics.median(ratios)
-    ctx.note(f"step with a 100 MiB array: the first (missing) call took "
-             f"{format_value(first, 's')} (hash, store 100 MiB, record the run)")
-    return [Row(SECTION, "@step cache hit, 100 MiB numpy arg", statistics.median(hit), "s",
+    ctx.note(f"step with a {format_value(size, 'B')} array: the first (missing) call took "
+             f"{format_value(first, 's')} (hash, store it, record the run)")
+    return [Row(SECTION, f"@step cache hit, {format_value(size, 'B')} numpy arg",
+                statistics.median(hit), "s",
                 statistics.median(raw), "raw xxh3_128", ratio, "≤ 1.5× raw", ratio <= 1.5,
                 "ratio = ours / raw hash (lower is better)", ours_samples=hit, ref_samples=raw,
                 ratio_samples=ratios, ref_kind="limit")]
@@ -360,20 +363,21 @@ def _array_hit(ctx: Context) -> list[Row]:
 def _metrics(ctx: Context, peers: dict[str, Mlflow | None]) -> list[Row]:
     store = _open(ctx.work / "track-metrics")
     peer_calls = 50 if ctx.quick else 200
-    ctx.log(f"log_metric: {METRIC_CALLS:,} calls in a run; MLflow {peer_calls} per round")
+    calls = METRIC_CALLS // 5 if ctx.quick else METRIC_CALLS
+    ctx.log(f"log_metric: {calls:,} calls in a run; MLflow {peer_calls} per round")
 
     def one_run() -> None:
         with store.run("train") as run:
-            for i in range(METRIC_CALLS):
+            for i in range(calls):
                 run.log_metric("loss", 1.0 / (i + 1), step=i)
 
     one_run()  # warm-up
-    rounds = _rounds(ctx, peers, lambda: time_once(one_run)[0] / METRIC_CALLS,
+    rounds = _rounds(ctx, peers, lambda: time_once(one_run)[0] / calls,
                      "metric", peer_calls, repeat=2 * _repeat(ctx))
     store.close()
     ours = rounds["ours"]
     return [
-        limit_row(SECTION, f"log_metric ×{METRIC_CALLS // 1000}k in a run (per call, commit "
+        limit_row(SECTION, f"log_metric ×{calls // 1000}k in a run (per call, commit "
                   "incl.)", ours, "s", 25e-6),
         speed_row(SECTION, "log_metric vs MLflow default store", ours, rounds.get("default"),
                   "MLflow (SQLite)", at_least=200),
@@ -503,17 +507,10 @@ class Mlflow:
         )
         self.info = self._reply()
 
-    @staticmethod
-    def available() -> bool:
-        """Whether mlflow can be imported (it is in the ``bench`` extra, not ``dev``)."""
-        import importlib.util
-
-        return importlib.util.find_spec("mlflow") is not None
-
     @classmethod
     def start(cls, ctx: Context, store: str) -> Mlflow | None:
         """The running peer, or ``None`` (with a note) when mlflow is not installed."""
-        if not cls.available():
+        if not ctx.has("mlflow"):
             if store == "default":
                 ctx.note("tracking: mlflow is not installed (pip install -e '.[bench]'); "
                          "no MLflow figures")

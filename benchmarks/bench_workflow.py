@@ -149,7 +149,7 @@ store.close()
 def run(ctx: Context) -> list[Row]:
     """The workflow's end-to-end time per tool, and the answers in the report."""
     data = _datasets(ctx)
-    dvc, has_mlflow = ctx.tool("dvc"), _has("mlflow")
+    dvc, has_mlflow = ctx.tool("dvc"), ctx.has("mlflow")
     if shutil.which("git") is None:
         dvc = None
     times: dict[str, list[float]] = {"lineage": [], "dvc": [], "mlflow": []}
@@ -182,12 +182,6 @@ def run(ctx: Context) -> list[Row]:
     ctx.report("What changed between model v1.0 and v1.1? The answer each tool gives",
                _answers(answers))
     return rows
-
-
-def _has(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
 
 
 # -- inputs -------------------------------------------------------------------------------------

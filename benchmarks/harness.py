@@ -209,6 +209,8 @@ class Context:
     repeat: int
     work: Path
     quick: bool = False
+    #: run the peers (DVC, MLflow) when they are installed; ``--no-peers`` turns them off
+    peers: bool = True
     notes: list[str] = field(default_factory=list)
     verbose: bool = True
     #: Markdown blocks a section adds to the report after the table: (title, body)
@@ -240,11 +242,20 @@ class Context:
         return path
 
     def tool(self, name: str) -> str | None:
-        """The path of a peer's command-line tool (next to this Python first), or ``None``."""
+        """The path of a peer's command-line tool (next to this Python first), or ``None``
+        (also when peers are turned off)."""
+        if not self.peers:
+            return None
         beside = Path(sys.executable).parent / name
         if beside.exists():
             return str(beside)
         return shutil.which(name)
+
+    def has(self, module: str) -> bool:
+        """Whether a peer's Python package is installed (and peers are on)."""
+        import importlib.util
+
+        return self.peers and importlib.util.find_spec(module) is not None
 
     def human_size(self) -> str:
         """The big-file size as text, e.g. ``1 GiB``."""

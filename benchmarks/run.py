@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         f"(available: {', '.join(sections())})")
     parser.add_argument("--size", default=None, help="size of the big file (default 1GiB)")
     parser.add_argument("--quick", action="store_true",
-                        help="32 MiB big file, 300 small files, small histories, 3 rounds: "
+                        help="16 MiB big file, 200 small files, small histories, 3 rounds: "
                              "checks that every section still works (what CI runs)")
     parser.add_argument("--files", type=int, default=None,
                         help="number of small files (default 10000)")
@@ -73,6 +73,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="interleaved rounds of each timed operation (default 3, at least 3)")
     parser.add_argument("--results", type=Path, default=HERE / "results",
                         help="where results.md, results.json and ratios.png go")
+    parser.add_argument("--no-peers", action="store_true",
+                        help="skip DVC and MLflow even when installed (the CI smoke test)")
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 when a target is missed (default: only if a section crashes)")
     parser.add_argument("--work", type=Path, default=HERE / ".work", help="scratch directory")
@@ -81,11 +83,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    size = parse_size(args.size) if args.size else (32 * MiB if args.quick else GiB)
-    files = args.files or (300 if args.quick else 10_000)
+    size = parse_size(args.size) if args.size else (16 * MiB if args.quick else GiB)
+    files = args.files or (200 if args.quick else 10_000)
     repeat = max(3, args.repeat or 3)
     args.work.mkdir(parents=True, exist_ok=True)
-    ctx = Context(size=size, files=files, repeat=repeat, work=args.work, quick=args.quick)
+    ctx = Context(size=size, files=files, repeat=repeat, work=args.work, quick=args.quick,
+                  peers=not args.no_peers)
     wanted = [s.strip() for s in args.only.split(",") if s.strip()] or sections()
     unknown = sorted(set(wanted) - set(sections()))
     if unknown:
