@@ -443,15 +443,17 @@ def draw_ratios(rows: Sequence[Row], path: Path, title: str) -> bool:
         if row.target.startswith("≥"):
             wanted = float(row.target.split()[1].rstrip("×"))
             ax.plot([wanted, wanted], [index - 0.4, index + 0.4], color="black", linewidth=2)
-        ax.text(values[index], index, f"  {values[index]:.3g}×", va="center", fontsize=8)
+        ax.text((values[index] + high[index]) * 1.08, index, f"{values[index]:.3g}×",
+                va="center", fontsize=8)
     ax.set_yticks(range(len(values)), labels, fontsize=8)
     ax.set_xscale("log")
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
-    ax.set_xlabel("ratio: reference time / lineage time (or lineage rate / reference rate); "
-                  "> 1 = lineage faster; black tick = target")
+    ax.set_xlabel("ratio (reference time / lineage time): > 1 = lineage faster; "
+                  "whiskers min–max over rounds; black tick = target")
     ax.set_title(title, fontsize=10)
+    ax.set_xlim(right=ax.get_xlim()[1] * 3)  # room for the labels right of the whiskers
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return True
 

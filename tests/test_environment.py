@@ -266,3 +266,16 @@ def test_files_written_beside_the_script_keep_the_index(tmp_path: Path) -> None:
     fake_distribution(project, "otherpkg", "3.1")  # pip install --target project otherpkg
     found = packages_in_fresh_process(site, cache, "otherpkg", project=project)
     assert found["fakepkg"] == "1.0" and found["otherpkg"] == "3.1"  # the index was rebuilt
+
+
+def test_a_prefetched_capture_is_the_capture_and_still_checked(repo: Path) -> None:
+    from lineage.tracking import environment
+
+    environment.prefetch_environment(repo)
+    environment.prefetch_environment(repo)  # once per directory and process
+    assert len([k for k in environment._prefetches if k == str(repo.resolve())]) == 1
+    first = capture_environment(repo)
+    assert first["git"] == {"commit": git(repo, "rev-parse", "HEAD"), "dirty": False}
+    (repo / "train.py").write_text("print('changed after the prefetch')\n")
+    git(repo, "add", "train.py")  # the index changed: the prefetched answer is stale
+    assert capture_environment(repo)["git"]["dirty"] is True

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -51,6 +52,7 @@ _METADATA_SUFFIXES: Final = (".dist-info", ".egg-info", ".egg")
 _NO_DISTRIBUTIONS: Final = -2  # in place of a time: "held no distribution; check it still not"
 
 _index: list[Index] = []  # this process's index, once found
+_lock = threading.Lock()
 
 
 def cache_dir() -> Path:
@@ -84,13 +86,14 @@ def _mtime(path: str) -> int:
 def distribution_index() -> Index:
     """``{top-level module: ((distribution name, lowercase), version), ...)}`` for every
     installed distribution, from the cache when it is still valid (see the module doc)."""
-    if not _index:
-        key = _key()
-        found = _read(key)
-        if found is None:
-            found, checks = _build()
-            _write(key, checks, found)
-        _index.append(found)
+    with _lock:  # a run's prefetch thread and the run itself may ask at once
+        if not _index:
+            key = _key()
+            found = _read(key)
+            if found is None:
+                found, checks = _build()
+                _write(key, checks, found)
+            _index.append(found)
     return _index[0]
 
 
