@@ -251,3 +251,25 @@ def test_str_keys_are_ordered_by_their_utf8_bytes(mapping: dict[str, int]) -> No
     """The all-str fast path sorts as the general rule does: by UTF-8 (surrogatepass) bytes."""
     keys = list(encoding.normalize(mapping))
     assert keys == sorted(mapping, key=lambda k: k.encode("utf-8", "surrogatepass"))
+
+
+def test_decoded_records_have_every_field_as_encoded() -> None:
+    """Records are rebuilt through their slots when every encoded field is present: each
+    field must come back as it was (equality alone compares digests only)."""
+    from dataclasses import fields
+
+    from lineage.core.records import Artifact, Run
+
+    artifact = Artifact(kind="model", name="m", blob=digest_bytes(b"x"), format="sklearn-state",
+                        size=3, summary={"class": "C"}, meta={"origin": "o"},
+                        parents=(digest_bytes(b"p"),))
+    run = Run(op="train", id="r1", inputs={"data": artifact.raw_digest}, params={"C": 0.5},
+              metrics={"auc": 0.9}, metric_datasets={"auc": artifact.raw_digest},
+              code=digest_bytes(b"c"), environment=digest_bytes(b"e"), status="failed",
+              error={"type": "E"}, started=1.0, ended=2.0, parent="r0",
+              call_key=digest_bytes(b"k"), label="first", meta={"note": "n"})
+    for record in (artifact, run):
+        back = decode_record(record.encode(), record.raw_digest)
+        assert type(back) is type(record)
+        for item in fields(record):
+            assert getattr(back, item.name) == getattr(record, item.name), item.name

@@ -201,10 +201,18 @@ def _replace_view(record: Artifact, **changes: Any) -> Artifact:
 
 _ARTIFACT_FIELDS: Final = tuple(f.name for f in fields(Artifact))
 _ENCODED_ARTIFACT_FIELDS: Final = frozenset(Artifact(kind="").content())
-def _setters(kind: type, names: frozenset[str]) -> tuple[tuple[str, Any], ...]:
-    slots = vars(kind)  # the slots' member descriptors (a ClassVar is not one)
-    return tuple((name, slots[name].__set__) for name in (*names, "_digest", "version")
-                 if isinstance(slots.get(name), MemberDescriptorType))
+def _setters(kind: type, names: frozenset[str]) -> tuple[tuple[str, Any], ...] | None:
+    """Each field's slot setter, or ``None`` when a field is neither encoded nor ``None`` by
+    default (the fast path could not fill it: such a class decodes through ``__init__``)."""
+    slots = vars(kind)  # the slots' member descriptors
+    found = []
+    for item in fields(kind):
+        if not isinstance(slots.get(item.name), MemberDescriptorType):
+            return None
+        if item.name not in names and item.name != "_digest" and item.default is not None:
+            return None
+        found.append((item.name, slots[item.name].__set__))
+    return tuple(found)
 
 
 _ENCODED_RUN_FIELDS: Final = frozenset(
@@ -214,7 +222,7 @@ _RUN_SETTERS: Final = _setters(Run, _ENCODED_RUN_FIELDS)
 
 
 def _from_slots(kind: type[T], setters: tuple[tuple[str, Any], ...], body: dict[str, Any],
-                digest: Digest | None) -> T:
+                digest: Digest | None) -> T:  # only called when ``setters`` is not None
     """``kind(**body, _digest=digest)`` for a body holding exactly the encoded fields, set
     through the slots directly: what the frozen ``__init__`` does, in half the time (reading
     small records and scanning runs is dominated by this). Fields that are not encoded
@@ -301,13 +309,13 @@ def decode_record(data: bytes, digest: Digest | None = None) -> Artifact | Run:
     try:
         if tag == ARTIFACT_TAG:
             body["parents"] = tuple(body.get("parents", ()))
-            if body.keys() == _ENCODED_ARTIFACT_FIELDS:  # every field there: skip __init__
+            if _ARTIFACT_SETTERS and body.keys() == _ENCODED_ARTIFACT_FIELDS:  # skip __init__
                 return _from_slots(Artifact, _ARTIFACT_SETTERS, body, digest)
             record: Artifact | Run = Artifact(**body)
         elif tag == RUN_TAG:
             if "name" in body:
                 body["label"] = body.pop("name")
-            if body.keys() == _ENCODED_RUN_FIELDS:
+            if _RUN_SETTERS and body.keys() == _ENCODED_RUN_FIELDS:
                 return _from_slots(Run, _RUN_SETTERS, body, digest)
             record = Run(**body)
         else:
