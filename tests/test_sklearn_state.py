@@ -55,7 +55,7 @@ def grid_searched_pipeline(seed: int = 0) -> Pipeline:
     prepare = ColumnTransformer([
         ("num", numeric, ["age", "bmi"]),
         ("cat", OneHotEncoder(handle_unknown="ignore", dtype=np.float64),
-         make_column_selector(dtype_include=object)),
+         make_column_selector(dtype_exclude="number")),
     ])
     pipeline = Pipeline([("prepare", prepare), ("model", LogisticRegression(max_iter=500))])
     search = GridSearchCV(pipeline, {"model__C": [0.1, 1.0]}, cv=3).fit(frame, label)
