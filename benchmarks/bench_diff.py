@@ -23,7 +23,6 @@ mlflow SPEC`` is the MLflow side, run by :func:`_mlflow_search`.
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import os
 import statistics
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import peers
 from harness import Context, Row, format_value, limit_row, remove, speed_row, time_once
 
 SECTION = "diff"
@@ -43,9 +43,7 @@ T0 = 1_700_000_000.0
 BATCH = 20_000
 C_GRID = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 QUERY = {"params": {"C": 0.5}, "metrics": {"sensitivity": (">", 0.9)}}
-MLFLOW_FILTER = "params.C = '0.5' and metrics.sensitivity > 0.9"
-MLFLOW_ENV = {"DO_NOT_TRACK": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
-MLFLOW_LAYOUT = 1  # bump when how the MLflow runs are created changes
+MLFLOW_FILTER = peers.MLFLOW_FILTER
 FEATURES = ["age", "x1", "x2", "x3"]
 #: Records in the big ancestors history. 1M takes ~3 min to write on 2 busy cores (records
 #: are canonically encoded in Python), too long for this section: set LINEAGE_BENCH_HISTORY.
@@ -308,11 +306,12 @@ def _mlflow_search(ctx: Context, specs: list[dict[str, Any]], *, store_path: Pat
     root.mkdir(parents=True, exist_ok=True)
     spec_file = root / "spec.json"
     repeat = max(ctx.repeat, 5)
-    spec_file.write_text(json.dumps({"layout": MLFLOW_LAYOUT, "runs": specs, "repeat": repeat}))
+    spec_file.write_text(json.dumps({"layout": peers.MLFLOW_LAYOUT, "runs": specs,
+                                     "repeat": repeat}))
     ctx.log(f"mlflow: {len(specs)} runs (created once, reused) and search_runs")
-    side = subprocess.Popen([sys.executable, __file__, "mlflow", str(spec_file)],
+    side = subprocess.Popen([sys.executable, str(Path(peers.__file__)), "search", str(spec_file)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=root,
-                            env={**os.environ, **MLFLOW_ENV})
+                            env={**os.environ, **peers.MLFLOW_ENV})
     assert side.stdin is not None and side.stdout is not None  # noqa: S101
 
     def ask() -> dict[str, Any]:
@@ -337,66 +336,6 @@ def _mlflow_search(ctx: Context, specs: list[dict[str, Any]], *, store_path: Pat
         side.stdin.close()
         side.wait(timeout=120)
     return {**answer, **found}
-
-
-def _mlflow_main(spec_file: Path) -> None:
-    """The MLflow side: create the runs once (marker file), time search_runs, print JSON."""
-    import mlflow
-    from mlflow.entities import Metric, Param
-    from mlflow.tracking import MlflowClient
-
-    spec = json.loads(spec_file.read_text())
-    root = spec_file.parent
-    marker = root / "complete.json"
-    runs_digest = hashlib.sha256(json.dumps(spec["runs"]).encode()).hexdigest()
-    stamp = {"layout": spec["layout"], "mlflow": mlflow.__version__, "runs": runs_digest}
-    if not marker.exists() or json.loads(marker.read_text()).get("stamp") != stamp:
-        remove(root / "mlflow.db")
-        remove(marker)
-        _fast_sqlite_writes()
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    client = MlflowClient()
-    created_now = not marker.exists()
-    if created_now:
-        start = time.perf_counter()
-        experiment = client.create_experiment("sweep")
-        for s in spec["runs"]:
-            run_id = client.create_run(experiment, start_time=int(s["started"] * 1000),
-                                       run_name=f"sweep{s['seed']}").info.run_id
-            when = int(s["started"] * 1000)
-            client.log_batch(run_id, params=[Param("C", str(s["C"])), Param("penalty", "l2"),
-                                             Param("seed", str(s["seed"]))],
-                             metrics=[Metric("sensitivity", s["sensitivity"], when, 0),
-                                      Metric("specificity", s["specificity"], when, 0)])
-            client.set_terminated(run_id, end_time=when + 30_000)
-        marker.write_text(json.dumps({"stamp": stamp, "created_s": time.perf_counter() - start}))
-    created_s = json.loads(marker.read_text())["created_s"]
-    experiment = client.get_experiment_by_name("sweep").experiment_id
-
-    def search() -> Any:
-        return mlflow.search_runs(experiment_ids=[experiment], filter_string=MLFLOW_FILTER)
-
-    count = len(search())
-    repeat = spec["repeat"]
-    for _request in sys.stdin:  # one round per request: the median of ``repeat`` searches
-        search_s = statistics.median(time_once(search)[0] for _ in range(repeat))
-        client_s = statistics.median(time_once(lambda: client.search_runs(
-            [experiment], MLFLOW_FILTER, max_results=1000))[0] for _ in range(repeat))
-        print(json.dumps({"count": count, "search_s": search_s, "client_search_s": client_s,
-                          "repeat": repeat, "created_s": created_s, "created_now": created_now,
-                          "version": mlflow.__version__}), flush=True)
-
-
-def _fast_sqlite_writes() -> None:
-    """SQLite without fsync per commit, for creating the MLflow runs only (not searching)."""
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
-
-    @event.listens_for(Engine, "connect")
-    def _no_sync(connection: Any, _record: Any) -> None:
-        cursor = connection.cursor()
-        cursor.execute("PRAGMA synchronous=OFF")
-        cursor.close()
 
 
 # -- 3. dataset diff ----------------------------------------------------------------------------
@@ -617,5 +556,3 @@ def _ancestor_rows(ctx: Context, small: int, big: int, f: dict[Any, Any]) -> lis
     return rows
 
 
-if __name__ == "__main__" and sys.argv[1:2] == ["mlflow"]:
-    _mlflow_main(Path(sys.argv[2]))

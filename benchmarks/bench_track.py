@@ -53,6 +53,7 @@ from harness import (
     speed_row,
     time_once,
 )
+from peers import GUARD, MLFLOW_ENV
 
 SECTION = "track"
 TITLE = "Tracking"
@@ -61,63 +62,6 @@ METRIC_CALLS = 10_000
 MODEL_CS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 REPLY = "@@bench "  # prefix of the MLflow side's answers (anything else on stdout is noise)
-MLFLOW_ENV = {
-    "DO_NOT_TRACK": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-    "MLFLOW_ALLOW_FILE_STORE": "true",  # only consulted when the file store is asked for
-    "PIP_NO_INDEX": "1",
-    "GIT_PYTHON_REFRESH": "quiet",
-}
-GUARD = '''"""Written by benchmarks/bench_track.py: refuse network access for MLflow's processes."""
-import os
-import socket
-
-_LOG = os.environ.get("LINEAGE_BENCH_NET_LOG")
-_LOCAL = {"localhost", "127.0.0.1", "::1", "", None}
-
-
-def _refuse(what):
-    if _LOG:
-        with open(_LOG, "a") as handle:
-            handle.write(f"{os.getpid()} {what}\\n")
-    raise OSError(f"network access refused by the benchmark: {what}")
-
-
-def _local(address):
-    if not isinstance(address, tuple):
-        return True  # AF_UNIX path
-    host = address[0]
-    return host in _LOCAL or str(host).startswith("127.")
-
-
-_connect = socket.socket.connect
-_connect_ex = socket.socket.connect_ex
-_getaddrinfo = socket.getaddrinfo
-
-
-def connect(self, address):
-    if not _local(address):
-        _refuse(f"connect {address!r}")
-    return _connect(self, address)
-
-
-def connect_ex(self, address):
-    if not _local(address):
-        _refuse(f"connect {address!r}")
-    return _connect_ex(self, address)
-
-
-def getaddrinfo(host, *args, **kwargs):
-    if not _local((host,)):
-        _refuse(f"resolve {host!r}")
-    return _getaddrinfo(host, *args, **kwargs)
-
-
-socket.socket.connect = connect
-socket.socket.connect_ex = connect_ex
-socket.getaddrinfo = getaddrinfo
-'''
 
 
 def run(ctx: Context) -> list[Row]:

@@ -288,7 +288,7 @@ def _dvc(ctx: Context, data: dict[str, Path], dvc: str) -> tuple[float, str]:
 
 
 def _mlflow(ctx: Context, data: dict[str, Path]) -> tuple[float, str]:
-    from bench_track import GUARD, MLFLOW_ENV
+    from peers import GUARD, MLFLOW_ENV
 
     work = ctx.scratch("workflow-mlflow")
     guard = work / "guard"

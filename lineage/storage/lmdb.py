@@ -11,11 +11,9 @@ disk's sequential speed (64 KiB values) and fragments its free list when they ar
 appending to a plain file runs at disk speed. Records, refs, edges and indexes stay in LMDB,
 so nothing is visible before the transaction naming it commits.
 
-Small chunks (at most ``_INLINE_MAX`` bytes: a config, a metrics set, a small model) are
-not appended to a pack: their location *is* their bytes (``=`` then the bytes; a pack
-location starts with the high byte of a 64-bit offset, always 0), so they live in the
-``chunks`` namespace and become durable with the transaction that names them. Adding a
-small value then costs one durable LMDB commit, not a pack fsync as well.
+Small chunks (at most ``_INLINE_MAX`` bytes) skip the pack: their location *is* their bytes
+(``=`` then the bytes; a pack location starts with an offset's high byte, 0), durable with the
+transaction naming them, so a small add costs one LMDB commit and no pack fsync.
 
 Guarantees:
 
@@ -117,8 +115,7 @@ class _Txn:
     def items(
         self, namespace: str, prefix: bytes = b"", *, reverse: bool = False
     ) -> Iterator[tuple[bytes, bytes]]:
-        # The cursor's own iterators step and build the (key, value) pairs in C: index
-        # scans (queries over thousands of runs) are dominated by this loop.
+        # The cursor's own iterators step in C: index scans are dominated by this loop.
         cursor = self._txn.cursor(db=self._dbs[namespace])
         if not reverse:
             found = cursor.set_range(prefix) if prefix else cursor.first()
@@ -142,8 +139,7 @@ class _Txn:
 
 
 class _Reading:
-    """A read transaction as a context manager (a class: reads are the hot path, and a
-    generator-based context manager costs more than the read of a small record)."""
+    """A read transaction as a context manager (a class: cheaper than a generator's)."""
 
     __slots__ = ("_dbs", "_env", "_txn")
 
@@ -390,8 +386,7 @@ class LmdbBackend(Backend):
 
     def append_chunks(self, chunks: Sequence[tuple[bytes, memoryview | bytes]]) -> list[bytes]:
         """Append chunk bytes to this process's pack and let the disk start on them now;
-        they are durable once :meth:`sync_chunks` returns. Small chunks are kept inline
-        (see the module doc): durable with the transaction that names them."""
+        durable once :meth:`sync_chunks` returns (small ones inline: see the module doc)."""
         self._environment()
         inline = [_INLINE + bytes(data) if len(data) <= _INLINE_MAX else b""
                   for _digest, data in chunks]
