@@ -1,6 +1,6 @@
 """Queries and the lineage diff: cost grows with the change and the answer, not the store.
 
-Four measurements, each beside its reference in the same run:
+Four groups of measurements, each beside its reference in the same run:
 
 - ``store.diff("model@v1.0", "model@v1.1")`` on a small healthcare lineage (two dataset
   versions, a test set, two training runs with their evaluations) with 1k, then 100k
@@ -13,7 +13,8 @@ Four measurements, each beside its reference in the same run:
   over the same 2k runs as MLflow's ``search_runs`` (run in a subprocess on its default
   SQLite store under ``benchmarks/.work/``, telemetry off);
 - a dataset diff of 1M rows with 1 % of rows edited, against fingerprinting both frames with
-  ``pandas.util.hash_pandas_object``.
+  ``pandas.util.hash_pandas_object``; and, on 500k-row versions with and without a key
+  column, the cost of showing 5 example rows per side against counts only (≤ 6×).
 
 Bulk history is written as records straight through ``index_record`` in large transactions
 (what the tracking API writes, minus one fsync per run). ``python benchmarks/bench_diff.py
@@ -23,11 +24,8 @@ mlflow SPEC`` is the MLflow side, run by :func:`_mlflow_search`.
 from __future__ import annotations
 
 import gc
-import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -261,8 +259,7 @@ def _runs_query(ctx: Context) -> list[Row]:
     peer_store.close()
     expected = sum(s["C"] == 0.5 and s["sensitivity"] > 0.9 for s in specs[:n_peer])
     assert counts[n_peer] == expected, (counts[n_peer], expected)
-    peer = _mlflow_search(ctx, specs[:n_peer], store_path=ctx.work / "store-runs-peer",
-                          data=data)
+    peer = peers.search_rounds(ctx, specs[:n_peer], ctx.work / "store-runs-peer", QUERY)
     rows = [limit_row(SECTION, f"store.runs(params, metrics) over {_count(n)} runs "
                       f"({counts[n]} match)", timings[n], "s", 0.005)]
     if peer is None:
@@ -293,52 +290,39 @@ def _runs_query(ctx: Context) -> list[Row]:
     return rows
 
 
-def _mlflow_search(ctx: Context, specs: list[dict[str, Any]], *, store_path: Path,
-                   data: list[Any]) -> dict[str, Any] | None:
-    """Rounds of our query and MLflow's on the same runs, interleaved: MLflow in a
-    subprocess answering one round per request. ``None`` when mlflow is not installed."""
-    import lineage
+# -- 3. dataset diff ----------------------------------------------------------------------------
 
-    if not ctx.has("mlflow"):
-        ctx.note("runs: mlflow is not installed (pip install -e '.[bench]'); no peer figure")
-        return None
-    root = ctx.work / f"mlflow-{len(specs)}"
-    root.mkdir(parents=True, exist_ok=True)
-    spec_file = root / "spec.json"
-    repeat = max(ctx.repeat, 5)
-    spec_file.write_text(json.dumps({"layout": peers.MLFLOW_LAYOUT, "runs": specs,
-                                     "repeat": repeat}))
-    ctx.log(f"mlflow: {len(specs)} runs (created once, reused) and search_runs")
-    side = subprocess.Popen([sys.executable, str(Path(peers.__file__)), "search", str(spec_file)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=root,
-                            env={**os.environ, **peers.MLFLOW_ENV})
-    assert side.stdin is not None and side.stdout is not None  # noqa: S101
 
-    def ask() -> dict[str, Any]:
-        side.stdin.write("round\n")  # type: ignore[union-attr]
-        side.stdin.flush()  # type: ignore[union-attr]
-        line = side.stdout.readline()  # type: ignore[union-attr]
-        if not line:
-            side.wait()
-            raise RuntimeError("mlflow side failed (see its stderr above)")
-        return json.loads(line)  # type: ignore[no-any-return]
+def _edited(n: int, seed: int) -> tuple[Any, Any]:
+    """A cohort of ``n`` rows and a copy with 1 % of the rows edited in place (x1 + 1)."""
+    old = _patients(n, seed)
+    new = old.copy()
+    edited = np.random.default_rng(seed + 1).choice(n, n // 100, replace=False)
+    new.loc[edited, "x1"] = new.loc[edited, "x1"] + 1.0
+    return old, new
 
-    store = lineage.open(store_path)
-    found: dict[str, Any] = {"ours": [], "search_s": [], "client_search_s": []}
+
+def _diff_costs(ctx: Context, old: Any, new: Any, name: str
+                ) -> tuple[list[float], list[float], Any]:
+    """Counts-only and 5-example-rows times (one per round, interleaved) of a diff of two
+    stored versions, and the example diff's dataset part."""
+    store = _open(ctx.work / f"store-{name}")
     try:
+        store.add(old, name=name, version="v1", target="outcome")
+        store.add(new, name=name, version="v2", target="outcome")
+
+        def diff(examples: int) -> Any:
+            return store.diff(f"{name}@v1", f"{name}@v2", examples=examples)
+
+        found = diff(5).artifacts[0].dataset
+        counts_s, examples_s = [], []
         for _ in range(ctx.rounds):
-            found["ours"].append(statistics.median(_times(lambda: store.runs(**QUERY), repeat)))
-            answer = ask()
-            found["search_s"].append(answer["search_s"])
-            found["client_search_s"].append(answer["client_search_s"])
+            counts_s += _times(lambda: diff(0), 1)
+            examples_s += _times(lambda: diff(5), 1)
     finally:
         store.close()
-        side.stdin.close()
-        side.wait(timeout=120)
-    return {**answer, **found}
-
-
-# -- 3. dataset diff ----------------------------------------------------------------------------
+        remove(ctx.work / f"store-{name}")
+    return counts_s, examples_s, found
 
 
 def _dataset_diff(ctx: Context) -> list[Row]:
@@ -346,44 +330,59 @@ def _dataset_diff(ctx: Context) -> list[Row]:
 
     n = 50_000 if ctx.quick else 1_000_000
     ctx.log(f"dataset diff of {_count(n)} rows, 1 % edited")
-    old = _patients(n, 5)
-    new = old.copy()
-    edited = np.random.default_rng(6).choice(n, n // 100, replace=False)
-    new.loc[edited, "x1"] = new.loc[edited, "x1"] + 1.0
-    store = _open(ctx.work / "store-dataset-diff")
-    try:
-        store.add(old, name="cohort", version="v1", target="outcome")
-        store.add(new, name="cohort", version="v2", target="outcome")
-
-        def diff(examples: int) -> Any:
-            return store.diff("cohort@v1", "cohort@v2", examples=examples)
-
-        found = diff(5).artifacts[0].dataset
-        assert (found.rows_added, found.rows_removed) == (n // 100, n // 100), found
-        assert len(found.examples_added) == 5
-        counts_s, examples_s, raw_s = [], [], []
-        for _ in range(ctx.rounds):  # interleaved
-            counts_s.append(time_once(lambda: diff(0))[0])
-            examples_s.append(time_once(lambda: diff(5))[0])
-            raw_s.append(time_once(lambda: (hash_pandas_object(old, index=False),
-                                            hash_pandas_object(new, index=False)))[0])
-    finally:
-        store.close()
-        remove(ctx.work / "store-dataset-diff")
+    old, new = _edited(n, 5)
+    counts_s, examples_s, found = _diff_costs(ctx, old, new, "cohort")
+    # pid is an obvious key: each edit is one row modified, shown with its old and new x1
+    assert (found.rows_modified, found.rows_added, found.rows_removed) == (n // 100, 0, 0), found
+    assert len(found.examples_modified) == 5
+    raw_s = _times(lambda: (hash_pandas_object(old, index=False),
+                            hash_pandas_object(new, index=False)), ctx.rounds)
     ctx.note(
         f"dataset diff: {_count(n)} rows × {old.shape[1]} columns (ints, floats, a string "
-        f"column), {n // 100} rows edited (= {n // 100} removed + {n // 100} added). Ours compares "
-        "the row fingerprints recorded when each version was added; the raw reference only "
-        "fingerprints both in-memory frames (no comparison, no store). With examples, both "
-        "Parquet versions are loaded to show 5 rows added and removed."
+        f"column), {n // 100} rows edited in place. Ours compares the row fingerprints recorded "
+        "when each version was added, then reads the pid column of each version (an obvious "
+        "key: unique, complete, named like an id) to report the edits as rows modified; the "
+        "raw reference only fingerprints both in-memory frames (no comparison, no store). "
+        "With examples, only the Parquet row groups holding the 5 rows shown are read."
     )
     label = "hash_pandas_object × 2"
-    return [
+    rows = [
         speed_row(SECTION, f"dataset diff, {_count(n)} rows, 1 % edited (counts only)",
                   counts_s, raw_s, label),
         speed_row(SECTION, f"dataset diff, {_count(n)} rows, 1 % edited (+5 example rows)",
                   examples_s, raw_s, label),
     ]
+    return rows + _example_rows(ctx)
+
+
+def _example_rows(ctx: Context) -> list[Row]:
+    """Issue 14 goal 4: 5 example rows per side cost ≤ 6× the counts-only diff, 500k rows."""
+    n = 20_000 if ctx.quick else 500_000
+    rows = []
+    notes = []
+    for keyed in (True, False):
+        ctx.log(f"example rows vs counts, {_count(n)} rows, {'keyed' if keyed else 'no key'}")
+        old, new = _edited(n, 7)
+        if not keyed:
+            old, new = old.drop(columns=["pid"]), new.drop(columns=["pid"])
+        counts_s, examples_s, found = _diff_costs(ctx, old, new, "keyed" if keyed else "plain")
+        shown = (len(found.examples_modified) if keyed
+                 else len(found.examples_added) + len(found.examples_removed))
+        assert shown == (5 if keyed else 10), found
+        what = "5 rows modified" if keyed else "5 added + 5 removed"
+        rows.append(_scale_row(f"diff {_count(n)} rows, {what} shown vs counts only",
+                               examples_s, counts_s, "counts only", 6,
+                               note=f"counts {statistics.median(counts_s) * 1e3:.1f} ms"))
+        notes.append(f"{'keyed by pid' if keyed else 'without a key'}: counts only "
+                     f"{statistics.median(counts_s) * 1e3:.1f} ms, with examples "
+                     f"{statistics.median(examples_s) * 1e3:.1f} ms")
+    ctx.note(
+        f"example rows: two {_count(n)}-row versions stored as Parquet (row groups of "
+        "65,536 rows), 1 % of rows edited in place; counts-only vs 5 example rows per side, "
+        f"{ctx.rounds} rounds; " + "; ".join(notes) + ". Keyed, the counts-only diff also "
+        "reads the pid column of both versions to pair edited rows."
+    )
+    return rows
 
 
 # -- 4. ancestors in a big history ----------------------------------------------------------------

@@ -3,7 +3,8 @@
 - ``MLFLOW_ENV`` and ``GUARD``: MLflow's subprocesses run with telemetry off and a
   ``sitecustomize`` that refuses every non-loopback connection and DNS lookup (written into a
   directory put first on their ``PYTHONPATH``), so a benchmark never reaches the network;
-- ``python benchmarks/peers.py search SPEC``: the MLflow side of ``bench_diff``'s run query,
+- :func:`search_rounds` and ``python benchmarks/peers.py search SPEC``: ``bench_diff``'s run
+  query against MLflow's on the same runs, round by round; the MLflow side
   creating the sweep's runs once (reused from ``benchmarks/.work/``) and answering one round
   of ``mlflow.search_runs`` timings per line read on stdin.
 """
@@ -12,13 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from harness import remove, time_once
+from harness import Context, remove, time_once
 
 MLFLOW_FILTER = "params.C = '0.5' and metrics.sensitivity > 0.9"
 MLFLOW_LAYOUT = 1  # bump when how the MLflow runs are created changes
@@ -79,6 +82,52 @@ socket.socket.connect = connect
 socket.socket.connect_ex = connect_ex
 socket.getaddrinfo = getaddrinfo
 '''
+
+
+def search_rounds(ctx: Context, specs: list[dict[str, Any]], store_path: Path,
+                  query: dict[str, Any]) -> dict[str, Any] | None:
+    """Rounds of our query and MLflow's on the same runs, interleaved: MLflow in a
+    subprocess answering one round per request. ``None`` when mlflow is not installed."""
+    import lineage
+
+    if not ctx.has("mlflow"):
+        ctx.note("runs: mlflow is not installed (pip install -e '.[bench]'); no peer figure")
+        return None
+    root = ctx.work / f"mlflow-{len(specs)}"
+    root.mkdir(parents=True, exist_ok=True)
+    spec_file = root / "spec.json"
+    repeat = max(ctx.repeat, 5)
+    spec_file.write_text(json.dumps({"layout": MLFLOW_LAYOUT, "runs": specs,
+                                     "repeat": repeat}))
+    ctx.log(f"mlflow: {len(specs)} runs (created once, reused) and search_runs")
+    side = subprocess.Popen([sys.executable, __file__, "search", str(spec_file)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=root,
+                            env={**os.environ, **MLFLOW_ENV})
+    assert side.stdin is not None and side.stdout is not None  # noqa: S101
+
+    def ask() -> dict[str, Any]:
+        side.stdin.write("round\n")  # type: ignore[union-attr]
+        side.stdin.flush()  # type: ignore[union-attr]
+        line = side.stdout.readline()  # type: ignore[union-attr]
+        if not line:
+            side.wait()
+            raise RuntimeError("mlflow side failed (see its stderr above)")
+        return json.loads(line)  # type: ignore[no-any-return]
+
+    store = lineage.open(store_path)
+    found: dict[str, Any] = {"ours": [], "search_s": [], "client_search_s": []}
+    try:
+        for _ in range(ctx.rounds):
+            ours = [time_once(lambda: store.runs(**query))[0] for _ in range(repeat)]
+            found["ours"].append(statistics.median(ours))
+            answer = ask()
+            found["search_s"].append(answer["search_s"])
+            found["client_search_s"].append(answer["client_search_s"])
+    finally:
+        store.close()
+        side.stdin.close()
+        side.wait(timeout=120)
+    return {**answer, **found}
 
 
 def search_main(spec_file: Path) -> None:

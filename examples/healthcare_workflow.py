@@ -11,8 +11,20 @@ malignant):
    inside a tracked run that logs the model and its evaluation (sensitivity, specificity,
    with the tested population) on the same test set. v1.1 also lowers the regularization
    strength ``C`` from 1.0 to 0.3.
-5. The recorded lineage is printed, then ``store.diff("model@v1.0", "model@v1.1")``, whose
-   Markdown is written to ``out/model_diff.md``.
+5. Each evaluation is broken down by tumour size band (a subgroup a reviewer asks about:
+   small lesions are the hard ones), with 95 % Wilson intervals.
+6. ``model@v1.0`` goes to production; ``model@v1.1`` then passes the production gate (an
+   evaluation on a registered test set, no row shared between that test set and any dataset
+   in its lineage, no lint error, sensitivity >= 0.9) and replaces it. The demo asks the
+   registry what was in production just before, as of that moment.
+7. The production model scores a batch of new patients (``predictions@batch-1``: ids, input
+   fingerprints, predictions, scores); one prediction is traced back to the model, the stage
+   it held, its training run and data, and whether that patient was in the training data.
+8. The recorded lineage is printed, then ``store.diff("model@v1.0", "model@v1.1")``, whose
+   Markdown is written to ``out/model_diff.md``, the audit report on ``model@v1.1``
+   (``out/report_model_v1.1.html`` and ``.md``): what a reviewer reads without the code, and
+   the lineage as W3C PROV-JSON and OpenLineage events (``out/lineage.prov.json``,
+   ``out/lineage.openlineage.jsonl``), and a static web site of the store (``out/site/``).
 
 Run it with ``make demo`` (a fresh store in ``examples/.lineage`` each time).
 """
@@ -20,6 +32,7 @@ Run it with ``make demo`` (a fresh store in ``examples/.lineage`` each time).
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -79,7 +92,33 @@ def build_version(store: lineage.Store, version: str, C: float, test: pd.DataFra
         features = scaler.transform(test.drop(columns=[TARGET]))
         scores = model.predict_proba(pd.DataFrame(features, columns=table.columns[:-1]))[:, 1]
         run.log_evaluation(test[TARGET], (scores >= 0.5).astype(int), y_score=scores,
-                           dataset="testset@v1", positive_label=1)
+                           dataset="testset@v1", positive_label=1, threshold=0.5,
+                           subgroups={"tumour_size": size_bands(test)})
+
+
+def size_bands(frame: pd.DataFrame) -> list[str]:
+    """Tumour size band of each patient, from the mean radius (mm)."""
+    return pd.cut(frame["mean_radius"], [0, 12, 15, 100],
+                  labels=["small (<12 mm)", "medium (12-15 mm)", "large (>15 mm)"]
+                  ).astype(str).tolist()
+
+
+def score_batch(store: lineage.Store, test: pd.DataFrame) -> None:
+    """Score new patients with the production model, then trace one prediction back."""
+    batch = test.drop(columns=[TARGET]).iloc[:20]
+    with store.run("score_batch", params={"batch": "2026-12-01"}) as run:
+        frame = store.load(run.log_input("dataset@v1.1", name="cohort"))
+        scaler = StandardScaler().fit(frame.drop(columns=[TARGET]))
+        model = store.load("model@production", trust=True)
+        features = pd.DataFrame(scaler.transform(batch), columns=batch.columns)
+        run.log_predictions(model.predict(features), inputs=batch,
+                            ids=[f"patient-{i:03d}" for i in range(len(batch))],
+                            y_score=model.predict_proba(features)[:, 1],
+                            model="model@production", version="batch-1")
+    print("== trace of one prediction ==")
+    print("\n".join(f"  {line}" for line in
+                    str(store.trace("predictions@batch-1", row="patient-007")).splitlines()))
+    print()
 
 
 def main() -> None:
@@ -107,11 +146,24 @@ def main() -> None:
                     "preprocessing": "same standardization as v1.0",
                     "biases": "two sites; site B under-represents patients over 70"})
 
+    store.set_policy("production", checks=["evaluated", "independent", "lint"],
+                     metrics={"sensitivity": (">=", 0.9)},
+                     reason="clinical safety board: sensitivity of at least 0.9")
     build_version(store, "v1.0", C=1.0, test=test)
+    store.promote("model@v1.0", "production", reason="first release after review")
+    released = time.time()
     build_version(store, "v1.1", C=0.3, test=test)
+    print("== production gate for model@v1.1 ==")
+    for check in store.check_promotion("model@v1.1", "production"):
+        print(f"  {check}")
     store.promote("model@v1.1", "production",
                   reason="higher specificity at equal sensitivity on testset@v1")
     store.tag("model@v1.0", "model_v1.0")
+    before = store.as_of(released).resolve("model@production")
+    print(f"  model@production was {before.name}@{before.version} before this promotion; "
+          f"now {store.resolve('model@production').version}")
+    print()
+    score_batch(store, test)
 
     print("== lineage of model@v1.1 ==")
     for record in store.ancestors("model@v1.1"):
@@ -136,6 +188,20 @@ def main() -> None:
     print(difference)
     (OUT / "model_diff.md").write_text(difference.to_markdown())
     print(f"\nMarkdown written to {(OUT / 'model_diff.md').relative_to(HERE)}")
+    for suffix, form in (("html", "html"), ("md", "markdown")):
+        report = OUT / f"report_model_v1.1.{suffix}"
+        report.write_text(store.report("model@v1.1", format=form))
+        print(f"Audit report written to {report.relative_to(HERE)}")
+    for filename, form in (("lineage.prov.json", "prov-json"),
+                           ("lineage.openlineage.jsonl", "openlineage")):
+        (OUT / filename).write_text(store.export("model@v1.1", format=form))
+        print(f"{form} export written to {(OUT / filename).relative_to(HERE)}")
+    from lineage.web.build import build_site
+    from lineage.web.pages import Site
+
+    site = build_site(Site(store), OUT / "site")
+    print(f"Static site ({site.pages} pages) written to "
+          f"{Path(site.directory).relative_to(HERE)}/index.html")
     store.close()
 
 

@@ -22,9 +22,16 @@ from lineage._version import __version__
 
 if TYPE_CHECKING:
     from lineage.adapters import Adapter, Dumped, register_adapter
+    from lineage.audit.gates import Check
+    from lineage.audit.policy import Policy
+    from lineage.audit.trace import Impact, Trace
     from lineage.core.hashing import Digest
     from lineage.core.records import Artifact, RefEntry, Run
     from lineage.diff.model import LineageDiff
+    from lineage.remotes.config import Remote
+    from lineage.remotes.gc import RemoteGcReport
+    from lineage.remotes.transfer import TransferReport
+    from lineage.storage.events import Event
     from lineage.storage.maintenance import GcReport, VerifyReport
     from lineage.store.store import Store
     from lineage.tracking.command import CommandResult, run_command
@@ -32,22 +39,39 @@ if TYPE_CHECKING:
     from lineage.tracking.runs import RunContext
     from lineage.tracking.step import Step, step
     from lineage.views.lint import Finding
+    from lineage.views.pipelines import Pipeline, PipelineEdge, PipelineNode
+    from lineage.views.runs_table import ComparedRun, MetricRow, ParamRow, RunComparison
 
 __all__ = [
     "Adapter",
     "Artifact",
+    "Check",
     "CommandResult",
+    "ComparedRun",
     "Digest",
     "Dumped",
+    "Event",
     "Explanation",
     "Finding",
     "GcReport",
+    "Impact",
     "LineageDiff",
+    "MetricRow",
+    "ParamRow",
+    "Pipeline",
+    "PipelineEdge",
+    "PipelineNode",
+    "Policy",
     "RefEntry",
+    "Remote",
+    "RemoteGcReport",
     "Run",
+    "RunComparison",
     "RunContext",
     "Step",
     "Store",
+    "Trace",
+    "TransferReport",
     "VerifyReport",
     "__version__",
     "errors",
@@ -61,11 +85,19 @@ _LAZY = {
     "Adapter": "lineage.adapters",
     "Dumped": "lineage.adapters",
     "register_adapter": "lineage.adapters",
+    "Check": "lineage.audit.gates",
+    "Policy": "lineage.audit.policy",
+    "Impact": "lineage.audit.trace",
+    "Trace": "lineage.audit.trace",
+    "Event": "lineage.storage.events",
     "Digest": "lineage.core.hashing",
     "Artifact": "lineage.core.records",
     "RefEntry": "lineage.core.records",
     "Run": "lineage.core.records",
     "LineageDiff": "lineage.diff.model",
+    "Remote": "lineage.remotes.config",
+    "RemoteGcReport": "lineage.remotes.gc",
+    "TransferReport": "lineage.remotes.transfer",
     "GcReport": "lineage.storage.maintenance",
     "VerifyReport": "lineage.storage.maintenance",
     "Store": "lineage.store.store",
@@ -76,6 +108,13 @@ _LAZY = {
     "Step": "lineage.tracking.step",
     "step": "lineage.tracking.step",
     "Finding": "lineage.views.lint",
+    "Pipeline": "lineage.views.pipelines",
+    "PipelineEdge": "lineage.views.pipelines",
+    "PipelineNode": "lineage.views.pipelines",
+    "ComparedRun": "lineage.views.runs_table",
+    "MetricRow": "lineage.views.runs_table",
+    "ParamRow": "lineage.views.runs_table",
+    "RunComparison": "lineage.views.runs_table",
 }
 
 

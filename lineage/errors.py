@@ -41,9 +41,20 @@ Life cycle and sharing
 - ``StoreError``: the store cannot be opened or written (disk full, bad permissions), or
   a read-only view was asked to write.
 - ``PromotionBlocked``: a stage's policy refused a promotion; carries ``failures``.
-- ``RefConflict``: a remote's ref moved since it was read; nothing was overwritten.
-- ``RemoteError``: a remote cannot be reached or used (unknown scheme, missing bucket,
-  bad credentials, unreachable endpoint).
+- ``RefConflict``: a remote's ref moved since it was read, or names other content than
+  ours (``name@version`` taken); nothing was overwritten. Carries ``ref``, ``ours`` and
+  ``theirs`` (digests, ``None`` when unset).
+- ``RemoteError``: a remote cannot be reached or used (missing bucket, bad credentials,
+  unreachable endpoint, a network error that outlasted the retries).
+- ``InvalidRemote`` (``RemoteError``, ``ValueError``): a remote's name, URL or options are
+  unusable (unknown scheme, a credential given as an option to persist).
+- ``RemoteNotFound`` (``RemoteError``, ``LookupError``): no remote of that name is configured.
+- ``ServeError`` (``OSError``): the web view cannot listen (a port in use).
+
+Optional packages
+
+- ``MissingDependency`` (``ImportError``): a call needs an optional package that is not
+  installed (a plot needs matplotlib); the message says what to install.
 """
 
 from __future__ import annotations
@@ -61,15 +72,19 @@ __all__ = [
     "IntegrityError",
     "InvalidName",
     "InvalidQuery",
+    "InvalidRemote",
     "InvalidRevision",
     "LineageError",
+    "MissingDependency",
     "PathError",
     "PromotionBlocked",
     "RecordTypeError",
     "RefConflict",
     "RemoteError",
+    "RemoteNotFound",
     "RevisionNotFound",
     "RunError",
+    "ServeError",
     "StepDefinitionError",
     "StoreError",
     "UnsupportedValue",
@@ -174,8 +189,33 @@ class PromotionBlocked(LineageError):
 
 
 class RefConflict(LineageError):
-    """A ref on a remote moved since it was read; nothing was overwritten."""
+    """A ref on a remote moved since it was read, or names other content; nothing was
+    overwritten. ``ref`` is the ref (``"model@v1"``, ``"model@production"``, a tag);
+    ``ours`` and ``theirs`` the digests each side names (``None``: unset or unknown)."""
+
+    def __init__(self, message: str, *, ref: str | None = None, ours: Digest | None = None,
+                 theirs: Digest | None = None) -> None:
+        super().__init__(message)
+        self.ref = ref
+        self.ours = ours
+        self.theirs = theirs
 
 
 class RemoteError(LineageError):
     """A remote cannot be reached or used."""
+
+
+class InvalidRemote(RemoteError, ValueError):
+    """A remote's name, URL or storage options are unusable."""
+
+
+class RemoteNotFound(RemoteError, LookupError):
+    """No remote of that name is configured in the store."""
+
+
+class ServeError(LineageError, OSError):
+    """The web view cannot listen on the address it was given."""
+
+
+class MissingDependency(LineageError, ImportError):
+    """An optional package a call needs is not installed; the message says what to install."""

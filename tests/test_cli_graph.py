@@ -111,11 +111,18 @@ def test_diff_text_names_causes_metrics_with_test_set_and_exits_0(cli: Cli):
     assert "\x1b[" not in out  # not a terminal: no colour
     assert out.startswith("lineage diff model@v1.0 (")
     assert "changed: data, hyperparameters" in out
-    assert "param C: 1 → 0.3" in out
+    assert "param C: 1.0 → 0.3" in out  # a float param stays visibly a float
     assert "rows: 40 → 42: +6 added, −4 removed" in out
-    metric_lines = [line for line in out.splitlines() if re.search(r"\bsensitivity\b.*→", line)]
-    assert metric_lines
-    assert all("testset@v1 (n=30, positives=" in line for line in metric_lines)
+    summary, details = out.split("\nDetails\n")
+    # every metric was measured on one test set: one table, captioned with it
+    assert "metrics on testset@v1 (n=30, positives=" in summary
+    header = next(line for line in summary.splitlines() if line.strip().startswith("metric "))
+    assert header.split() == ["metric", "model@v1.0", "model@v1.1", "change"]
+    assert re.search(r"^\s+sensitivity\s+\d\.\d+\s+\d\.\d+\s+(unchanged|[+−]\d)", summary,
+                     re.MULTILINE)
+    assert "cohort@v1.0 → cohort@v1.1: rows +6 −4, class balance" in summary
+    assert "hyperparameters: C 1.0 → 0.3, solver" not in summary  # only what changed
+    assert "Step model ← train_model" in details
 
 
 def test_diff_text_shows_few_compact_example_rows_target_first(cli: Cli):
@@ -152,7 +159,8 @@ def test_diff_json_keeps_every_example_with_every_column(cli: Cli):
 def test_diff_markdown_is_a_report_with_a_metrics_table(cli: Cli):
     out = cli.ok("diff", "model@v1.0", "model@v1.1", "--markdown")
     assert out.startswith("## lineage diff model@v1.0")
-    assert "| step | metric | old | new | delta | measured on (old) | measured on (new) |" in out
+    assert "Metrics on testset@v1 (n=30, positives=" in out  # one test set: named once
+    assert "| metric | model@v1.0 | model@v1.1 | change |" in out
     assert "\x1b[" not in out
     examples = [line for line in out.splitlines() if "added e.g." in line]
     assert len(examples) == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 
 import lineage
 from lineage.core.records import Artifact, Run
-from lineage.diff.model import LineageDiff, ValueChange
+from lineage.diff.model import Derivation, LineageDiff, ValueChange
 from lineage.errors import AmbiguousRevision, InvalidQuery, RevisionNotFound
 from lineage.storage import schema
 from lineage.storage.schema import index_record
@@ -149,6 +150,10 @@ def test_another_test_set_is_named_as_the_evaluation_setup(store: Store) -> None
     assert metric.population_new is not None and metric.population_new["n"] == 150
     text = str(d)
     assert "different test sets" in text and "testset@v2 (n=150" in text
+    # metrics on different test sets are never put in one table under one test set
+    assert "metrics on " not in text
+    assert ("| step | metric | old | new | delta | measured on (old) | measured on (new) |"
+            in d.to_markdown())
 
 
 def test_a_metric_without_its_test_set_says_so(store: Store) -> None:
@@ -378,8 +383,11 @@ def test_renderers(store: Store, healthcare: dict[str, Any]) -> None:
     assert "\x1b[" not in str(d) and "\x1b[" in d.to_text(color=True)
     assert "\x1b[" not in d.to_text(color=False)
     markdown = store.diff("model@v1.0", "model@v1.1").to_markdown()
-    assert "| step | metric | old | new | delta |" in markdown
-    assert "| `model ← train` | sensitivity |" in markdown
+    assert "Metrics on testset@v1 (n=100, positives=" in markdown  # one test set: said once
+    assert "| metric | model@v1.0 | model@v1.1 | change |" in markdown
+    assert re.search(r"^\| sensitivity \| 0\.\d+ \| 0\.\d+ \| ", markdown, re.MULTILINE)
+    page = store.diff("model@v1.0", "model@v1.1")._repr_html_()
+    assert "<caption>metrics on testset@v1 (n=100" in page
 
 
 def test_json_of_a_full_diff_is_strict_and_complete(store: Store,
@@ -449,3 +457,122 @@ def test_a_code_change_inside_a_nested_step_is_reported_as_code(tmp_path: Path) 
     assert len(logged.parents) == 1  # derived from the step's output artifact
     assert store._artifact(logged.parents[0]).kind == "model"
     store.close()
+
+
+# -- reading as a reviewer reads ---------------------------------------------------------------
+
+
+@lineage.step
+def standardize(frame: pd.DataFrame) -> pd.DataFrame:
+    features = frame.drop(columns=["outcome"])
+    scaled = (features - features.mean()) / features.std()
+    scaled["outcome"] = frame["outcome"].to_numpy()
+    return scaled
+
+
+@lineage.step
+def fit(table: pd.DataFrame, C: float) -> LogisticRegression:  # noqa: N803
+    return LogisticRegression(C=C).fit(table[FEATURES], table["outcome"])
+
+
+@lineage.step
+def scale(frame: pd.DataFrame, factor: float) -> pd.DataFrame:
+    return frame.assign(x1=frame["x1"] * factor)
+
+
+@pytest.fixture
+def stepped(store: Store, tmp_path: Path) -> Store:
+    """The demo's shape: CSV datasets, a tracked run calling two steps, a logged model."""
+    base = patients(300, 1).drop(columns=["pid"])
+    revised = pd.concat([base.iloc[12:], patients(40, 3).drop(columns=["pid"])],
+                        ignore_index=True)
+    test = patients(100, 2).drop(columns=["pid"])
+    for name, frame in (("v1.0", base), ("v1.1", revised)):
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        store.add(tmp_path / f"{name}.csv", name="dataset", version=name, kind="dataset",
+                  target="outcome")
+    store.add(test, name="testset", version="v1", target="outcome")
+    for version, c in (("v1.0", 1.0), ("v1.1", 0.5)):
+        with store.run("train_model", params={"C": c}) as run:
+            raw = run.log_input(f"dataset@{version}", name="dataset")
+            model = fit(standardize(store.load(raw)), C=c)
+            run.log_model(model, name="model", version=version)
+            run.log_evaluation(test["outcome"], model.predict(test[FEATURES]),
+                               dataset="testset@v1")
+    return store
+
+
+def test_the_same_dataset_change_reached_twice_is_compared_once(stepped: Store) -> None:
+    d = stepped.diff("model@v1.0", "model@v1.1")
+    compared = [a for a in d.artifacts if a.dataset is not None and a.dataset.derived is None]
+    assert [(a.old.label, a.new.label) for a in compared] == [("dataset@v1.0", "dataset@v1.1")]
+    first = compared[0].path
+    again = [a for a in d.artifacts if a.same_as is not None]
+    frame = next(a for a in again if a.path.endswith("standardize ← frame"))
+    assert frame.same_as == first and frame.dataset is None and frame.cause is None
+    assert frame.new.same_content == "dataset@v1.1"  # the DataFrame the step received
+    assert frame.new.label.endswith("(= dataset@v1.1)")
+    assert [e.category for e in d.summary.evidence].count("data") == 1
+    text = str(d)
+    assert text.count("rows: 300 → 328: +40 added, −12 removed") == 1
+    assert f"the same change of content as {first} (shown there)" in text
+    # the logged model and the step's output are one change of content too
+    assert sum(a.model is not None for a in d.artifacts) == 1
+    assert stepped.diff("model@v1.1", "model@v1.0") == d.reversed()
+
+
+def test_a_table_derived_by_a_changed_step_says_why_all_its_rows_differ(
+        stepped: Store) -> None:
+    d = stepped.diff("model@v1.0", "model@v1.1")
+    table = next(a for a in d.artifacts if a.path.endswith("fit ← table"))
+    data = table.dataset
+    assert data is not None and data.no_row_in_common
+    assert data.derived == Derivation("standardize", ("dataset@v1.0",), ("dataset@v1.1",))
+    assert data.examples_added == data.examples_removed == ()
+    assert table.cause is None  # a consequence, not a cause
+    assert "rows: 300 → 328; all 328 rows differ: derived from dataset@v1.1 by standardize" \
+        in str(d)
+    assert "added e.g." not in str(d).split(table.path)[1].split("\n\n")[0]
+
+
+def test_a_table_recomputed_with_other_params_says_so(store: Store) -> None:
+    frame = patients(20, 1)
+    for factor in (1.0, 2.0):
+        with store.run("prepare") as run:
+            run.log_artifact(scale(frame, factor=factor), name="scaled")
+    d = store.diff("scaled@v1", "scaled@v2")
+    data = d.artifacts[0].dataset
+    assert data is not None and data.derived is not None
+    assert data.derived.params == (ValueChange("factor", 1.0, 2.0),)
+    assert "all 20 rows differ: recomputed by scale (params factor 1.0 → 2.0 changed)" in str(d)
+
+
+def test_the_summary_fits_on_one_screen_before_the_details(stepped: Store) -> None:
+    text = str(stepped.diff("model@v1.0", "model@v1.1"))
+    summary, details = text.split("\nDetails\n")
+    lines = summary.strip("\n").splitlines()
+    assert len(lines) <= 24, summary
+    assert lines[2] == "  changed: data, hyperparameters"
+    assert "    data: dataset@v1.0 → dataset@v1.1: rows +40 −12, class balance" in lines
+    # one param change seen in the run and in its nested step is said once, with both places
+    assert "    hyperparameters: C 1.0 → 0.5 (train_model; train_model / fit)" in lines
+    assert any(line.startswith("  metrics on testset@v1 (n=100") for line in lines)
+    assert "Step model ← train_model / fit" in details
+
+
+def test_values_are_shown_as_they_are(store: Store) -> None:
+    """A float param stays visibly a float in every rendering; 1 and 1.0 differ."""
+    dataset = store.add(patients(30, 1), name="dataset")
+    for c in (1, 1.0, 0.5):
+        with store.run("train", params={"C": c}) as run:
+            run.log_input(dataset)
+            run.log_artifact({"C": c}, name="config")
+    int_to_float = store.diff("config@v1", "config@v2")
+    assert int_to_float.summary.causes == ("hyperparameters",)  # 1 → 1.0 is a change
+    assert "param C: 1 → 1.0" in str(int_to_float)
+    d = store.diff("config@v2", "config@v3")
+    for rendered in (str(d), d.to_markdown(), d._repr_html_()):
+        assert "C: 1.0 → 0.5" in rendered
+        assert "C: 1 → 0.5" not in rendered
+    assert d.to_dict()["steps"][0]["params"][0]["old"] == 1.0
+    assert json.loads(d.to_json())["steps"][0]["params"][0]["old"] == 1.0

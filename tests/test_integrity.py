@@ -186,3 +186,25 @@ def test_re_adding_content_heals_a_corrupt_record(store: Store) -> None:
     store.add(b"content", name="data", version="v1")
     assert store.verify().ok
     assert store.load("data") == b"content"
+
+
+def test_a_partial_read_verifies_every_chunk_it_touches_and_only_those(store: Store) -> None:
+    from lineage.storage.blobs import BlobFile
+
+    data = random_bytes(600_000, seed=3)
+    added = store.add(data, name="scan")
+    chunks = list(chunk_buffer(data))
+    assert len(chunks) > 3
+    last = chunks[-1]
+    flip_chunk_byte(store._backend, last.digest, len(last.data) // 2)
+    with store._read() as txn:
+        assert added.blob is not None
+        blob = BlobFile(store._backend, txn, added.blob)
+        assert blob.size() == len(data)
+        assert blob.read(1000) == data[:1000]  # the first chunk: intact, verified
+        blob.seek(len(chunks[0].data) + 10)
+        assert blob.read(50) == data[len(chunks[0].data) + 10:len(chunks[0].data) + 60]
+        blob.seek(-10, 2)  # the corrupt last chunk: refused, naming both digests
+        with pytest.raises(IntegrityError) as caught:
+            blob.read()
+    assert caught.value.expected == last.digest and caught.value.actual != last.digest

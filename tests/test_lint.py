@@ -148,10 +148,10 @@ def test_a_failed_run_that_recorded_outputs_is_a_warning(store: Store) -> None:
 def test_a_promoted_model_without_evaluation_is_an_error(store: Store, tmp_path: Path) -> None:
     train_and_evaluate(store, tmp_path, evaluate=False)
     assert codes(store) == []  # not promoted: nothing claims it is fit for use
-    store.promote("model@v1", "production")
+    store.promote("model@v1", "staging")  # a stage without a gate, so lint must catch it
     findings = store.lint()
     assert [(f.code, f.severity, f.label) for f in findings] == [("L007", "error", "model@v1")]
-    assert "model@production" in findings[0].message
+    assert "model@staging" in findings[0].message
 
 
 def test_an_evaluation_in_a_later_run_that_used_the_model_counts(
@@ -193,7 +193,7 @@ def test_a_promoted_model_from_a_failed_run_is_an_error(store: Store, tmp_path: 
         run.log_input("cohort")
         run.log_artifact(b"w", "model", kind="model")
         raise RuntimeError("crashed after saving")
-    store.promote("model@v1", "production")
+    store.promote("model@v1", "staging")
     assert codes(store) == ["L007", "L008", "L006"]  # errors first, then warnings
 
 

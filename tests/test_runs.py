@@ -18,7 +18,14 @@ import pytest
 
 import lineage
 from lineage.core.records import Run
-from lineage.errors import ChunkVanished, InvalidName, RevisionNotFound, RunError, UnsupportedValue
+from lineage.errors import (
+    ChunkVanished,
+    InvalidName,
+    InvalidQuery,
+    RevisionNotFound,
+    RunError,
+    UnsupportedValue,
+)
 from lineage.storage.schema import EDGE_CHILD, EDGE_GENERATED, EDGE_USED
 from lineage.store import Store
 from lineage.tracking.evaluation import evaluate
@@ -369,12 +376,17 @@ def test_evaluate_by_hand() -> None:
 
 @pytest.mark.parametrize(
     ("truth", "pred", "match"),
-    [([0, 1], [0], "match"), ([], [], "empty"), ([0, 1, 2], [0, 1, 2], "binary")],
+    [([0, 1], [0], "match"), ([], [], "empty"), (["a"], ["a"], "positive_label")],
 )
 def test_evaluate_refuses_what_it_cannot_measure(truth: list[int], pred: list[int],
                                                  match: str) -> None:
     with pytest.raises(UnsupportedValue, match=match):
         evaluate(truth, pred)
+
+
+def test_a_binary_task_with_three_classes_is_refused() -> None:
+    with pytest.raises(InvalidQuery, match="multiclass"):
+        evaluate([0, 1, 2], [0, 1, 2], task="binary")
 
 
 def test_log_metric_with_a_dataset_records_where_it_was_measured(store: Store) -> None:

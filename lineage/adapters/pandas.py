@@ -1,4 +1,4 @@
-"""pandas DataFrames and Series, and tabular files (CSV, TSV, Parquet) added as datasets.
+"""pandas DataFrames and Series, and tabular files (CSV, TSV, Parquet, JSON lines).
 
 A frame is stored as Parquet (format ``"pandas-parquet"``) when Parquet gives it back
 exactly: the adapter reads what it wrote and compares identity, dtypes, index and column
@@ -19,10 +19,17 @@ summarized as its one-column frame.
 
     {"rows": int, "columns": [[name, dtype], ...], "missing": {col: int},
      "stats": {col: {"mean", "std", "min", "max"} or {"unique", "top"}},
-     "target": str | None, "class_distribution": {str(label): int}}  # the latter with target
+     "target": str | None, "class_distribution": {str(label): int},  # the latter with target
+     "key": str}  # only when a key column was declared (``key=``)
 
 Numeric statistics skip missing values; ``mean`` and ``std`` keep 12 significant digits.
-Boolean and complex columns count as non-numeric.
+Boolean and complex columns count as non-numeric. A declared key column must exist, have
+no missing value and no repeated value; a diff then matches rows by it (an edited row is
+*modified*, not removed and added).
+
+Frames are written to Parquet in row groups of
+:data:`~lineage.adapters.tables.ROW_GROUP_ROWS` rows, so that a diff reads only the groups
+holding the rows it shows (a frame of up to that many rows is one group, as before).
 """
 
 from __future__ import annotations
@@ -39,18 +46,15 @@ import numpy as np
 import pandas as pd
 
 from lineage.adapters import Dumped
+from lineage.adapters.tables import ROW_GROUP_ROWS, read_table, table_format
 from lineage.core import encoding
 from lineage.core.hashing import digest_bytes
 from lineage.errors import UnsupportedValue, UntrustedContentError
 
-__all__ = ["PandasAdapter", "frame_identity", "frame_summary", "summarize_table_file"]
+__all__ = ["PandasAdapter", "frame_identity", "frame_summary", "read_table_file",
+           "summarize_table_file"]
 
 _META_KEY: Final = b"lineage"
-# pandas 3 parses CSV floats exactly by default (and deprecates the option); pandas 2 must ask.
-_EXACT_FLOATS: Final[dict[str, Any]] = (
-    {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
-)
-_TABLE_SUFFIXES: Final = (".csv", ".tsv", ".parquet")
 
 
 # -- identity ----------------------------------------------------------------------------
@@ -203,11 +207,35 @@ def _class_distribution(frame: pd.DataFrame, target: str) -> dict[str, int]:
     return {str(_scalar(label)): int(count) for label, count in counts.items()}
 
 
-def frame_summary(frame: pd.DataFrame, *, target: str | None = None) -> dict[str, Any]:
+def _check_key(frame: pd.DataFrame, key: str) -> None:
+    """Refuse a declared key column that is missing, repeated, or has missing or repeated
+    values (the message says which)."""
+    if key not in frame.columns:
+        available = ", ".join(map(repr, map(str, frame.columns[:50])))
+        raise UnsupportedValue(f"key column {key!r} is not in this dataset; its columns are: "
+                               f"{available}")
+    column = frame[key]
+    if isinstance(column, pd.DataFrame):
+        raise UnsupportedValue(f"key column {key!r} appears more than once; rename one")
+    missing = int(column.isna().sum())
+    if missing:
+        raise UnsupportedValue(f"key column {key!r} has {missing} missing value(s); a key "
+                               "identifies every row")
+    repeated = column[column.duplicated()]
+    if len(repeated):
+        shown = ", ".join(repr(_scalar(v)) for v in repeated.unique()[:3])
+        raise UnsupportedValue(f"key column {key!r} repeats values ({shown}"
+                               f"{', ...' if repeated.nunique() > 3 else ''}); a key "
+                               "identifies one row")
+
+
+def frame_summary(frame: pd.DataFrame, *, target: str | None = None,
+                  key: str | None = None) -> dict[str, Any]:
     """The dataset summary of ``frame`` (see module doc); no fingerprints or identity.
 
     Raises:
-        UnsupportedValue: ``target`` is not a column of ``frame``.
+        UnsupportedValue: ``target`` or ``key`` is not a column of ``frame``, or ``key``
+            has missing or repeated values.
     """
     keys = _column_keys(frame)
     columns = [column for _name, column in frame.items()]
@@ -220,59 +248,60 @@ def frame_summary(frame: pd.DataFrame, *, target: str | None = None) -> dict[str
     }
     if target is not None:
         summary["class_distribution"] = _class_distribution(frame, target)
+    if key is not None:
+        _check_key(frame, key)
+        summary["key"] = key
     return summary
 
 
 def _profile(
-    value: pd.DataFrame | pd.Series, target: str | None
+    value: pd.DataFrame | pd.Series, target: str | None, key: str | None = None
 ) -> tuple[dict[str, Any], bytes, dict[str, bytes]]:
     """Summary, identity bytes and attachments of a frame or series."""
     frame = _as_frame(value)
-    summary = frame_summary(frame, target=target)
+    summary = frame_summary(frame, target=target, key=key)
     rows = row_fingerprints(frame)
     identity = frame_identity(value, rows)
     return summary, identity, {"row_fingerprints": rows.astype("<u8", copy=False).tobytes()}
 
 
 def summarize_table_file(
-    path: str | PathLike[str], *, target: str | None = None
+    path: str | PathLike[str], *, target: str | None = None, key: str | None = None
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """Summary (with ``"identity"`` as a Digest) and attachments of a CSV/TSV/Parquet file.
+    """Summary (with ``"identity"`` as a Digest) and attachments of a table file
+    (:data:`~lineage.adapters.tables.TABLE_FORMATS`).
 
     The file is read with pandas (CSV floats parsed exactly), so its identity equals that
     of the DataFrame it holds.
 
     Raises:
-        UnsupportedValue: the file cannot be read as a table, or ``target`` is not a column.
+        UnsupportedValue: the file cannot be read as a table, ``target`` or ``key`` is not
+            a column, or ``key`` has missing or repeated values.
     """
     frame = read_table_file(path)
-    summary, identity, attachments = _profile(frame, target)
+    summary, identity, attachments = _profile(frame, target, key)
     summary["identity"] = digest_bytes(identity)
     return summary, attachments
 
 
 def read_table_file(path: str | PathLike[str]) -> pd.DataFrame:
-    """A CSV/TSV/Parquet file as a DataFrame (CSV floats parsed exactly).
+    """A table file (CSV, TSV, Parquet, JSON lines) as a DataFrame (CSV floats exact).
 
     Raises:
         UnsupportedValue: the file cannot be read as a table.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in _TABLE_SUFFIXES:
-        raise UnsupportedValue(f"{path} is not a table file ({', '.join(_TABLE_SUFFIXES)})")
+    fmt = table_format(path)
+    if fmt is None:
+        raise UnsupportedValue(f"{path} is not a table file (.csv, .tsv, .parquet, .jsonl, "
+                               ".ndjson)")
     try:
-        if suffix == ".parquet":
-            frame = pd.read_parquet(path)
-        else:
-            sep = "\t" if suffix == ".tsv" else ","
-            frame = pd.read_csv(path, sep=sep, **_EXACT_FLOATS)
-    except (ValueError, OSError, NotImplementedError) as exc:
+        return read_table(path, fmt)
+    except UnsupportedValue as exc:
         raise UnsupportedValue(
-            f"cannot read {path} as a table ({type(exc).__name__}: {exc}); fix the file, or "
-            "add it without kind='dataset' to store it as a plain file"
+            f"{path}: {exc}; fix the file, or add it without kind='dataset' to store it as "
+            "a plain file"
         ) from None
-    return frame
 
 
 # -- storage -----------------------------------------------------------------------------
@@ -293,7 +322,8 @@ def _to_parquet(value: pd.DataFrame | pd.Series) -> bytes:
 
         metadata[b"PANDAS_ATTRS"] = json.dumps(frame.attrs).encode()
     buffer = io.BytesIO()
-    pq.write_table(table.replace_schema_metadata(metadata), buffer)
+    pq.write_table(table.replace_schema_metadata(metadata), buffer,
+                   row_group_size=ROW_GROUP_ROWS)
     return buffer.getvalue()
 
 
@@ -377,13 +407,16 @@ class PandasAdapter:
         """DataFrames and Series (and their subclasses)."""
         return isinstance(value, pd.DataFrame | pd.Series)
 
-    def dump(self, value: Any, *, target: str | None = None) -> Dumped:
-        """Parquet (or, failing that, pickle) bytes with the dataset summary and identity.
+    def dump(self, value: Any, *, target: str | None = None, key: str | None = None
+             ) -> Dumped:
+        """Parquet (or, failing that, pickle) bytes with the dataset summary and identity;
+        ``key`` declares the column that identifies rows (see the module doc).
 
         Raises:
-            UnsupportedValue: ``target`` is not a column, or rows cannot be fingerprinted.
+            UnsupportedValue: ``target`` or ``key`` is not a column, ``key`` has missing or
+                repeated values, or rows cannot be fingerprinted.
         """
-        summary, identity, attachments = _profile(value, target)
+        summary, identity, attachments = _profile(value, target, key)
         data, reason = _parquet_or_none(value, identity)
         if data is not None:
             return Dumped("dataset", "pandas-parquet", data, summary, identity, attachments)

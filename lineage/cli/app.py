@@ -9,14 +9,18 @@ for what a verb is. ``--json`` prints a verb's data as one document on stdout;
 
     init      {"path", "created"}
     add       {"added": [{"path", "digest", "kind", "name", "version", "size"}]}
-    show      an artifact: {"type": "artifact", "digest", "kind", "name", "version", "format",
-                "size", "parents", "meta", "summary", "versions": [{"version", "digest",
-                "time"}], "stages": {stage: digest}, "tags": [tag]}
-              a run: {"type": "run", "digest", "id", "op", "label", "status", "started",
-                "ended", "duration", "params", "metrics", "metric_datasets": {metric: ref},
-                "inputs": {name: ref}, "outputs": {name: ref}, "code": ref, "environment":
-                ref, "parent", "error", "meta"}  where ref = {"digest", "kind", "name",
-                "version"} or null
+    show      an artifact: Artifact.to_dict() = {"type": "artifact", "digest", "kind", "name",
+                "version", "format", "size", "blob", "parents", "meta", "summary"} plus
+                "versions": [{"version", "digest", "time"}], "stages": {stage: digest},
+                "tags": [tag], "review": {"model": {"class", "params", "classes",
+                "n_features", "importance": {"kind", "top": [[feature, value]], "total"}}}
+                or {"table": {"rows", "columns", "target", "class_distribution", "key",
+                "missing"}} or {}
+              a run: Run.to_dict() = {"type": "run", "digest", "id", "op", "label",
+                "status", "started", "ended", "duration", "params", "metrics",
+                "metric_datasets", "inputs", "outputs", "code", "environment", "parent",
+                "call_key", "error", "meta"} with metric_datasets, inputs, outputs, code
+                and environment as ref = {"digest", "kind", "name", "version"} or null
     log       {"name", "entries": [{"name", "ref", "key", "target", "previous", "time",
                 "user", "reason"}]}  (newest first)
     tag       {"tag", "digest", "name", "version", "deleted"}
@@ -25,14 +29,25 @@ for what a verb is. ``--json`` prints a verb's data as one document on stdout;
     verify    {"ok", "records", "blobs", "chunks", "bytes", "events", "head", "problems": [str]}
     gc        {"dry_run", "records", "blobs", "chunks", "bytes_freed"}
     runs      {"runs": [{"digest", "id", "op", "label", "status", "started", "duration",
-                "inputs": [name], "outputs": [name], "metrics"}]}  (newest first)
+                "inputs": [name], "outputs": [name], "params", "metrics", "test_sets":
+                {metric: name@version}}]}  (newest first)
+    compare   {"runs": [{"digest", "op", "label", "status", "started", "inputs": {name:
+                label}}], "params": [{"name", "values", "present", "differs"}], "metrics":
+                [{"name", "values", "deltas", "test_sets", "comparable"}], "plot": path or
+                null}  (params that differ first; deltas from the first run)
     diff      :meth:`LineageDiff.to_dict` (schema in :mod:`lineage.diff.model`)
     dag       {"root": digest, "nodes": [node], "edges": [{"source", "target", "type",
                 "roles": [str]}]}  where node = {"digest", "kind", "name", "version", "op",
                 "status"} (runs have op and status, artifacts name and version)
+              without REV: {"pipelines": [{"sources": [id], "steps": [id], "outputs": [id],
+                "nodes": [{"id", "kind", "name", "versions", "runs", "inside"}], "edges":
+                [{"source", "target", "type", "roles"}]}]}  (steps folded by op, kind
+                "step"; artifacts by name)
     ancestors, descendants  {"revision": node, "records": [node]}  (nearest first)
     lint, run  see :mod:`lineage.cli.run_verbs` (``run`` exits with a failed command's code)
-    events    see :mod:`lineage.cli.audit_verbs`
+    events    see :mod:`lineage.cli.audit_verbs` (also promote, policy, report, export, trace,
+              impact); site, ui: :mod:`lineage.cli.web_verbs`
+    remote, push, pull  see :mod:`lineage.cli.remote_verbs`
 
 ``diff`` exits 0 whether or not the revisions differ, like ``git diff``.
 
@@ -52,7 +67,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from lineage._version import __version__
-from lineage.cli import audit_verbs, query_verbs, run_verbs, store_verbs
+from lineage.cli import audit_verbs, query_verbs, remote_verbs, run_verbs, store_verbs, web_verbs
 from lineage.cli.verb import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -70,7 +85,8 @@ __all__ = ["VERBS", "build_parser", "main"]
 
 #: Every verb, in the order ``lineage --help`` lists them.
 VERBS: Final[tuple[Verb, ...]] = (
-    *store_verbs.VERBS, *query_verbs.VERBS, *run_verbs.VERBS, *audit_verbs.VERBS)
+    *store_verbs.VERBS, *query_verbs.VERBS, *run_verbs.VERBS, *audit_verbs.VERBS,
+    *remote_verbs.VERBS, *web_verbs.VERBS)
 
 
 # -- parsing and running ------------------------------------------------------------------

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from lineage.core.plain import iso_time as iso
-from lineage.core.plain import jsonable
+from lineage.core.plain import jsonable, number_text
 from lineage.core.records import RefEntry, Run
 
 __all__ = ["format_bytes", "label", "run_row", "short", "table"]
@@ -43,8 +43,8 @@ def local_time(text: str | None) -> str:
 # -- records as dicts --------------------------------------------------------------------
 
 
-def run_row(run: Run) -> dict[str, Any]:
-    """The short form of a run used by ``lineage runs``."""
+def run_row(run: Run, test_sets: dict[str, str] | None = None) -> dict[str, Any]:
+    """The short form of a run used by ``lineage runs`` (``test_sets``: metric -> label)."""
     return {
         "digest": run.digest,
         "id": run.id,
@@ -55,7 +55,9 @@ def run_row(run: Run) -> dict[str, Any]:
         "duration": run.duration,
         "inputs": sorted(run.inputs),
         "outputs": sorted(run.outputs),
+        "params": jsonable(run.params),
         "metrics": jsonable(run.metrics),
+        "test_sets": dict(test_sets or {}),
     }
 
 
@@ -123,14 +125,23 @@ def duration_text(seconds: float) -> str:
 
 
 def _scalar(value: Any) -> str:
+    """A value on one line; floats to 6 significant digits, always visibly floats."""
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return number_text(value, 6)
     return oneline(value)
 
 
-def _summary_text(summary: dict[str, Any]) -> str:
+_REVIEWED: Final = frozenset({  # summary keys `lineage show` prints in their own rows
+    "rows", "columns", "target", "class_distribution", "key", "missing", "class", "params",
+    "classes", "n_features_in", "feature_importances", "coef"})
+_COLUMNS_SHOWN: Final = 40
+
+
+def _summary_text(summary: dict[str, Any], skip: frozenset[str] = frozenset()) -> str:
     parts = []
     for key, value in sorted(summary.items()):
+        if key in skip:
+            continue
         if isinstance(value, dict | list):
             parts.append(f"{key}[{len(value)}]")
         elif isinstance(value, str) and len(value) > 40:
@@ -162,7 +173,9 @@ def artifact_text(data: dict[str, Any]) -> str:
     ]
     rows += [("parent", p) for p in data["parents"]]
     rows += [(f"meta.{k}", _scalar(v)) for k, v in sorted(data["meta"].items())]
-    rows.append(("summary", _summary_text(data["summary"])))
+    review = data.get("review") or {}
+    rows += _model_rows(review.get("model")) + _table_rows(review.get("table"))
+    rows.append(("summary", _summary_text(data["summary"], _REVIEWED if review else frozenset())))
     for entry in data["versions"]:
         mark = "  *" if entry["digest"] == data["digest"] else ""
         version_line = f"{entry['version']}  {short(entry['digest'])}  {local_time(entry['time'])}"
@@ -170,7 +183,60 @@ def artifact_text(data: dict[str, Any]) -> str:
     rows += [("stage", f"{s} -> {short(d)}") for s, d in data["stages"].items()]
     if data["tags"]:
         rows.append(("tags", " ".join(data["tags"])))
-    return _fields(rows)
+    return _fields(rows) + _importance_text((review.get("model") or {}).get("importance"))
+
+
+def _model_rows(model: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """A model's class, classes, feature count and every hyperparameter (``param.C``)."""
+    if not model:
+        return []
+    rows = [("class", oneline(model["class"]))]
+    if model.get("classes") is not None:
+        rows.append(("classes", ", ".join(_scalar(c) for c in model["classes"])))
+    if model.get("n_features") is not None:
+        rows.append(("features", str(model["n_features"])))
+    rows += [(f"param.{k}", _scalar(v)) for k, v in sorted(model["params"].items())]
+    return rows
+
+
+def _table_rows(table: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """A table's rows, target, key, class balance, missing values and columns."""
+    if not table:
+        return []
+    rows = [("rows", number_text(table["rows"], grouped=True) if table["rows"] is not None
+             else _MISSING)]
+    if table.get("target"):
+        rows.append(("target", oneline(table["target"])))
+    if table.get("key"):
+        rows.append(("key", oneline(table["key"])))
+    balance = table.get("class_distribution") or {}
+    total = sum(balance.values())
+    if balance and total:
+        rows.append(("class balance", ", ".join(
+            f"{oneline(label)}: {count:,} ({100 * count / total:.1f}%)"
+            for label, count in sorted(balance.items()))))
+    if table.get("missing"):
+        rows.append(("missing", ", ".join(f"{oneline(c)}: {n:,}"
+                                          for c, n in table["missing"].items())))
+    columns = table["columns"]
+    width = max((len(oneline(name)) for name, _ in columns[:_COLUMNS_SHOWN]), default=0)
+    rows += [("columns" if i == 0 else "", f"{oneline(name).ljust(width)}  {dtype}")
+             for i, (name, dtype) in enumerate(columns[:_COLUMNS_SHOWN])]
+    if len(columns) > _COLUMNS_SHOWN:
+        rows.append(("", f"… {len(columns) - _COLUMNS_SHOWN} more columns (--json lists all)"))
+    return rows
+
+
+def _importance_text(importance: dict[str, Any] | None) -> str:
+    """``feature importance (coef, top 10 of 30)`` then ``name  value`` lines."""
+    if not importance or not importance["top"]:
+        return ""
+    top = importance["top"]
+    heading = (f"\n\nfeature importance ({importance['kind']}, top {len(top)} of "
+               f"{importance['total']}, by magnitude)\n")
+    values = [(f"  {oneline(name)}", ", ".join(_scalar(v) for v in value)
+               if isinstance(value, list) else _scalar(value)) for name, value in top]
+    return heading + table(values)
 
 
 def run_text(data: dict[str, Any]) -> str:
@@ -211,16 +277,99 @@ def _fields(rows: list[tuple[str, str]]) -> str:
     return table(shown)
 
 
-def runs_text(runs: list[dict[str, Any]]) -> str:
-    """``lineage runs``: one line per run."""
+_FIXED_COLUMNS: Final = {"run": "RUN", "started": "STARTED", "op": "OP", "label": "LABEL",
+                         "status": "STATUS", "duration": "DURATION", "test_set": "TEST SET"}
+_DEFAULT_FIXED: Final = ("run", "started", "op", "status", "duration")
+_MAX_PARAMS: Final = 6  # param columns shown by default (those that differ first)
+_MAX_METRICS: Final = 6
+_CELL: Final = 12  # characters of a param or metric cell before it is cut
+
+
+def runs_columns(runs: list[dict[str, Any]], chosen: list[str] | None
+                 ) -> tuple[list[str], list[str]]:
+    """The columns of ``lineage runs`` (``run``, ``params.C``, ``metrics.auc`` ...) and
+    notes on what was left out.
+
+    ``chosen`` (``--columns``) names them: ``run``, ``started``, ``op``, ``label``,
+    ``status``, ``duration``, ``test_set``, ``params.NAME``, ``metrics.NAME``, or a bare
+    ``NAME`` (a param if a listed run has one, else a metric). By default: the fixed
+    columns, the params whose values differ between the runs listed (all params when one
+    run is listed; at most :data:`_MAX_PARAMS`), then the metrics (clinical ones first; at
+    most :data:`_MAX_METRICS`).
+    """
+    from lineage.core.plain import identical, metric_order
+
+    params = sorted({k for r in runs for k in r["params"]})
+    metrics = sorted({k for r in runs for k in r["metrics"]}, key=metric_order)
+    if chosen is not None:
+        columns = []
+        for name in chosen:
+            if name in _FIXED_COLUMNS or name.startswith(("params.", "metrics.")):
+                columns.append(name)
+            elif name in params:
+                columns.append(f"params.{name}")
+            else:
+                columns.append(f"metrics.{name}")
+        return columns, []
+
+    def differs(name: str) -> bool:
+        values = [r["params"].get(name, _MISSING) for r in runs]
+        return any(not identical(v, values[0]) for v in values)
+
+    shown = params if len(runs) < 2 else [p for p in params if differs(p)]
+    notes = []
+    if len(shown) > _MAX_PARAMS:
+        notes.append(f"{count(len(shown) - _MAX_PARAMS, 'more param')} differ")
+        shown = shown[:_MAX_PARAMS]
+    if len(metrics) > _MAX_METRICS:
+        notes.append(count(len(metrics) - _MAX_METRICS, "more metric"))
+    columns = [*_DEFAULT_FIXED, *(f"params.{p}" for p in shown),
+               *(f"metrics.{m}" for m in metrics[:_MAX_METRICS])]
+    return columns, notes
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _CELL else text[:_CELL - 1] + "…"
+
+
+def _run_cell(run: dict[str, Any], column: str) -> str:
+    if column.startswith("params."):
+        name = column[len("params."):]
+        if name not in run["params"]:
+            return _MISSING
+        value = run["params"][name]
+        return _cut(oneline(value) if isinstance(value, str) else _value(value))
+    if column.startswith("metrics."):
+        value = run["metrics"].get(column[len("metrics."):])
+        return _MISSING if value is None else _cut(_value(value, 4))
+    fixed: dict[str, str] = {
+        "run": short(run["digest"]), "started": local_time(run["started"]), "op": run["op"],
+        "label": run["label"] or _MISSING, "status": run["status"],
+        "duration": duration_text(run["duration"]),
+        "test_set": ", ".join(sorted(set(run["test_sets"].values()))) or _MISSING,
+    }
+    return fixed[column]
+
+
+def _value(value: Any, digits: int | None = None) -> str:
+    """A param or metric as it is: floats visibly floats (``1.0``), ``digits`` significant."""
+    from lineage.core.plain import is_number, value_text
+
+    if is_number(value):
+        return number_text(value, digits)
+    return value_text(value)
+
+
+def runs_text(runs: list[dict[str, Any]], columns: list[str], notes: list[str]) -> str:
+    """``lineage runs``: one line per run, the chosen columns (params and metrics by name,
+    wide values cut), then what was left out."""
     if not runs:
         return "no runs match"
-    rows = [
-        (short(r["digest"]), local_time(r["started"]), r["op"], r["status"],
-         duration_text(r["duration"]), _pairs(r["metrics"]))
-        for r in runs
-    ]
-    return table(rows, ("RUN", "STARTED", "OP", "STATUS", "DURATION", "METRICS"))
+    headers = [_FIXED_COLUMNS.get(c) or c.split(".", 1)[1] for c in columns]
+    text = table(([_run_cell(r, c) for c in columns] for r in runs), headers)
+    if notes:
+        text += f"\n({'; '.join(notes)}: --columns chooses, --json lists all)"
+    return text
 
 
 def log_text(entries: list[dict[str, Any]]) -> str:

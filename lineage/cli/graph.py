@@ -1,4 +1,5 @@
-"""What the graph verbs of the command line print: ``dag``, ``ancestors``, ``descendants``.
+"""What the graph verbs of the command line print: ``dag`` (of one revision, or of every
+pipeline), ``ancestors``, ``descendants``.
 
 Also the argument types of ``lineage runs``' filters (``--param``, ``--metric``,
 ``--since``, ``--until``). Like :mod:`lineage.cli.format`, every function here builds a
@@ -27,6 +28,8 @@ __all__ = [
     "dot_text",
     "metric_filter",
     "param_filter",
+    "pipelines_dot",
+    "pipelines_text",
     "record_row",
     "records_text",
     "since_time",
@@ -255,5 +258,97 @@ def dot_text(data: dict[str, Any]) -> str:
             attrs.append("style=dotted")
         suffix = f" [{', '.join(attrs)}]" if attrs else ""
         out.append(f'  "{edge["source"]}" -> "{edge["target"]}"{suffix};')
+    out.append("}")
+    return "\n".join(out)
+
+
+# -- dag of every pipeline -------------------------------------------------------------------
+
+
+def _node_name(node: dict[str, Any]) -> str:
+    return str(node["name"])
+
+
+def _use(node: dict[str, Any], roles: list[str]) -> str:
+    """An input of a step: its name, and the roles it was used under when they differ."""
+    other = [r for r in roles if r != node["name"]]
+    return _node_name(node) + (f" ({', '.join(other)})" if other else "")
+
+
+def pipelines_text(data: dict[str, Any]) -> str:
+    """``lineage dag`` without a revision: each pipeline as sources, steps, outputs.
+
+    A step line reads ``op  N runs  inputs → outputs`` (an input's role in brackets when it
+    is not its name) and says which step it runs inside; an artifact line ``name  kind
+    versions``, an output also what it was derived from (``⇐``).
+    """
+    found = data["pipelines"]
+    if not found:
+        return "no pipelines: no run used or made an artifact in this store yet"
+    out: list[str] = []
+    for number, pipeline in enumerate(found, 1):
+        nodes = {n["id"]: n for n in pipeline["nodes"]}
+        into: dict[str, list[dict[str, Any]]] = {}
+        for edge in pipeline["edges"]:
+            into.setdefault(edge["target"], []).append(edge)
+        sources = ", ".join(_node_name(nodes[i]) for i in pipeline["sources"]) or "-"
+        outputs = ", ".join(_node_name(nodes[i]) for i in pipeline["outputs"]) or "-"
+        rows: list[tuple[str, ...]] = []
+        for section, ids in (("sources", pipeline["sources"]), ("steps", pipeline["steps"]),
+                             ("outputs", pipeline["outputs"])):
+            for i, node_id in enumerate(ids):
+                node = nodes[node_id]
+                title = section if i == 0 else ""
+                if node["kind"] == "step":
+                    uses = ", ".join(_use(nodes[e["source"]], e["roles"])
+                                     for e in into.get(node_id, []) if e["type"] == "used")
+                    made = ", ".join(_node_name(nodes[e["target"]]) for e in pipeline["edges"]
+                                     if e["source"] == node_id and e["type"] == "generated")
+                    flow = f"{uses or '(nothing recorded)'} → {made or '(nothing recorded)'}"
+                    inside = f"inside {node['inside']}" if node["inside"] else ""
+                    runs = f"{node['runs']} run{'s' if node['runs'] != 1 else ''}"
+                    rows.append((title, node["name"], runs, flow, inside))
+                else:
+                    derived = [_node_name(nodes[e["source"]]) for e in into.get(node_id, [])
+                               if e["type"] == "derived_from"]
+                    versions = ", ".join(node["versions"]) or "unversioned"
+                    rows.append((title, node["name"], node["kind"], versions,
+                                 f"⇐ {', '.join(derived)}" if derived else ""))
+        steps = len(pipeline["steps"])
+        out += [""] if number > 1 else []
+        out.append(f"pipeline {number} of {len(found)}: {sources} → {outputs}  "
+                   f"({steps} step{'s' if steps != 1 else ''})")
+        out += ["  " + line for line in table(rows).splitlines()]
+    return "\n".join(out)
+
+
+def pipelines_dot(data: dict[str, Any]) -> str:
+    """Graphviz DOT of :func:`pipelines_text`'s data, one cluster per pipeline: steps as
+    ellipses (with their run count), artifacts as boxes (with kind and versions); edges
+    follow the data (input -> step -> output), labelled with the input names; ``derived_from``
+    dotted, a step started inside another dashed."""
+    out = ["digraph pipelines {", "  rankdir=LR;", "  node [fontname=Helvetica];",
+           "  edge [fontname=Helvetica, fontsize=10];"]
+    for number, pipeline in enumerate(data["pipelines"], 1):
+        out.append(f"  subgraph cluster_{number} {{")
+        out.append(f"    label={_dot_label(f'pipeline {number}')};")
+        for node in pipeline["nodes"]:
+            ident = _dot_label(f"{number}:{node['id']}")
+            if node["kind"] == "step":
+                runs = f"{node['runs']} run{'s' if node['runs'] != 1 else ''}"
+                out.append(f"    {ident} [label={_dot_label(node['name'], runs)}, "
+                           "shape=ellipse];")
+            else:
+                versions = ", ".join(node["versions"]) or "unversioned"
+                out.append(f"    {ident} [label={_dot_label(node['name'], node['kind'], versions)}"
+                           ", shape=box];")
+        for edge in pipeline["edges"]:
+            attrs = [f"label={_dot_label(', '.join(edge['roles']))}"] if edge["roles"] else []
+            attrs += {"child_of": ["style=dashed"], "derived_from": ["style=dotted"]}.get(
+                edge["type"], [])
+            suffix = f" [{', '.join(attrs)}]" if attrs else ""
+            out.append(f"    {_dot_label(f'{number}:' + edge['source'])} -> "
+                       f"{_dot_label(f'{number}:' + edge['target'])}{suffix};")
+        out.append("  }")
     out.append("}")
     return "\n".join(out)

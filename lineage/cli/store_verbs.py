@@ -11,6 +11,7 @@ from typing import Any, Final
 from lineage.cli import format as fmt
 from lineage.cli.progress import progress_bar, total_size
 from lineage.cli.verb import (
+    AS_OF,
     EXIT_ERROR,
     REASON,
     CommandError,
@@ -50,7 +51,8 @@ def _add(ctx: Context, args: argparse.Namespace) -> Result:
                 artifact = store.add(
                     path, args.name, version=args.version, kind=args.kind,
                     meta=dict(args.meta or ()), derived_from=tuple(args.derived_from or ()),
-                    target=args.target, progress=bar.update, reason=args.reason)
+                    target=args.target, progress=bar.update, reason=args.reason,
+                    key=args.key)
             except (LineageError, OSError) as exc:
                 if not added:
                     raise
@@ -64,13 +66,13 @@ def _add(ctx: Context, args: argparse.Namespace) -> Result:
 
 
 def _show(ctx: Context, args: argparse.Namespace) -> Result:
-    data = ctx.store.describe(args.revision)
+    data = ctx.view(args).describe(args.revision)
     text = fmt.artifact_text(data) if data["type"] == "artifact" else fmt.run_text(data)
     return Result(data, text)
 
 
 def _log(ctx: Context, args: argparse.Namespace) -> Result:
-    entries = [e.to_dict() for e in reversed(ctx.store.log(args.name))]
+    entries = [e.to_dict() for e in reversed(ctx.view(args).log(args.name))]
     return Result({"name": args.name, "entries": entries}, fmt.log_text(entries))
 
 
@@ -111,16 +113,6 @@ def _tag_data(tag: str, digest: str | None, name: str | None, version: str | Non
     return {"tag": tag, "digest": digest, "name": name, "version": version, "deleted": deleted}
 
 
-def _promote(ctx: Context, args: argparse.Namespace) -> Result:
-    artifact = ctx.store.promote(args.revision, args.stage, reason=args.reason)
-    version = ctx.store.describe(artifact)["version"]
-    data = {"name": artifact.name, "stage": args.stage, "digest": artifact.digest,
-            "version": version}
-    text = (f"promoted {fmt.label(artifact.name, version)} ({fmt.short(artifact.digest)}) "
-            f"to {artifact.name}@{args.stage}")
-    return Result(data, text)
-
-
 def _checkout(ctx: Context, args: argparse.Namespace) -> Result:
     artifact = _artifact(ctx, args.revision)
     path = ctx.store.checkout(artifact, args.target, force=args.force)
@@ -153,20 +145,20 @@ VERBS: Final[tuple[Verb, ...]] = (
         arg("--version", help="version (default: the next vN); one PATH only"),
         arg("--kind", help="artifact kind, e.g. dataset (default: file or directory)"),
         arg("--target", metavar="COL", help="a dataset's label column"),
+        arg("--key", metavar="COL", help="a table's row-identifying column (unique): a diff "
+            "reports an edited row as modified, with old and new values"),
         arg("--meta", action="append", type=key_value, metavar="KEY=VALUE",
             help="a note (origin, selection, biases ...); repeatable"),
         arg("--derived-from", action="append", metavar="REV",
             help="an artifact this one was derived from; repeatable"),
         REASON)),
-    Verb("show", _show, "show an artifact or run", (arg("revision", metavar="REV"),)),
+    Verb("show", _show, "show an artifact or run", (arg("revision", metavar="REV"), AS_OF)),
     Verb("log", _log, "history of a name's versions, stages and tags, newest first",
-         (arg("name", metavar="NAME"),)),
+         (arg("name", metavar="NAME"), AS_OF)),
     Verb("tag", _tag, "point a tag at a revision, or delete it", (
         arg("revision", metavar="REV", nargs="?"), arg("tag", metavar="TAG"),
         arg("--delete", action="store_true", help="remove TAG (only if it names REV, if given)"),
         REASON)),
-    Verb("promote", _promote, "move name@STAGE (e.g. production) to a revision", (
-        arg("revision", metavar="REV"), arg("stage", metavar="STAGE"), REASON)),
     Verb("checkout", _checkout, "write a stored file or directory to TARGET", (
         arg("revision", metavar="REV"), arg("target", metavar="TARGET"),
         arg("--force", action="store_true", help="overwrite TARGET if it exists"))),

@@ -17,8 +17,9 @@ from typing import Any, Final
 from lineage.errors import StoreError
 from lineage.store import Store, open_store
 
-__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_USAGE", "Arg", "CommandError", "Context",
-           "Result", "UsageError", "Verb", "arg", "key_value", "positive"]
+__all__ = ["AS_OF", "EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_USAGE", "REASON", "Arg",
+           "CommandError", "Context", "Result", "UsageError", "Verb", "arg", "key_value",
+           "positive"]
 
 EXIT_ERROR: Final = 1
 EXIT_USAGE: Final = 2
@@ -67,6 +68,11 @@ class Context:
         """Open the store at ``path``, creating it if needed."""
         self._store = open_store(self.path)
         return self._store
+
+    def view(self, args: argparse.Namespace) -> Store:
+        """The store, or its point-in-time view when the verb was given ``--as-of``."""
+        when = getattr(args, "as_of", None)
+        return self.store.as_of(when) if when else self.store
 
     def close(self) -> None:
         """Close the store if it was opened."""
@@ -117,3 +123,5 @@ def positive(text: str) -> int:
 
 
 REASON: Final = arg("--reason", default="", help="why (kept in the ref history)")
+AS_OF: Final = arg("--as-of", metavar="DATE", help="answer as the store stood then (ISO 8601; "
+                   "local time unless an offset is given)")

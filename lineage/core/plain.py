@@ -1,4 +1,5 @@
-"""Plain values: the one JSON-safe converter, number tests, equality rules, and times.
+"""Plain values: the one JSON-safe converter, number tests and text, equality rules,
+times, and the order metrics are listed in.
 
 Every ``to_dict()`` and every ``--json`` goes through :func:`jsonable`, so a digest, a
 non-finite float or a tuple looks the same in every JSON lineage writes.
@@ -8,11 +9,23 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from typing import Any
+from typing import Any, Final
 
 from lineage.core import encoding
 
-__all__ = ["identical", "is_number", "iso_time", "jsonable", "parse_time", "same_value"]
+__all__ = ["CLINICAL_METRICS", "identical", "is_number", "iso_time", "jsonable",
+           "metric_order", "number_text", "parse_time", "same_value", "value_text"]
+
+#: Metrics a clinical reviewer reads first, in this order; any others follow by name.
+CLINICAL_METRICS: Final = ("sensitivity", "specificity", "ppv", "npv", "roc_auc", "f1",
+                           "accuracy")
+
+
+def metric_order(name: str) -> tuple[int, str]:
+    """A sort key listing :data:`CLINICAL_METRICS` first, then the rest by name."""
+    if name in CLINICAL_METRICS:
+        return (CLINICAL_METRICS.index(name), name)
+    return (len(CLINICAL_METRICS), name)
 
 
 def jsonable(value: Any) -> Any:
@@ -35,6 +48,37 @@ def jsonable(value: Any) -> Any:
     if callable(to_dict) and not isinstance(value, type):
         return jsonable(to_dict())
     return value
+
+
+def number_text(value: Any, digits: int | None = None, *, grouped: bool = False) -> str:
+    """A number as people read it, its type visible: a float always looks like a float.
+
+    ``digits`` rounds floats to that many significant digits (``None``: the shortest text
+    that reads back as the same float, as ``repr``); a float that prints like an integer
+    keeps ``.0`` (``1.0``, never ``1``), so ``1`` and ``1.0`` never look alike. Ints are
+    exact, with thousands separators when ``grouped``. Non-numbers go through ``str``.
+
+    Example:
+        >>> number_text(1.0), number_text(0.978494, 4), number_text(12000, grouped=True)
+        ('1.0', '0.9785', '12,000')
+    """
+    if isinstance(value, bool) or not is_number(value):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}" if grouped else str(value)
+    if not math.isfinite(value):
+        return "nan" if value != value else ("inf" if value > 0 else "-inf")
+    text = repr(value) if digits is None else f"{value:.{digits}g}"
+    if text.lstrip("-").isdigit():
+        text += ".0"
+    return text
+
+
+def value_text(value: Any, limit: int = 80) -> str:
+    """A param, hyperparameter or config value on one line: numbers by
+    :func:`number_text` (exact), text quoted, anything else by ``repr``; cut at ``limit``."""
+    text = number_text(value) if is_number(value) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def is_number(value: Any) -> bool:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Final, TypeVar
 
 from lineage.core import encoding
 from lineage.core.hashing import Digest, digest_bytes
-from lineage.core.plain import iso_time
+from lineage.core.plain import iso_time, jsonable
 from lineage.errors import CorruptRecordError
 
 __all__ = ["Artifact", "Record", "RefEntry", "Run", "decode_record"]
@@ -77,6 +77,38 @@ class Artifact:
     def with_version(self, version: str | None) -> Artifact:
         """This artifact viewed through ``version`` (same identity)."""
         return _replace_view(self, version=version)
+
+    @property
+    def content_key(self) -> bytes:
+        """Bytes equal for two artifacts holding the same content, whatever their kind,
+        name or format: the adapter's identity (``summary["identity"]``: a CSV file and
+        the DataFrame read from it share it), else the stored blob's digest, else the
+        record's own digest."""
+        identity = self.summary.get("identity")
+        if isinstance(identity, bytes):
+            return b"i" + identity
+        if self.blob is not None:
+            return b"b" + self.blob
+        return b"r" + self.raw_digest
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict: ``{"type": "artifact", "digest", "kind", "name", "version",
+        "format", "size", "blob", "parents", "meta", "summary"}``; digests as 32 hex
+        characters (``blob`` ``None`` for an inline value), bytes in ``summary`` as hex,
+        floats that are not finite as ``"nan"``/``"inf"``/``"-inf"``."""
+        return {
+            "type": "artifact",
+            "digest": self.digest,
+            "kind": self.kind,
+            "name": self.name,
+            "version": self.version,
+            "format": self.format,
+            "size": self.size,
+            "blob": None if self.blob is None else self.blob.hex(),
+            "parents": [p.hex() for p in self.parents],
+            "meta": jsonable(self.meta),
+            "summary": jsonable(self.summary),
+        }
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Artifact) and other.raw_digest == self.raw_digest
@@ -159,6 +191,39 @@ class Run:
         """Canonical bytes of this record."""
         return encoding.encode([self.TAG, SCHEMA, self.content()])
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict: ``{"type": "run", "digest", "id", "op", "label", "status",
+        "started", "ended", "duration", "params", "metrics", "metric_datasets": {metric:
+        digest}, "inputs": {name: digest}, "outputs": {name: digest}, "code",
+        "environment", "parent", "call_key", "error", "meta"}``; times ISO 8601 UTC, digests
+        32 hex characters (or ``None``), params and metrics as logged (a float stays a
+        float; non-finite ones as ``"nan"``/``"inf"``/``"-inf"``)."""
+        def hexes(mapping: dict[str, Digest]) -> dict[str, str]:
+            return {name: digest.hex() for name, digest in sorted(mapping.items())}
+
+        return {
+            "type": "run",
+            "digest": self.digest,
+            "id": self.id,
+            "op": self.op,
+            "label": self.label,
+            "status": self.status,
+            "started": iso_time(self.started),
+            "ended": iso_time(self.ended),
+            "duration": self.duration,
+            "params": jsonable(self.params),
+            "metrics": jsonable(self.metrics),
+            "metric_datasets": hexes(self.metric_datasets),
+            "inputs": hexes(self.inputs),
+            "outputs": hexes(self.outputs),
+            "code": None if self.code is None else self.code.hex(),
+            "environment": None if self.environment is None else self.environment.hex(),
+            "parent": self.parent,
+            "call_key": None if self.call_key is None else self.call_key.hex(),
+            "error": jsonable(self.error),
+            "meta": jsonable(self.meta),
+        }
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Run) and other.raw_digest == self.raw_digest
 
@@ -239,6 +304,7 @@ class RefEntry:
 
     ``ref`` is ``"version"``, ``"stage"`` or ``"tag"``; ``key`` the version, stage or tag
     string; ``target``/``previous`` the record digests after and before (``None`` = unset).
+    ``skipped`` lists the promotion checks a forced stage move overrode (empty otherwise).
     """
 
     name: str
@@ -249,12 +315,14 @@ class RefEntry:
     time: float
     user: str
     reason: str = ""
+    skipped: tuple[str, ...] = ()
 
     def encode(self) -> bytes:
-        """Canonical bytes of this entry."""
-        return encoding.encode(
-            ["lineage/ref", SCHEMA, {f.name: getattr(self, f.name) for f in fields(self)}]
-        )
+        """Canonical bytes of this entry (``skipped`` only when a move overrode checks)."""
+        body = {f.name: getattr(self, f.name) for f in fields(self)}
+        if not self.skipped:
+            del body["skipped"]
+        return encoding.encode(["lineage/ref", SCHEMA, body])
 
     @classmethod
     def decode(cls, data: bytes) -> RefEntry:
@@ -262,6 +330,7 @@ class RefEntry:
         tag, _schema, body = _split(data, "lineage/ref")
         del tag
         try:
+            body["skipped"] = tuple(body.get("skipped", ()))
             return cls(**body)
         except TypeError as exc:
             raise CorruptRecordError(f"bad ref history entry: {exc}") from None
@@ -277,6 +346,7 @@ class RefEntry:
             "time": iso_time(self.time),
             "user": self.user,
             "reason": self.reason,
+            "skipped": list(self.skipped),
         }
 
 

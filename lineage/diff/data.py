@@ -1,40 +1,80 @@
-"""Comparing two versions of a dataset: rows added and removed, schema, class balance.
+"""Comparing two versions of a table: rows added, removed and modified, schema, class balance.
 
-Rows are compared as multisets of 64-bit row fingerprints
-(``pandas.util.hash_pandas_object(df, index=False)``). When both versions have the same
-columns, the fingerprints recorded at log time (``summary["row_fingerprints"]``) are used
-and nothing is loaded, except the few example rows. When the columns differ, the datasets
-are loaded (if they are loadable) and re-fingerprinted on the columns they share; a retyped
-column is kept only if one side casts losslessly to the other's type.
+Any table is compared this way whatever its kind: a DataFrame, or a CSV, TSV, Parquet or
+JSON-lines file (profiled when it was added). Rows are compared as multisets of 64-bit row
+fingerprints (``pandas.util.hash_pandas_object(df, index=False)``). When both versions have
+the same columns, the fingerprints recorded at log time (``summary["row_fingerprints"]``)
+are used and nothing is loaded, except what is shown. When the columns differ, the tables
+are loaded and re-fingerprinted on the columns they share; a retyped column is kept only if
+one side casts losslessly to the other's type.
+
+With a **key** column, a removed row and an added row with the same key are one row
+*modified*, reported with the old and new values of the columns that changed. The key is
+the column declared at add time (``key=``, kept as ``summary["key"]``) or else an obvious
+one: a column both versions have, named like an identifier (``id``, ``pid``, ``mrn``,
+``patient_id``, ``PatientID`` ...), of integers or text, complete and unique on both
+sides. Only the key column of each version is read, and only when rows were both removed
+and added.
+
+Only what is shown is read: the example rows (``examples`` per side) are read by position,
+for Parquet from the row groups that hold them (:func:`lineage.adapters.tables.read_table`
+over :class:`lineage.storage.blobs.BlobFile`).
 """
 
 from __future__ import annotations
 
-import io
+import dataclasses
 import math
+import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from lineage.adapters.tables import PROFILE_LIMIT, TABLE_FORMATS, read_table
 from lineage.core.hashing import Digest
+from lineage.core.plain import same_value
 from lineage.core.records import Artifact
-from lineage.diff.model import ClassShift, ColumnChange, DatasetDiff, ValueChange
+from lineage.diff.model import ClassShift, ColumnChange, DatasetDiff, RowChange, ValueChange
 from lineage.errors import UnsupportedValue
 from lineage.storage import schema
 from lineage.storage.base import Backend, ReadTxn
-from lineage.storage.blobs import read_blob
+from lineage.storage.blobs import BlobFile, read_blob
 
 if TYPE_CHECKING:
     import numpy
     import pandas
 
 
-__all__ = ["cell", "dataset_diff", "is_dataset", "load_frame"]
+__all__ = ["cell", "dataset_diff", "is_dataset", "load_frame", "profiled", "row_changes"]
 
-_TABLE_FILES = ("csv", "tsv", "parquet")
+_KEY_NAME = re.compile(r"(?i:id|key|pid|uid|uuid|guid|mrn)|.*(?i:[_\W]id)|.*[a-z0-9](?:Id|ID)")
 
 
 def is_dataset(artifact: Artifact) -> bool:
     """Whether ``artifact`` carries a tabular dataset summary."""
     return artifact.kind == "dataset" or "columns" in artifact.summary
+
+
+def profiled(backend: Backend, txn: ReadTxn, artifact: Artifact) -> Artifact:
+    """``artifact`` with a table summary computed now (same identity, nothing stored) when
+    it is a table file stored without one (added before table files were profiled whatever
+    their kind); ``artifact`` itself otherwise, or when it cannot be read as a table.
+
+    Raises:
+        IntegrityError: the content read does not match its digest.
+    """
+    fmt = artifact.format
+    if ("columns" in artifact.summary or fmt not in TABLE_FORMATS or artifact.blob is None
+            or artifact.size > PROFILE_LIMIT):
+        return artifact
+    try:
+        from lineage.adapters.pandas import frame_summary
+
+        frame = read_table(BlobFile(backend, txn, artifact.blob), fmt)
+        summary = frame_summary(frame, target=artifact.summary.get("target"))
+    except (ImportError, UnsupportedValue):
+        return artifact
+    return dataclasses.replace(artifact, summary={**artifact.summary, **summary},
+                               _digest=artifact.raw_digest)
 
 
 def dataset_diff(backend: Backend, txn: ReadTxn, a: Artifact, b: Artifact,
@@ -51,7 +91,7 @@ def dataset_diff(backend: Backend, txn: ReadTxn, a: Artifact, b: Artifact,
         if missing_a.get(name) != missing_b.get(name)
     )
     target_a, target_b = sa.get("target"), sb.get("target")
-    rows = _rows(backend, txn, a, b, cols_a, cols_b, examples)
+    rows = _Rows(backend, txn, a, b, examples).compare(cols_a, cols_b)
     return DatasetDiff(
         rows_old=_int(sa.get("rows")),
         rows_new=_int(sb.get("rows")),
@@ -95,32 +135,162 @@ def _class_shift(old: Any, new: Any) -> tuple[ClassShift, ...]:
 # -- rows ----------------------------------------------------------------------------------
 
 
-def _rows(backend: Backend, txn: ReadTxn, a: Artifact, b: Artifact, cols_a: list[tuple[str, str]],
-          cols_b: list[tuple[str, str]], examples: int) -> dict[str, Any]:
-    frames: tuple[pandas.DataFrame | None, pandas.DataFrame | None] | None = None
-    compared_on: tuple[str, ...] | None = None
-    old = new = None
-    if cols_a == cols_b:
-        old, new = _fingerprints(backend, txn, a), _fingerprints(backend, txn, b)
-    if old is None or new is None:
-        frames = (load_frame(backend, txn, a), load_frame(backend, txn, b))
-        if frames[0] is None or frames[1] is None:
-            why = ("no row fingerprints were recorded" if cols_a == cols_b
-                   else "the columns differ")
-            return {"rows_note": f"rows not compared: {why} and the datasets cannot be loaded"}
-        compared_on, old, new = _shared_fingerprints(frames[0], frames[1])
-        if not compared_on:
-            return {"rows_note": "rows not compared: the versions share no comparable column"}
-    removed, added, at_removed, at_added = multiset_changes(old, new, examples)
-    out: dict[str, Any] = {"rows_added": added, "rows_removed": removed,
-                           "rows_compared_on": compared_on}
-    if examples and (at_removed or at_added):
-        if frames is None:
-            frames = (load_frame(backend, txn, a) if at_removed else None,
-                      load_frame(backend, txn, b) if at_added else None)
-        out["examples_removed"] = example_rows(frames[0], at_removed)
-        out["examples_added"] = example_rows(frames[1], at_added)
-    return out
+class _Rows:
+    """The row comparison of one pair of tables, reading each side at most a few times."""
+
+    def __init__(self, backend: Backend, txn: ReadTxn, a: Artifact, b: Artifact,
+                 examples: int) -> None:
+        self.backend, self.txn, self.a, self.b, self.examples = backend, txn, a, b, examples
+        self.frames: tuple[pandas.DataFrame, pandas.DataFrame] | None = None
+
+    def compare(self, cols_a: list[tuple[str, str]], cols_b: list[tuple[str, str]]
+                ) -> dict[str, Any]:
+        compared_on: tuple[str, ...] | None = None
+        old = new = None
+        if cols_a == cols_b:
+            old, new = _fingerprints(self.backend, self.txn, self.a), _fingerprints(
+                self.backend, self.txn, self.b)
+        if old is None or new is None:
+            left, right = self.read(self.a), self.read(self.b)
+            if left is None or right is None:
+                why = ("no row fingerprints were recorded" if cols_a == cols_b
+                       else "the columns differ")
+                return {"rows_note": f"rows not compared: {why} and the tables cannot be read"}
+            self.frames = (left, right)
+            compared_on, old, new = _shared_fingerprints(left, right)
+            if not compared_on:
+                return {"rows_note": "rows not compared: the versions share no comparable column"}
+        removed, added = row_changes(old, new)
+        out: dict[str, Any] = {"rows_compared_on": compared_on}
+        pairs: list[tuple[int, int]] = []
+        key = self.key(cols_a, cols_b) if len(removed) and len(added) else None
+        if key is not None:
+            import numpy
+            import pandas
+
+            out["key"], keys_old, keys_new = key
+            at = pandas.Index(keys_new[added]).get_indexer(keys_old[removed])
+            matched = at >= 0
+            pairs = list(zip(removed[matched].tolist(), added[at[matched]].tolist(), strict=True))
+            removed, added = removed[~matched], numpy.delete(added, at[matched])
+            out["rows_modified"] = len(pairs)
+        out["rows_removed"], out["rows_added"] = len(removed), len(added)
+        if self.examples:
+            out.update(self.shown(removed.tolist(), added.tolist(), pairs, out.get("key")))
+        return out
+
+    def shown(self, removed: list[int], added: list[int], pairs: list[tuple[int, int]],
+              key: str | None) -> dict[str, Any]:
+        """Example rows: removed, added, and modified ones with the cells that changed."""
+        k = self.examples
+        pairs = pairs[:k]
+        old_rows = self.rows(self.a, 0, removed[:k] + [p[0] for p in pairs])
+        new_rows = self.rows(self.b, 1, added[:k] + [p[1] for p in pairs])
+        n_removed, n_added = min(k, len(removed)), min(k, len(added))
+        out: dict[str, Any] = {"examples_removed": tuple(old_rows[:n_removed]),
+                               "examples_added": tuple(new_rows[:n_added])}
+        if key is not None and old_rows and new_rows:
+            out["examples_modified"] = tuple(
+                _row_change(key, before, after)
+                for before, after in zip(old_rows[n_removed:], new_rows[n_added:], strict=True))
+        return out
+
+    def rows(self, artifact: Artifact, side: int, positions: list[int]) -> list[dict[str, Any]]:
+        """The rows at ``positions`` as JSON-safe dicts (``[]`` when they cannot be read)."""
+        if not positions:
+            return []
+        frame = self.frames[side].iloc[positions] if self.frames is not None else self.read(
+            artifact, rows=positions)
+        if frame is None:
+            return []
+        records = frame.to_dict("records")  # keeps each column's own type
+        return [{str(k): cell(v) for k, v in row.items()} for row in records]
+
+    def key(self, cols_a: list[tuple[str, str]], cols_b: list[tuple[str, str]]
+            ) -> tuple[str, numpy.ndarray, numpy.ndarray] | None:
+        """``(column, keys of a, keys of b)``: the declared key, else an obvious one."""
+        types_b = dict(cols_b)
+        declared = [k for k in (self.a.summary.get("key"), self.b.summary.get("key"))
+                    if isinstance(k, str)]
+        candidates = [name for name, dtype in cols_a if name in types_b
+                      and _could_be_key(name, dtype, types_b[name], self.a, self.b)]
+        import pandas
+
+        for name in dict.fromkeys([*declared, *candidates]):
+            if name not in types_b or name not in dict(cols_a):
+                continue
+            left, right = self.column(self.a, 0, name), self.column(self.b, 1, name)
+            if left is None or right is None:
+                continue
+            keys = pandas.Index(left), pandas.Index(right)  # unique: fast when sorted
+            if all(k.is_unique and not k.hasnans for k in keys):
+                return name, left.to_numpy(), right.to_numpy()
+        return None
+
+    def column(self, artifact: Artifact, side: int, name: str) -> pandas.Series | None:
+        if self.frames is not None:
+            column = self.frames[side][name]
+        else:
+            frame = self.read(artifact, columns=[name])
+            column = None if frame is None else frame[name]
+        import pandas
+
+        return column if isinstance(column, pandas.Series) else None
+
+    def read(self, artifact: Artifact, *, rows: Sequence[int] | None = None,
+             columns: Sequence[str] | None = None) -> pandas.DataFrame | None:
+        """Rows and columns of a stored table (``None``: it is not one, or is a pickle).
+
+        Raises:
+            IntegrityError: the content read does not match its digest.
+        """
+        return load_frame(self.backend, self.txn, artifact, rows=rows, columns=columns)
+
+
+def load_frame(backend: Backend, txn: ReadTxn, artifact: Artifact, *,
+               rows: Sequence[int] | None = None,
+               columns: Sequence[str] | None = None) -> pandas.DataFrame | None:
+    """Rows and columns of a stored table: a stored DataFrame or a table file (``None``:
+    ``artifact`` is not one, is a pickle, or pandas is missing). Nothing is unpickled.
+
+    Raises:
+        IntegrityError: the content read does not match its digest.
+    """
+    fmt = "parquet" if artifact.format == "pandas-parquet" else artifact.format
+    if artifact.blob is None or fmt not in TABLE_FORMATS:
+        return None
+    try:
+        return read_table(BlobFile(backend, txn, artifact.blob), fmt, rows=rows,
+                          columns=columns)
+    except (UnsupportedValue, ImportError):
+        return None
+
+
+def _could_be_key(name: str, dtype_a: str, dtype_b: str, a: Artifact, b: Artifact) -> bool:
+    """Whether a column looks like an identifier on both sides (checked unique later)."""
+    if not _KEY_NAME.fullmatch(name) or dtype_a != dtype_b:
+        return False
+    if not (dtype_a.startswith(("int", "uint", "Int", "UInt")) or dtype_a in ("object", "str",
+                                                                              "string")):
+        return False
+    for side in (a.summary, b.summary):
+        if (side.get("missing") or {}).get(name):
+            return False
+        stats = (side.get("stats") or {}).get(name) or {}
+        if "unique" in stats and stats["unique"] != side.get("rows"):
+            return False
+    return True
+
+
+def _row_change(key: str, before: dict[str, Any], after: dict[str, Any]) -> RowChange:
+    changes = tuple(ValueChange(name, before[name], after[name]) for name in before
+                    if name in after and name != key
+                    and not _same_cell(before[name], after[name]))
+    return RowChange(before.get(key), changes)
+
+
+def _same_cell(left: Any, right: Any) -> bool:
+    return left is None and right is None or same_value(left, right)
 
 
 def _fingerprints(backend: Backend, txn: ReadTxn, artifact: Artifact) -> numpy.ndarray | None:
@@ -137,44 +307,43 @@ def _fingerprints(backend: Backend, txn: ReadTxn, artifact: Artifact) -> numpy.n
     return numpy.frombuffer(data, dtype="<u8")
 
 
-def multiset_changes(old: numpy.ndarray, new: numpy.ndarray, limit: int
-                     ) -> tuple[int, int, list[int], list[int]]:
-    """``(removed, added, first positions removed in old, first positions added in new)``.
+def row_changes(old: numpy.ndarray, new: numpy.ndarray
+                ) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """Positions of the rows removed from ``old`` and added in ``new``, ascending.
 
-    Rows are a multiset: a fingerprint present twice in ``old`` and once in ``new`` counts
-    one row removed.
+    Rows are a multiset of fingerprints: one present twice in ``old`` and once in ``new``
+    is one row removed (the later occurrence). A row equal at the same position on both
+    sides cancels out first, so an in-place edit or an append sorts only the rows that
+    differ, not all of them.
     """
     import numpy
 
-    # A row equal at the same position on both sides cancels out of the difference, so only
-    # the others are counted (in-place edits and appends sort ~1 % of the rows, not all);
-    # example positions are still looked up in the whole arrays.
     shared = min(len(old), len(new))
-    differs = old[:shared] != new[:shared]
-    rest_old = numpy.concatenate((old[:shared][differs], old[shared:]))
-    rest_new = numpy.concatenate((new[:shared][differs], new[shared:]))
-    values_old, counts_old = numpy.unique(rest_old, return_counts=True)
-    values_new, counts_new = numpy.unique(rest_new, return_counts=True)
+    differs = numpy.flatnonzero(old[:shared] != new[:shared])
+    at_old = numpy.concatenate((differs, numpy.arange(shared, len(old))))
+    at_new = numpy.concatenate((differs, numpy.arange(shared, len(new))))
+    return _excess(old[at_old], at_old, new[at_new]), _excess(new[at_new], at_new, old[at_old])
 
-    def excess(values: numpy.ndarray, counts: numpy.ndarray, other_values: numpy.ndarray,
-               other_counts: numpy.ndarray, rows: numpy.ndarray) -> tuple[int, list[int]]:
-        if len(other_values):
-            at = numpy.minimum(numpy.searchsorted(other_values, values), len(other_values) - 1)
-            present = numpy.where(other_values[at] == values, other_counts[at], 0)
-        else:
-            present = numpy.zeros_like(counts)
-        extra = numpy.maximum(counts - present, 0)
-        total = int(extra.sum())
-        if not total or not limit:
-            return total, []
-        gone = values[extra > 0]
-        at = numpy.minimum(numpy.searchsorted(gone, rows), len(gone) - 1)
-        positions = numpy.flatnonzero(gone[at] == rows)[:limit]
-        return total, [int(p) for p in positions]
 
-    removed, at_removed = excess(values_old, counts_old, values_new, counts_new, old)
-    added, at_added = excess(values_new, counts_new, values_old, counts_old, new)
-    return removed, added, at_removed, at_added
+def _excess(values: numpy.ndarray, positions: numpy.ndarray, other: numpy.ndarray
+            ) -> numpy.ndarray:
+    """Positions of the items of ``values`` that ``other`` does not match, as a multiset."""
+    import numpy
+
+    if not len(values):
+        return positions
+    order = numpy.argsort(values, kind="stable")
+    ordered = values[order]
+    unique, first, counts = numpy.unique(ordered, return_index=True, return_counts=True)
+    other_unique, other_counts = numpy.unique(other, return_counts=True)
+    if len(other_unique):
+        at = numpy.minimum(numpy.searchsorted(other_unique, unique), len(other_unique) - 1)
+        present = numpy.where(other_unique[at] == unique, other_counts[at], 0)
+    else:
+        present = numpy.zeros_like(counts)
+    rank = numpy.arange(len(ordered)) - numpy.repeat(first, counts)
+    keep = rank >= numpy.repeat(present, counts)  # the first `present` of each are matched
+    return numpy.sort(positions[order][keep])
 
 
 def _shared_fingerprints(left: pandas.DataFrame, right: pandas.DataFrame
@@ -215,57 +384,6 @@ def _comparable(left: pandas.Series, right: pandas.Series
             continue
         return (target, cast) if flip else (cast, target)
     return None
-
-
-# -- loading and example rows ----------------------------------------------------------------
-
-
-def load_frame(backend: Backend, txn: ReadTxn, artifact: Artifact) -> pandas.DataFrame | None:
-    """The dataset as a DataFrame, or ``None`` when it cannot be loaded without trust.
-
-    Pickled content is never loaded; CSV, TSV and Parquet files and Parquet-stored
-    DataFrames are. Corrupt content raises :class:`~lineage.errors.IntegrityError`.
-    """
-    fmt = artifact.format
-    if artifact.blob is None or (fmt != "pandas-parquet" and fmt not in _TABLE_FILES):
-        return None
-    try:
-        import pandas
-    except ImportError:
-        return None
-    data = read_blob(backend, txn, artifact.blob)
-    try:
-        if fmt == "pandas-parquet":
-            from lineage.adapters import adapter_for_format
-
-            frame = adapter_for_format(fmt).load(data, fmt, trust=False)
-        else:
-            frame = _read_table(data, fmt)
-    except (UnsupportedValue, ValueError, OSError, ImportError):
-        return None
-    if isinstance(frame, pandas.Series):
-        frame = frame.to_frame()
-    return frame if isinstance(frame, pandas.DataFrame) else None
-
-
-def _read_table(data: bytes, fmt: str) -> pandas.DataFrame:
-    """A table file's bytes as a DataFrame (floats parsed exactly)."""
-    import pandas
-
-    if fmt == "parquet":
-        return pandas.read_parquet(io.BytesIO(data))
-    exact: dict[str, Any] = {} if int(pandas.__version__.split(".")[0]) >= 3 else {
-        "float_precision": "round_trip"}  # pandas 3 parses floats exactly by default
-    return pandas.read_csv(io.BytesIO(data), sep="\t" if fmt == "tsv" else ",", **exact)
-
-
-def example_rows(frame: pandas.DataFrame | None, positions: list[int]
-                 ) -> tuple[dict[str, Any], ...]:
-    """Rows at ``positions`` as JSON-safe dicts (``()`` without a frame)."""
-    if frame is None or not positions:
-        return ()
-    records = frame.iloc[positions].to_dict("records")  # keeps each column's own type
-    return tuple({str(k): cell(v) for k, v in row.items()} for row in records)
 
 
 def cell(value: Any) -> Any:

@@ -2,7 +2,9 @@
 
 :func:`lineage.diff.diff` walks two lineages together (DESIGN.md §5) and returns a
 :class:`LineageDiff`, a tree of frozen dataclasses that renderers consume
-(:mod:`lineage.diff.render`); the walk lives in :mod:`lineage.diff.walk`.
+(:mod:`lineage.diff.render`); the walk lives in :mod:`lineage.diff.walk`. The changes inside
+a table or a text file are in :mod:`lineage.diff.content`, the reversible base and
+:class:`ValueChange` in :mod:`lineage.diff.base`; both are re-exported here.
 
 Every pair in the tree is ``old`` (side ``a``) then ``new`` (side ``b``), and
 ``diff(b, a) == diff(a, b).reversed()``: old and new swap, added and removed swap, and
@@ -12,10 +14,16 @@ JSON schema (``LineageDiff.to_dict()``, ``schema_version`` 1): top-level keys
 ``schema_version``, ``empty``, ``a``, ``b``, ``summary``, ``artifacts``, ``steps``,
 ``steps_added``, ``steps_removed``, ``metrics``; below them the fields of each dataclass in
 this module, by name, recursively (tuples as lists). :class:`RecordRef` adds ``"label"``,
-:class:`CodeDiff` adds ``"unified_diff"``, :class:`MetricChange` and
-:class:`EvaluationDiff` add ``"same_dataset"``. Floats that are not finite become the
-strings ``"nan"``, ``"inf"``, ``"-inf"``; digests are 32 hex characters. New fields may be
-added within a schema version; a field is never renamed or removed without incrementing it.
+:class:`CodeDiff` adds ``"unified_diff"``, :class:`TextDiff` gives ``"lines_old"``,
+``"lines_new"``, ``"lines_added"``, ``"lines_removed"`` and ``"unified_diff"`` (not the
+texts), :class:`MetricChange` and :class:`EvaluationDiff` add ``"same_dataset"``.
+Added within version 1: ``DatasetDiff.key``, ``rows_modified``, ``examples_modified``
+(``[{"key": value, "changes": [{"key": column, "old", "new", "status"}]}]``) and
+``derived`` (``{"op", "old_inputs", "new_inputs", "params", "code"}``);
+``ArtifactDiff.text`` and ``same_as``; ``RecordRef.same_content``.
+Floats that are not finite become the strings ``"nan"``, ``"inf"``, ``"-inf"``; digests
+are 32 hex characters. New fields may be added within a schema version; a field is never
+renamed or removed without incrementing it.
 """
 
 from __future__ import annotations
@@ -23,10 +31,19 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
 
 from lineage.core.plain import jsonable
+from lineage.diff.base import ValueChange, _Reversible
+from lineage.diff.content import (
+    ClassShift,
+    ColumnChange,
+    DatasetDiff,
+    Derivation,
+    RowChange,
+    TextDiff,
+)
 
 if TYPE_CHECKING:
     from lineage.core.records import Artifact, Run
@@ -40,6 +57,7 @@ __all__ = [
     "CodeDiff",
     "ColumnChange",
     "DatasetDiff",
+    "Derivation",
     "EnvironmentDiff",
     "EvaluationDiff",
     "InputChange",
@@ -47,9 +65,12 @@ __all__ = [
     "MetricChange",
     "ModelDiff",
     "RecordRef",
+    "RowChange",
     "StepDiff",
     "StepOnly",
+    "SubgroupChange",
     "Summary",
+    "TextDiff",
     "ValueChange",
 ]
 
@@ -68,38 +89,13 @@ CATEGORIES: Final = (
 )
 
 
-class _Reversible:
-    """Mixin: ``reversed()`` swaps the ``_SWAP`` field pairs, negates ``_NEGATE`` fields."""
-
-    __slots__ = ()
-    _SWAP: ClassVar[tuple[tuple[str, str], ...]] = ()
-    _NEGATE: ClassVar[tuple[str, ...]] = ()
-    _RENDER_ONLY: ClassVar[tuple[str, ...]] = ()  # fields left out of to_dict()
-
-    def reversed(self) -> Any:
-        """The same change seen from the other side (``b`` to ``a``)."""
-        return _reverse(self)
-
-
-def _reverse(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return tuple(_reverse(item) for item in value)
-    if not isinstance(value, _Reversible):
-        return value
-    changes = {f.name: _reverse(getattr(value, f.name)) for f in fields(value)}  # type: ignore[arg-type]
-    for left, right in value._SWAP:
-        changes[left], changes[right] = changes[right], changes[left]
-    for name in value._NEGATE:
-        if changes[name] is not None:
-            changes[name] = -changes[name]
-    if changes.get("status") in ("added", "removed"):
-        changes["status"] = "removed" if changes["status"] == "added" else "added"
-    return type(value)(**changes)
-
-
 @dataclass(frozen=True, slots=True)
 class RecordRef(_Reversible):
-    """A record as shown in a diff: digest, kind, and name@version or op."""
+    """A record as shown in a diff: digest, kind, and name@version or op.
+
+    ``same_content`` is the label of a named artifact holding the same content as this
+    unnamed one (a DataFrame a step received, loaded from ``dataset@v1.1``).
+    """
 
     digest: str
     kind: str
@@ -107,12 +103,16 @@ class RecordRef(_Reversible):
     version: str | None = None
     op: str | None = None
     size: int | None = None
+    same_content: str | None = None
 
     @property
     def label(self) -> str:
-        """``name@version``, ``name``, ``op`` (runs), or a short digest."""
+        """``name@version``, ``name``, ``op`` (runs), or a short digest (``= name@version``
+        when a named artifact holds the same content)."""
         if self.name and self.version:
             return f"{self.name}@{self.version}"
+        if not self.name and not self.op and self.same_content:
+            return f"{self.digest[:12]} (= {self.same_content})"
         return self.name or self.op or self.digest[:12]
 
     @classmethod
@@ -123,76 +123,6 @@ class RecordRef(_Reversible):
         if isinstance(record, Run):
             return cls(record.digest, "run", record.label, None, record.op, None)
         return cls(record.digest, record.kind, record.name, record.version, None, record.size)
-
-
-@dataclass(frozen=True, slots=True)
-class ValueChange(_Reversible):
-    """One key whose value differs: ``status`` is ``added``, ``removed`` or ``changed``."""
-
-    key: str
-    old: Any = None
-    new: Any = None
-    status: str = "changed"
-    _SWAP = (("old", "new"),)
-
-
-@dataclass(frozen=True, slots=True)
-class ColumnChange(_Reversible):
-    """A column added (``old_dtype`` None), removed (``new_dtype`` None) or retyped."""
-
-    name: str
-    old_dtype: str | None
-    new_dtype: str | None
-    _SWAP = (("old_dtype", "new_dtype"),)
-
-
-@dataclass(frozen=True, slots=True)
-class ClassShift(_Reversible):
-    """Count and share of one class of the target on each side."""
-
-    label: str
-    old: int
-    new: int
-    old_share: float | None
-    new_share: float | None
-    _SWAP = (("old", "new"), ("old_share", "new_share"))
-
-
-@dataclass(frozen=True, slots=True)
-class DatasetDiff(_Reversible):
-    """Rows, schema and class balance of two versions of a dataset.
-
-    ``rows_added``/``rows_removed`` count rows as a multiset, compared by row fingerprint
-    (on every column when the schemas match, else on ``rows_compared_on``, the columns both
-    sides share, retyped ones cast to their new type when that is possible). They are
-    ``None`` when the rows could not be compared; ``rows_note`` then says why.
-    ``target_column`` (the label column both versions name, if any) is for renderers, which
-    show it first in example rows; it is not part of the JSON (``target`` is).
-    """
-
-    rows_old: int | None = None
-    rows_new: int | None = None
-    rows_added: int | None = None
-    rows_removed: int | None = None
-    rows_compared_on: tuple[str, ...] | None = None
-    rows_note: str | None = None
-    examples_added: tuple[dict[str, Any], ...] = ()
-    examples_removed: tuple[dict[str, Any], ...] = ()
-    columns_added: tuple[ColumnChange, ...] = ()
-    columns_removed: tuple[ColumnChange, ...] = ()
-    columns_retyped: tuple[ColumnChange, ...] = ()
-    target: ValueChange | None = None
-    class_distribution: tuple[ClassShift, ...] = ()
-    missing: tuple[ValueChange, ...] = ()
-    target_column: str | None = None
-    _SWAP = (("rows_old", "rows_new"), ("rows_added", "rows_removed"),
-             ("examples_added", "examples_removed"), ("columns_added", "columns_removed"))
-    _RENDER_ONLY = ("target_column",)
-
-    @property
-    def schema_changed(self) -> bool:
-        """Whether columns were added, removed or retyped."""
-        return bool(self.columns_added or self.columns_removed or self.columns_retyped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +207,22 @@ class MetricChange(_Reversible):
 
 
 @dataclass(frozen=True, slots=True)
+class SubgroupChange(_Reversible):
+    """A metric of one subgroup (``attribute=value``) on each side, with its size."""
+
+    attribute: str
+    value: str
+    metric: str
+    old: float | None
+    new: float | None
+    n_old: int | None
+    n_new: int | None
+    delta: float | None
+    _SWAP = (("old", "new"), ("n_old", "n_new"))
+    _NEGATE = ("delta",)
+
+
+@dataclass(frozen=True, slots=True)
 class EvaluationDiff(_Reversible):
     """The set-up of two evaluations: test set, population, confusion matrix, metrics."""
 
@@ -287,6 +233,7 @@ class EvaluationDiff(_Reversible):
     confusion_old: list[list[int]] | None = None
     confusion_new: list[list[int]] | None = None
     metrics: tuple[MetricChange, ...] = ()
+    subgroups: tuple[SubgroupChange, ...] = ()
     _SWAP = (("dataset_old", "dataset_new"), ("population_old", "population_new"),
              ("confusion_old", "confusion_new"))
 
@@ -304,12 +251,17 @@ class ArtifactDiff(_Reversible):
 
     ``cause`` is the category when this change is not explained by anything upstream (a
     source dataset edited, a config changed); ``None`` when it is a consequence.
+    ``same_as`` is the ``path`` of an artifact pair shown earlier with the same content on
+    each side (the same dataset change reached through another path): its content is not
+    compared again (its own ``meta`` changes still are).
     """
 
     path: str
     old: RecordRef
     new: RecordRef
     cause: str | None = None
+    same_as: str | None = None
+    text: TextDiff | None = None
     dataset: DatasetDiff | None = None
     model: ModelDiff | None = None
     config: tuple[ValueChange, ...] = ()
@@ -449,6 +401,11 @@ def _plain(value: Any) -> Any:
             out["label"] = value.label
         elif isinstance(value, CodeDiff):
             out["unified_diff"] = value.unified
+        elif isinstance(value, TextDiff):
+            added, removed = value.counts
+            out.update(lines_old=len(value.old_text.splitlines()),
+                       lines_new=len(value.new_text.splitlines()), lines_added=added,
+                       lines_removed=removed, unified_diff=value.unified)
         elif isinstance(value, MetricChange | EvaluationDiff):
             out["same_dataset"] = value.same_dataset
         return out

@@ -13,29 +13,44 @@ test set), params of a matched step, a step's code or environment, a metric meas
 another test set, a step present on one side only (``pipeline``), an artifact with no
 recorded origin (``untracked``), or a step that gave different outputs from identical
 recorded inputs (``nondeterminism``).
+
+Content is compared by its format, whatever the kind (tables by rows, text files by lines;
+:mod:`lineage.diff.data`, :mod:`lineage.diff.compare`). A pair holding the same content on
+each side as a pair met before (:attr:`Artifact.content_key`: the CSV of ``dataset@v1.1``
+and the DataFrame a step received from it) is not compared again: its ``same_as`` names
+the first. A table with no row in common with its other version, made by a matched step
+whose inputs, params or code changed, is said to be derived (``DatasetDiff.derived``)
+instead of listed row by row. Unnamed artifacts holding a named one's content are
+labelled with it (``RecordRef.same_content``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from lineage.core import encoding
 from lineage.core.hashing import Digest
-from lineage.core.plain import is_number
+from lineage.core.plain import is_number, metric_order
 from lineage.core.records import Artifact, Run
+from lineage.diff.causes import leaf_cause, with_same_content
 from lineage.diff.compare import (
     code_diff,
     environment_diff,
     environment_what,
     flatten,
     model_diff,
+    subgroup_changes,
+    text_diff,
     value_changes,
 )
-from lineage.diff.data import dataset_diff, is_dataset
+from lineage.diff.data import dataset_diff, is_dataset, profiled
+from lineage.diff.matching import newest, pair_inputs, pair_parents, top_path
 from lineage.diff.model import (
     CATEGORIES,
     ArtifactDiff,
     Cause,
+    Derivation,
     EvaluationDiff,
     InputChange,
     LineageDiff,
@@ -58,7 +73,6 @@ __all__ = ["diff"]
 
 _DATA = "data"
 _EVAL = "evaluation set-up"
-_CLINICAL_FIRST = ("sensitivity", "specificity", "ppv", "npv", "roc_auc", "f1", "accuracy")
 
 
 def diff(txn: ReadTxn, backend: Backend, a: str | Digest | Artifact | Run,
@@ -73,8 +87,10 @@ def diff(txn: ReadTxn, backend: Backend, a: str | Digest | Artifact | Run,
 
     Args:
         txn: a read transaction of the store; ``backend`` reads content (dataset rows).
-        examples: how many example rows added and removed to show per dataset (loading
-            the datasets when they are loadable; ``0`` never loads them).
+        examples: how many example rows added, removed and modified to show per table
+            (read by position: for Parquet only the row groups holding them; ``0`` reads
+            no row). Either way a table's key column is read when rows were both added
+            and removed, to pair edited rows (see :mod:`lineage.diff.data`).
 
     Returns:
         A :class:`LineageDiff`; empty when ``a`` and ``b`` name the same record.
@@ -118,23 +134,11 @@ def _walk(txn: ReadTxn, backend: Backend, a: Artifact | Run, b: Artifact | Run, 
         if isinstance(a, Run) and isinstance(b, Run):
             walker.runs(a, b, a.op if a.op == b.op else "run", _DATA)
         elif isinstance(a, Artifact) and isinstance(b, Artifact):
-            path = _top_path(a, b)
+            path = top_path(a, b)
             walker.artifacts(a, b, path, _DATA)
             if a.kind == b.kind == "model":
                 walker.evaluations(a, b, path)
     return walker.result(top_a, top_b)
-
-
-def _top_path(a: Artifact, b: Artifact) -> str:
-    if a.name and a.name == b.name:
-        return a.name
-    if a.kind == b.kind:
-        return a.kind
-    return " vs ".join(sorted((a.name or a.kind, b.name or b.kind)))
-
-
-def _newest(runs: list[Run]) -> Run | None:
-    return max(runs, key=lambda r: (r.status == "ok", r.started, r.digest), default=None)
 
 
 class _Walker:
@@ -149,6 +153,11 @@ class _Walker:
         self.removed: list[StepOnly] = []
         self.evidence: list[Cause] = []
         self.evaluations_seen: list[EvaluationDiff] = []
+        self.changes: dict[tuple[bytes, bytes], str] = {}  # content pair -> first path
+        self.named: dict[bytes, str] = {}  # content -> label of a named artifact holding it
+        self.unnamed: dict[str, bytes] = {}  # digest hex of an unnamed artifact -> content
+        self.made_by: dict[tuple[Digest, Digest], tuple[Run, Run]] = {}  # by artifact pair
+        self.parent_pairs: dict[tuple[Digest, Digest], list[tuple[Artifact, Artifact]]] = {}
 
     # -- records -------------------------------------------------------------------------
 
@@ -160,7 +169,22 @@ class _Walker:
         return found
 
     def label(self, record: Artifact | Run) -> RecordRef:
-        return RecordRef.of(self.versions.label(record))
+        ref = RecordRef.of(self.versions.label(record))
+        if isinstance(record, Artifact):
+            if record.name:
+                self.named.setdefault(record.content_key, ref.label)
+            else:
+                self.unnamed[ref.digest] = record.content_key
+        return ref
+
+    def plain_label(self, digest: Digest) -> str:
+        """A record's label, or the label of a named artifact with the same content."""
+        record = self.record(digest)
+        if isinstance(record, Artifact) and not record.name:
+            named = self.named.get(record.content_key)
+            if named is not None:
+                return named
+        return self.label(record).label
 
     def ref(self, digest: Digest | None) -> RecordRef | None:
         return None if digest is None else RecordRef.of(self.record(digest))
@@ -185,12 +209,24 @@ class _Walker:
             return
         slot = len(self.artifact_diffs)
         self.artifact_diffs.append(None)
-        content = self.compare(a, b)
+        old, new = self.label(a), self.label(b)
+        first = self.changes.setdefault((a.content_key, b.content_key), path)
         explained = not walk_up
         if walk_up:
             explained = self.generators(a, b, path, context)
             explained = self.derived(a, b, path, context) or explained
-        leaf, what = _leaf_cause(a, b, content, context)
+        if first != path:  # the same change of content, compared where it was first reached
+            self.artifact_diffs[slot] = ArtifactDiff(path, old, new, same_as=first,
+                                                     meta=value_changes(a.meta, b.meta))
+            return
+        content = self.compare(a, b)
+        dataset = content.get("dataset")
+        if dataset is not None and dataset.no_row_in_common and (
+                derivation := self.derivation(a, b)) is not None:
+            content["dataset"] = dataclasses.replace(
+                dataset, derived=derivation, examples_added=(), examples_removed=(),
+                examples_modified=())
+        leaf, what = leaf_cause(a, b, content, context)
         cause = None if explained else leaf
         if cause is not None:
             self.cause(cause, path, what)
@@ -199,11 +235,32 @@ class _Walker:
             self.evaluations_seen.append(evaluation)
             if evaluation.same_dataset is False:
                 self.cause(_EVAL, path, "evaluated on another test set")
-        self.artifact_diffs[slot] = ArtifactDiff(path, self.label(a), self.label(b), cause,
-                                                 **content)
+        self.artifact_diffs[slot] = ArtifactDiff(path, old, new, cause, **content)
+
+    def derivation(self, a: Artifact, b: Artifact) -> Derivation | None:
+        """What changed in the step that made ``a`` and ``b`` (or made the artifacts they
+        were declared derived from), when something recorded did: other inputs, params or
+        code. ``None`` when no matched step explains them."""
+        pairs = [(a, b), *self.parent_pairs.get((a.raw_digest, b.raw_digest), ())]
+        for left, right in pairs:
+            made = self.made_by.get((left.raw_digest, right.raw_digest))
+            if made is None:
+                continue
+            run_a, run_b = made
+            inputs = [(da, db) for _n, da, db in pair_inputs(run_a.inputs, run_b.inputs,
+                                                             self.record) if da != db]
+            found = Derivation(run_a.op, tuple(self.plain_label(d) for d, _ in inputs if d),
+                               tuple(self.plain_label(d) for _, d in inputs if d),
+                               value_changes(run_a.params, run_b.params),
+                               run_a.code != run_b.code)
+            if found.old_inputs or found.new_inputs or found.params or found.code:
+                return found
+        return None
 
     def compare(self, a: Artifact, b: Artifact) -> dict[str, Any]:
         content: dict[str, Any] = {"meta": value_changes(a.meta, b.meta)}
+        # table files stored unprofiled (added by an older lineage) are profiled now
+        a, b = profiled(self.backend, self.txn, a), profiled(self.backend, self.txn, b)
         if is_dataset(a) and is_dataset(b):
             content["dataset"] = dataset_diff(self.backend, self.txn, a, b, self.examples)
         kinds = {a.kind, b.kind}
@@ -217,6 +274,8 @@ class _Walker:
             content["code"] = code_diff(a, b)
         if kinds == {"environment"}:
             content["environment"] = environment_diff(a, b)
+        if "dataset" not in content and (text := text_diff(self.backend, self.txn, a, b)):
+            content["text"] = text
         return content
 
     def value(self, artifact: Artifact) -> Any:
@@ -236,12 +295,13 @@ class _Walker:
         common = {r.op for r in made_a} & {r.op for r in made_b}
         if common:
             op = min(common)
-            run_a = _newest([r for r in made_a if r.op == op])
-            run_b = _newest([r for r in made_b if r.op == op])
+            run_a = newest([r for r in made_a if r.op == op])
+            run_b = newest([r for r in made_b if r.op == op])
             assert run_a is not None and run_b is not None  # noqa: S101 - op is in both
+            self.made_by[a.raw_digest, b.raw_digest] = (run_a, run_b)
             self.runs(run_a, run_b, f"{path} ← {op}", context)
             return True
-        run_a, run_b = _newest(made_a), _newest(made_b)
+        run_a, run_b = newest(made_a), newest(made_b)
         for run, side in ((run_a, self.removed), (run_b, self.added)):
             if run is not None:
                 side.append(StepOnly(f"{path} ← {run.op}", self.label(run)))
@@ -263,7 +323,9 @@ class _Walker:
         if not parents_a or not parents_b:
             return False
         walked = False
-        for left, right in _pair_parents(parents_a, parents_b):
+        pairs = pair_parents(parents_a, parents_b)
+        self.parent_pairs[a.raw_digest, b.raw_digest] = pairs
+        for left, right in pairs:
             self.artifacts(left, right, f"{path} ⇐ {left.name or left.kind}", context)
             walked = True
         return walked
@@ -279,7 +341,7 @@ class _Walker:
                 child = self.record(digest)
                 if isinstance(child, Run):
                     found.setdefault(child.op, []).append(child)
-            return {op: r for op, runs in found.items() if (r := _newest(runs)) is not None}
+            return {op: r for op, runs in found.items() if (r := newest(runs)) is not None}
 
         children_a, children_b = by_op(a), by_op(b)
         changed = False
@@ -346,7 +408,7 @@ class _Walker:
     def inputs(self, a: Run, b: Run, path: str, context: str) -> tuple[InputChange, ...]:
         tests_a, tests_b = set(a.metric_datasets.values()), set(b.metric_datasets.values())
         changes = []
-        for name, da, db in self.pair_inputs(a.inputs, b.inputs):
+        for name, da, db in pair_inputs(a.inputs, b.inputs, self.record):
             if da == db:
                 continue
             changes.append(InputChange(name, self.ref(da), self.ref(db)))
@@ -363,35 +425,9 @@ class _Walker:
                 self.artifacts(ta, tb, f"{path} ← test set", _EVAL)
         return tuple(changes)
 
-    def pair_inputs(self, a: dict[str, Digest], b: dict[str, Digest]
-                    ) -> list[tuple[str, Digest | None, Digest | None]]:
-        """Inputs matched by name, then leftovers by artifact name, then by unique kind."""
-        pairs: list[tuple[str, Digest | None, Digest | None]] = [
-            (name, a[name], b[name]) for name in sorted(set(a) & set(b))]
-        left = {n: d for n, d in a.items() if n not in b}
-        right = {n: d for n, d in b.items() if n not in a}
-        for attribute in ("name", "kind"):
-            groups_l = self._group(left, attribute)
-            groups_r = self._group(right, attribute)
-            for key in sorted(set(groups_l) & set(groups_r)):
-                if len(groups_l[key]) == len(groups_r[key]) == 1:
-                    (name_l,), (name_r,) = groups_l[key], groups_r[key]
-                    label = name_l if name_l == name_r else " / ".join(sorted((name_l, name_r)))
-                    pairs.append((label, left.pop(name_l), right.pop(name_r)))
-        pairs += [(n, d, None) for n, d in left.items()] + [(n, None, d) for n, d in right.items()]
-        return sorted(pairs, key=lambda p: p[0])
-
-    def _group(self, inputs: dict[str, Digest], attribute: str) -> dict[str, list[str]]:
-        groups: dict[str, list[str]] = {}
-        for name, digest in inputs.items():
-            key = getattr(self.record(digest), attribute, None)
-            if key:
-                groups.setdefault(key, []).append(name)
-        return groups
-
     def metrics(self, a: Run, b: Run, path: str) -> tuple[MetricChange, ...]:
         found = []
-        for name in sorted(set(a.metrics) | set(b.metrics), key=_metric_order):
+        for name in sorted(set(a.metrics) | set(b.metrics), key=metric_order):
             old, new = a.metrics.get(name), b.metrics.get(name)
             da, db = a.metric_datasets.get(name), b.metric_datasets.get(name)
             change = MetricChange(
@@ -439,7 +475,7 @@ class _Walker:
                 run = self.record(digest)
                 if isinstance(run, Run) and run.metrics:
                     users.setdefault(run.op, []).append(run)
-            return {op: r for op, runs in users.items() if (r := _newest(runs)) is not None}
+            return {op: r for op, runs in users.items() if (r := newest(runs)) is not None}
 
         users_a, users_b = by_op(a), by_op(b)
         for op in sorted(set(users_a) | set(users_b)):
@@ -468,10 +504,11 @@ class _Walker:
                          mb[name] - ma[name] if is_number(ma.get(name)) and is_number(mb.get(name))
                          else None,
                          self.ref_if_stored(da), self.ref_if_stored(db), pa, pb)
-            for name in sorted(set(ma) | set(mb), key=_metric_order)
+            for name in sorted(set(ma) | set(mb), key=metric_order)
         )
         return EvaluationDiff(self.ref_if_stored(da), self.ref_if_stored(db), pa, pb,
-                              ca.get("confusion_matrix"), cb.get("confusion_matrix"), metrics)
+                              ca.get("confusion_matrix"), cb.get("confusion_matrix"), metrics,
+                              subgroup_changes(ca.get("subgroups"), cb.get("subgroups")))
 
     def ref_if_stored(self, digest: Digest | None) -> RecordRef | None:
         if digest is None:
@@ -498,36 +535,16 @@ class _Walker:
             evaluation_same = True
         summary = Summary(causes, evidence, tuple(m for m in metrics if m.changed),
                           evaluation_same)
-        return LineageDiff(
+        found = LineageDiff(
             a, b, summary, tuple(d for d in self.artifact_diffs if d is not None), steps,
             tuple(self.added), tuple(self.removed), metrics,
         )
+        same = {digest: self.named[content] for digest, content in self.unnamed.items()
+                if content in self.named}
+        return with_same_content(found, same) if same else found
 
 
 # -- comparisons of summaries ----------------------------------------------------------------
-
-
-def _pair_parents(a: list[Artifact], b: list[Artifact]) -> list[tuple[Artifact, Artifact]]:
-    if len(a) == len(b) == 1:
-        return [(a[0], b[0])]
-    pairs = []
-    for key in ("name", "kind"):
-        left = {getattr(x, key): x for x in a}
-        right = {getattr(x, key): x for x in b}
-        if len(left) == len(a) and len(right) == len(b):
-            pairs = [(left[k], right[k]) for k in sorted(set(left) & set(right), key=str)
-                     if k is not None]
-            if pairs:
-                return pairs
-    return pairs
-
-
-def _metric_order(name: str) -> tuple[int, str]:
-    """Clinical metrics first (sensitivity, specificity, ...), then the rest by name."""
-    try:
-        return (_CLINICAL_FIRST.index(name), name)
-    except ValueError:
-        return (len(_CLINICAL_FIRST), name)
 
 
 def _as_digest(value: Any) -> Digest | None:
@@ -539,32 +556,3 @@ def _as_digest(value: Any) -> Digest | None:
         except ValueError:
             return None
     return None
-
-
-def _leaf_cause(a: Artifact, b: Artifact, content: dict[str, Any], context: str
-                ) -> tuple[str, str]:
-    """The category and description of a change that nothing upstream explains."""
-    kinds = {a.kind, b.kind}
-    dataset = content.get("dataset")
-    if dataset is not None:
-        parts = [p for p, hit in (
-            ("rows", dataset.rows_added or dataset.rows_removed),
-            ("columns", dataset.schema_changed),
-            ("class balance", dataset.class_distribution),
-        ) if hit]
-        return context, ", ".join(parts) or "content"
-    if kinds == {"code"}:
-        return "code", "source"
-    if kinds == {"environment"}:
-        return "environment", environment_what(content["environment"]) or "content"
-    if kinds == {"config"}:
-        keys = ", ".join(c.key for c in content.get("config", ()))
-        return (_EVAL if context == _EVAL else "hyperparameters"), f"config {keys}".strip()
-    if kinds == {"evaluation"}:
-        return _EVAL, "evaluation"
-    model = content.get("model")
-    if model is not None and model.params:
-        return "hyperparameters", "model params " + ", ".join(p.key for p in model.params)
-    if kinds & {"model"}:
-        return "untracked", "model made outside any recorded run"
-    return context, f"{a.kind} content"

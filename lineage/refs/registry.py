@@ -77,9 +77,13 @@ def add_version(
 
 
 def set_stage(
-    txn: WriteTxn, name: str, stage: str, target: Digest | None, *, reason: str = ""
+    txn: WriteTxn, name: str, stage: str, target: Digest | None, *, reason: str = "",
+    skipped: tuple[str, ...] = (),
 ) -> Digest | None:
-    """Point ``name@stage`` at ``target`` (``None`` removes it); return the previous target."""
+    """Point ``name@stage`` at ``target`` (``None`` removes it); return the previous target.
+
+    ``skipped`` lists the promotion checks a forced move overrode (kept in the history).
+    """
     check_name(name)
     check_name(stage, "stage")
     if schema.version_entry(txn, name, stage) is not None:
@@ -88,9 +92,8 @@ def set_stage(
     if previous == target:
         return previous
     schema.put_stage(txn, name, stage, target)
-    schema.append_history(
-        txn, RefEntry(name, "stage", stage, target, previous, time.time(), current_user(), reason)
-    )
+    schema.append_history(txn, RefEntry(name, "stage", stage, target, previous, time.time(),
+                                        current_user(), reason, skipped))
     return previous
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from lineage.core.hashing import DIGEST_SIZE, Digest, is_hex
-from lineage.core.records import Artifact
+from lineage.core.records import Artifact, Run
 from lineage.errors import (
     AmbiguousRevision,
     InvalidName,
@@ -32,7 +32,8 @@ from lineage.errors import (
 from lineage.storage import schema
 from lineage.storage.base import ReadTxn
 
-__all__ = ["Revision", "check_name", "known_names", "parse_revision", "resolve", "suggest"]
+__all__ = ["Revision", "check_name", "known_names", "parse_revision", "resolve", "resolve_record",
+           "suggest"]
 
 MAX_NAME: Final = 200
 MIN_PREFIX: Final = 6
@@ -148,6 +149,23 @@ def resolve(txn: ReadTxn, text: object) -> tuple[Digest, str | None, str | None]
     return entries[target].target, name, entries[target].version
 
 
+def resolve_record(txn: ReadTxn, revision: str | Digest) -> Artifact | Run:
+    """The record ``revision`` names, read (and re-hashed) in ``txn``; an artifact named
+    through a version comes back viewed through it (:meth:`Artifact.with_version`).
+
+    Raises:
+        InvalidRevision, RevisionNotFound, AmbiguousRevision: as :func:`resolve`.
+        IntegrityError: the stored record does not hash to its digest.
+    """
+    if isinstance(revision, Digest):
+        return schema.read_record(txn, revision)
+    digest, _name, version = resolve(txn, revision)
+    record = schema.read_record(txn, digest)
+    if isinstance(record, Artifact) and version is not None:
+        return record.with_version(version)
+    return record
+
+
 def _position_of(entries: list[schema.VersionEntry], version: str | None,
                  digest: Digest) -> int:
     for index in range(len(entries) - 1, -1, -1):
@@ -198,6 +216,10 @@ def _version_of(txn: ReadTxn, name: str, digest: Digest) -> str | None:
 def _resolve_prefix(txn: ReadTxn, revision: Revision) -> Digest:
     text = revision.base
     matches = schema.digests_with_prefix(txn, text, limit=6)
+    if not matches and len(text) == 2 * DIGEST_SIZE:
+        by_id = schema.run_by_id(txn, text)  # a run's id (32 hex characters) names it too
+        if by_id is not None:
+            return by_id
     if not matches:
         raise RevisionNotFound(
             f"no artifact or run has a digest starting with {text!r}; "

@@ -17,7 +17,9 @@ Nothing is visible until phase 2 commits; if it never does, phase 1's bytes are 
 
 from __future__ import annotations
 
+import bisect
 import functools
+import io
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,7 +35,7 @@ from lineage.errors import ChunkVanished, CollisionError, IntegrityError
 from lineage.storage import schema
 from lineage.storage.base import Backend, ReadTxn, WriteTxn
 
-__all__ = ["StagedBlob", "check_existing_blob", "check_existing_chunk", "collision",
+__all__ = ["BlobFile", "StagedBlob", "check_existing_blob", "check_existing_chunk", "collision",
            "encode_digests", "iter_blob", "read_blob", "same_bytes"]
 
 _NUMPY_COMPARE: Final = 256 * 1024
@@ -343,3 +345,95 @@ def read_blob(backend: Backend, txn: ReadTxn, digest: Digest) -> bytes:
                 and digest_bytes(data) == digest):
             return bytes(data)
     return b"".join(bytes(part) for part in iter_blob(backend, txn, digest))  # or raise why
+
+
+class BlobFile(io.RawIOBase):
+    """A stored blob as a read-only, seekable binary file that reads only what is asked.
+
+    For readers that need a part of a large blob (the footer and a few row groups of a
+    Parquet file): a chunk is re-hashed against its digest the first time any of its bytes
+    are read, so every byte returned is verified; the digest of the whole blob is checked
+    only by :func:`read_blob`, which reads it all. Use it inside the read transaction ``txn``.
+
+    Raises:
+        IntegrityError: (on open) the blob or one of its chunks is missing, or the chunk
+            sizes do not add up to the blob's; (on read) a chunk read does not match its
+            digest.
+    """
+
+    def __init__(self, backend: Backend, txn: ReadTxn, digest: Digest) -> None:
+        super().__init__()
+        found = schema.manifest(txn, digest)
+        if found is None:
+            raise IntegrityError(f"content {digest.hex()} is missing from the store; run "
+                                 "`lineage verify`", expected=digest)
+        self.digest = digest
+        self._chunks = list(found.chunks)
+        self._views: list[memoryview | bytes] = []
+        self._starts: list[int] = []
+        offset = 0
+        for chunk in self._chunks:
+            location = schema.chunk_location(txn, chunk)
+            if location is None:
+                raise IntegrityError(f"chunk {chunk.hex()} of blob {digest.hex()} is missing; "
+                                     "run `lineage verify`", expected=chunk)
+            view = backend.read_chunk(location)  # a view: nothing is read until sliced
+            self._starts.append(offset)
+            self._views.append(view)
+            offset += len(view)
+        if offset != found.size:
+            raise IntegrityError(f"blob {digest.hex()} should hold {found.size} bytes, its "
+                                 f"chunks hold {offset}; run `lineage verify`", expected=digest)
+        self._size = offset
+        self._verified = [False] * len(self._chunks)
+        self._position = 0
+
+    def readable(self) -> bool:
+        """Always true."""
+        return True
+
+    def seekable(self) -> bool:
+        """Always true."""
+        return True
+
+    def tell(self) -> int:
+        """The current position."""
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move to ``offset`` from the start, the current position or the end."""
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._position = base + offset
+        return self._position
+
+    def size(self) -> int:
+        """The blob's length in bytes."""
+        return self._size
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` from the current position; return how many bytes were read."""
+        target = memoryview(buffer).cast("B")
+        written = 0
+        while written < len(target) and self._position < self._size:
+            index = bisect.bisect_right(self._starts, self._position) - 1
+            view = self._chunk(index)
+            start = self._position - self._starts[index]
+            part = min(len(view) - start, len(target) - written)
+            target[written:written + part] = view[start:start + part]
+            written += part
+            self._position += part
+        return written
+
+    def _chunk(self, index: int) -> memoryview | bytes:
+        view = self._views[index]
+        if not self._verified[index]:
+            actual = digest_bytes(view)
+            if actual != self._chunks[index]:
+                raise IntegrityError(
+                    f"chunk of blob {self.digest.hex()} is corrupt: expected "
+                    f"{self._chunks[index].hex()}, read {actual.hex()}",
+                    expected=self._chunks[index], actual=actual)
+            self._verified[index] = True
+        return view

@@ -116,11 +116,9 @@ def start_chain(backend: Backend) -> None:
     def start(txn: WriteTxn) -> None:
         if schema.last_event(txn) is not None:
             return
-        counts: dict[str, int] = {}
-        for name in schema.history_names(txn):
-            counts[name] = len(schema.history(txn, name))
-        schema.append_event(txn, "start", {"records": sum(1 for _ in schema.raw_records(txn)),
-                                           "history": counts})
+        counts = {name: len(schema.history(txn, name)) for name in schema.history_names(txn)}
+        records = sum(1 for _ in schema.digest_entries(txn, "records"))
+        schema.append_event(txn, "start", {"records": records, "history": counts})
 
     backend.write(start)
 

@@ -524,7 +524,7 @@ class LmdbBackend(Backend):
         self._environment()
         with self.read() as txn:
             by_pack: dict[str, list[tuple[Digest, int, int]]] = {}
-            for digest, location in schema.content_entries(txn, "chunks"):
+            for digest, location in schema.digest_entries(txn, "chunks"):
                 if location[:1] == _INLINE:
                     continue  # its bytes live in LMDB, not in a pack
                 offset, length = _LOCATION.unpack_from(location)

@@ -22,7 +22,8 @@ from lineage.storage import schema
 from lineage.storage.base import Backend, ReadTxn
 from lineage.storage.events import verify_chain
 
-__all__ = ["GcReport", "VerifyReport", "collect_garbage", "verify_store"]
+__all__ = ["GcReport", "VerifyReport", "collect_garbage", "reachable", "references",
+           "verify_store"]
 
 
 @dataclass(slots=True)
@@ -80,10 +81,10 @@ def verify_store(
         chain = verify_chain(txn, checkpoint=checkpoint)
         report.events, report.head = chain.events, chain.head
         report.problems.extend(chain.problems)
-        for digest, data in schema.raw_records(txn):
+        for digest, data in schema.digest_entries(txn, "records"):
             report.records += 1
             _verify_record(txn, digest, data, report)
-        for digest, location in schema.content_entries(txn, "chunks"):
+        for digest, location in schema.digest_entries(txn, "chunks"):
             report.chunks += 1
             try:
                 chunk = backend.read_chunk(location)
@@ -98,7 +99,7 @@ def verify_store(
                 report.problems.append(
                     f"chunk {digest.hex()}: content hashes to {actual.hex()} (corrupt)"
                 )
-        for digest, raw in schema.content_entries(txn, "blobs"):
+        for digest, raw in schema.digest_entries(txn, "blobs"):
             report.blobs += 1
             _verify_blob(backend, txn, digest, raw, report)
     return report
@@ -124,7 +125,8 @@ def _verify_record(txn: ReadTxn, digest: Digest, data: bytes, report: VerifyRepo
 def _verify_blob(backend: Backend, txn: ReadTxn, digest: Digest, raw: bytes,
                  report: VerifyReport) -> None:
     try:
-        chunks = schema.decode_manifest(digest, raw).chunks
+        found = schema.manifest(txn, digest)
+        chunks = found.chunks if found is not None else []
     except CorruptRecordError as exc:
         report.problems.append(f"blob {digest.hex()}: {exc}")
         return
@@ -145,8 +147,8 @@ def _verify_blob(backend: Backend, txn: ReadTxn, digest: Digest, raw: bytes,
         )
 
 
-def _references(record: Artifact | Run) -> tuple[list[Digest], list[Digest]]:
-    """``(records, blobs)`` a record points at."""
+def references(record: Artifact | Run) -> tuple[list[Digest], list[Digest]]:
+    """``(records, blobs)`` a record points at (what keeps them alive)."""
     if isinstance(record, Artifact):
         blobs = [record.blob] if record.blob is not None else []
         blobs += [v for v in record.summary.values() if isinstance(v, Digest)]  # attachments
@@ -164,10 +166,13 @@ def _roots(txn: ReadTxn) -> set[Digest]:
     return roots
 
 
-def _mark(txn: ReadTxn) -> tuple[set[Digest], set[Digest], set[Digest]]:
+def reachable(txn: ReadTxn, roots: Iterable[Digest] | None = None
+              ) -> tuple[set[Digest], set[Digest], set[Digest]]:
+    """``(records, blobs, chunks)`` reachable from ``roots`` (default: every ref target and
+    every run, the roots of gc). Roots not stored are skipped."""
     records: set[Digest] = set()
     blobs: set[Digest] = set()
-    todo = list(_roots(txn))
+    todo = list(_roots(txn) if roots is None else roots)
     while todo:
         digest = todo.pop()
         data = None if digest in records else schema.raw_record(txn, digest)
@@ -175,7 +180,7 @@ def _mark(txn: ReadTxn) -> tuple[set[Digest], set[Digest], set[Digest]]:
             continue
         records.add(digest)
         try:  # unverified on purpose: a damaged record still keeps what it names alive
-            more, blob_refs = _references(decode_record(data))
+            more, blob_refs = references(decode_record(data))
         except CorruptRecordError:
             continue  # kept, never followed: verify reports it
         todo.extend(more)
@@ -200,10 +205,10 @@ def collect_garbage(backend: Backend, *, dry_run: bool = False,
     report = GcReport(dry_run=dry_run)
 
     def sweep(txn: Any) -> list[Digest]:
-        records, blobs, chunks = _mark(txn)
-        dead_records = [d for d, _data in schema.raw_records(txn) if d not in records]
-        dead_blobs = [d for d, _raw in schema.content_entries(txn, "blobs") if d not in blobs]
-        dead_chunks = [d for d, _loc in schema.content_entries(txn, "chunks") if d not in chunks]
+        records, blobs, chunks = reachable(txn)
+        dead_records = [d for d, _data in schema.digest_entries(txn, "records") if d not in records]
+        dead_blobs = [d for d, _raw in schema.digest_entries(txn, "blobs") if d not in blobs]
+        dead_chunks = [d for d, _loc in schema.digest_entries(txn, "chunks") if d not in chunks]
         report.records, report.blobs, report.chunks = (
             len(dead_records), len(dead_blobs), len(dead_chunks))
         report.bytes_freed = 0

@@ -10,7 +10,6 @@ The layout of every namespace is tabled in :mod:`lineage.storage`.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 import os
@@ -22,6 +21,7 @@ from typing import Any, Final, NamedTuple
 from lineage.context import current_user
 from lineage.core import encoding
 from lineage.core.hashing import DIGEST_SIZE, Digest, digest_bytes
+from lineage.core.hashing import unchecked_digest as _digest
 from lineage.core.records import Artifact, RefEntry, Run, decode_record
 from lineage.errors import (
     CollisionError,
@@ -43,10 +43,8 @@ EDGE_USED: Final = b"u"  # artifact -> run
 EDGE_GENERATED: Final = b"g"  # run -> artifact
 EDGE_DERIVED: Final = b"d"  # parent artifact -> derived artifact
 EDGE_CHILD: Final = b"c"  # parent run -> child run
-EDGE_NAMES: Final = {
-    EDGE_USED: "used", EDGE_GENERATED: "generated", EDGE_DERIVED: "derived_from",
-    EDGE_CHILD: "child_of",
-}
+EDGE_NAMES: Final = {EDGE_USED: "used", EDGE_GENERATED: "generated",
+                     EDGE_DERIVED: "derived_from", EDGE_CHILD: "child_of"}
 #: Edges along which data flows (``child_of`` only says where a run was started).
 DATA_FLOW: Final = frozenset({EDGE_USED, EDGE_GENERATED, EDGE_DERIVED})
 
@@ -56,26 +54,52 @@ MAX_KEY_PART: Final = 200
 _HASHED: Final = b"\xc1"
 _SEQ: Final = 8
 _D: Final = DIGEST_SIZE
-_digest: Final = functools.partial(bytes.__new__, Digest)  # for slices of keys: 16 bytes
 
 
 def _seq(number: int) -> bytes:
     return number.to_bytes(_SEQ, "big")
 
 
-def _name_key(name: str, part: str = "") -> bytes:
+def name_key(name: str, part: str = "") -> bytes:
+    """The ``name \0 part`` key of a version label or a stage (``part`` empty: the prefix)."""
     return name.encode() + b"\0" + part.encode()
+
+
+def split_name_key(key: bytes) -> tuple[str, str]:
+    """``(name, part)`` of a ``name \0 part`` key (versions by label, stages)."""
+    name, _, part = key.partition(b"\0")
+    return name.decode(), part.decode()
+
+
+def entry_records(namespace: str, key: bytes, value: bytes) -> tuple[Digest, ...]:
+    """The records an index entry names (content, caches and settings name none)."""
+    if namespace in ("edges_out", "edges_in"):
+        return Digest(key[:_D]), Digest(key[_D + 1:])
+    if namespace in ("records", "added", "by_kind", "by_name", "by_op", "run_params",
+                     "run_metrics"):
+        return (Digest(key[-_D:]),)
+    if namespace in ("run_ids", "call_keys", "tags", "stages", "versions"):
+        return (_version_entry(key, value).target if namespace == "versions" else Digest(value),)
+    return ()
+
+
+def entry_time(namespace: str, key: bytes, value: bytes) -> float | None:
+    """When an entry was written, for namespaces that keep it (versions, history, events)."""
+    if namespace == "versions":
+        return _version_entry(key, value).time
+    if namespace == "history":
+        return RefEntry.decode(value).time
+    if namespace == "events":
+        return float(encoding.decode(value)[2]["time"])
+    return None
 
 
 # -- records --------------------------------------------------------------------------------
 
 
 def read_record(txn: ReadTxn, digest: Digest) -> Artifact | Run:
-    """The record stored under ``digest``, its bytes re-hashed first.
-
-    Raises ``RevisionNotFound`` (no such record), ``IntegrityError`` (its bytes do not hash
-    to ``digest``) or ``CorruptRecordError`` (they do not decode as a record).
-    """
+    """The record stored under ``digest``, its bytes re-hashed first. Raises RevisionNotFound,
+    IntegrityError (bytes that do not hash to it) or CorruptRecordError (undecodable)."""
     data = txn.get("records", digest)
     if data is None:
         raise RevisionNotFound(f"no record {digest.hex()} in the store")
@@ -90,11 +114,6 @@ def read_record(txn: ReadTxn, digest: Digest) -> Artifact | Run:
 def raw_record(txn: ReadTxn, digest: Digest) -> bytes | None:
     """The stored bytes of record ``digest``, unverified (for gc and verify), or ``None``."""
     return txn.get("records", digest)
-
-
-def raw_records(txn: ReadTxn) -> Iterator[tuple[Digest, bytes]]:
-    """Every ``(digest, stored bytes)`` in digest order, unverified (for ``verify``)."""
-    return ((Digest(key), data) for key, data in txn.items("records"))
 
 
 def digests_with_prefix(txn: ReadTxn, hex_prefix: str, limit: int) -> list[Digest]:
@@ -118,12 +137,12 @@ def is_kind(txn: ReadTxn, digest: Digest, kind: str) -> bool:
 
 def artifacts_named(txn: ReadTxn, name: str) -> list[Digest]:
     """Digests of every artifact recorded under ``name`` (versioned or not)."""
-    return [_digest(key[-_D:]) for key, _ in txn.items("by_name", _name_key(name))]
+    return [_digest(key[-_D:]) for key, _ in txn.items("by_name", name_key(name))]
 
 
 def index_record(txn: WriteTxn, record: Artifact | Run) -> Digest:
-    """Store ``record`` with its secondary indexes and edges; return its digest. Storing a
-    record already there changes nothing; ``CollisionError`` if a different one is."""
+    """Store ``record`` with its indexes and edges (again: no change); ``CollisionError``
+    if a different record has its digest. Returns its digest."""
     digest = record.raw_digest
     encoded = record.encode()
     stored = txn.get("records", digest)
@@ -141,11 +160,12 @@ def index_record(txn: WriteTxn, record: Artifact | Run) -> Digest:
     txn.put("by_kind", record.kind.encode() + b"\0" + digest, b"")
     if isinstance(record, Artifact):
         if record.name:
-            txn.put("by_name", _name_key(record.name) + digest, b"")
+            txn.put("by_name", name_key(record.name) + digest, b"")
         for parent in record.parents:
             add_edge(txn, parent, EDGE_DERIVED, digest)
         return digest
-    txn.put("by_op", _op_key(record.op, record.started) + digest, b"")
+    started = int(record.started * 1e6).to_bytes(8, "big")
+    txn.put("by_op", record.op.encode() + b"\0" + started + digest, b"")
     txn.put("run_ids", record.id.encode(), digest)
     if record.call_key is not None and record.status == "ok":
         txn.put("call_keys", record.call_key, digest)
@@ -158,16 +178,14 @@ def index_record(txn: WriteTxn, record: Artifact | Run) -> Digest:
     for code_or_env in (record.code, record.environment):
         if code_or_env is not None:
             add_edge(txn, code_or_env, EDGE_USED, digest)
-    if record.parent is not None:
-        parent_run = run_by_id(txn, record.parent)
-        if parent_run is not None:
-            add_edge(txn, parent_run, EDGE_CHILD, digest)
+    parent_run = run_by_id(txn, record.parent) if record.parent else None
+    if parent_run is not None:
+        add_edge(txn, parent_run, EDGE_CHILD, digest)
     return digest
 
 
 def unindex_record(txn: WriteTxn, digest: Digest) -> None:
-    """Remove an artifact record, its kind and name entries and every edge touching it
-    (runs are history and never removed, so their own indexes are never unindexed)."""
+    """Remove an artifact record, its kind and name entries and every edge touching it."""
     data = txn.get("records", digest)
     txn.delete("records", digest)
     txn.delete("added", digest)
@@ -177,7 +195,7 @@ def unindex_record(txn: WriteTxn, digest: Digest) -> None:
         record = decode_record(data)
         txn.delete("by_kind", record.kind.encode() + b"\0" + digest)
         if isinstance(record, Artifact) and record.name:
-            txn.delete("by_name", _name_key(record.name) + digest)
+            txn.delete("by_name", name_key(record.name) + digest)
     except CorruptRecordError:
         pass  # an undecodable record's index entries cannot be named; verify reports it
     for namespace, other in (("edges_out", "edges_in"), ("edges_in", "edges_out")):
@@ -196,15 +214,16 @@ def add_edge(txn: WriteTxn, src: Digest, edge: bytes, dst: Digest) -> None:
     txn.put("edges_in", dst + edge + src, b"")
 
 
-def upstream(txn: ReadTxn, digest: Digest, edge: bytes | None = None
-             ) -> list[tuple[bytes, Digest]]:
+Edge = tuple[bytes, Digest]
+
+
+def upstream(txn: ReadTxn, digest: Digest, edge: bytes | None = None) -> list[Edge]:
     """``(edge type, source)`` of the edges into ``digest`` (of one type if ``edge``)."""
     prefix = digest + (edge or b"")
     return [(key[_D:_D + 1], _digest(key[_D + 1:])) for key, _ in txn.items("edges_in", prefix)]
 
 
-def downstream(txn: ReadTxn, digest: Digest, edge: bytes | None = None
-               ) -> list[tuple[bytes, Digest]]:
+def downstream(txn: ReadTxn, digest: Digest, edge: bytes | None = None) -> list[Edge]:
     """``(edge type, target)`` of the edges out of ``digest`` (of one type if ``edge``)."""
     prefix = digest + (edge or b"")
     return [(key[_D:_D + 1], _digest(key[_D + 1:])) for key, _ in txn.items("edges_out", prefix)]
@@ -232,8 +251,7 @@ def _version_entry(key: bytes, value: bytes) -> VersionEntry:
 
 def versions(txn: ReadTxn, name: str, *, reverse: bool = False) -> Iterator[VersionEntry]:
     """The versions of ``name``, oldest first (newest first with ``reverse``)."""
-    for key, value in txn.items("versions", _name_key(name), reverse=reverse):
-        yield _version_entry(key, value)
+    return (_version_entry(k, v) for k, v in txn.items("versions", name_key(name), reverse=reverse))
 
 
 def latest_version(txn: ReadTxn, name: str) -> VersionEntry | None:
@@ -243,10 +261,10 @@ def latest_version(txn: ReadTxn, name: str) -> VersionEntry | None:
 
 def version_entry(txn: ReadTxn, name: str, version: str) -> VersionEntry | None:
     """The entry of ``name@version``, or ``None`` (``CorruptRecordError`` if inconsistent)."""
-    seq = txn.get("version_keys", _name_key(name, version))
+    seq = txn.get("version_keys", name_key(name, version))
     if seq is None:
         return None
-    key = _name_key(name) + seq
+    key = name_key(name) + seq
     value = txn.get("versions", key)
     if value is None:
         raise CorruptRecordError(f"{name}@{version}: the version index is inconsistent; run "
@@ -256,9 +274,9 @@ def version_entry(txn: ReadTxn, name: str, version: str) -> VersionEntry | None:
 
 def put_version(txn: WriteTxn, name: str, entry: VersionEntry) -> None:
     """Store ``entry`` as version number ``entry.seq`` of ``name``."""
-    txn.put("versions", _name_key(name) + _seq(entry.seq),
+    txn.put("versions", name_key(name) + _seq(entry.seq),
             encoding.encode([entry.version, entry.target, entry.time]))
-    txn.put("version_keys", _name_key(name, entry.version), _seq(entry.seq))
+    txn.put("version_keys", name_key(name, entry.version), _seq(entry.seq))
 
 
 def versioned_names(txn: ReadTxn) -> list[str]:
@@ -268,7 +286,7 @@ def versioned_names(txn: ReadTxn) -> list[str]:
 
 def version_labels(txn: ReadTxn, name: str) -> list[str]:
     """Every version label of ``name`` (for suggestions)."""
-    prefix = _name_key(name)
+    prefix = name_key(name)
     return [key[len(prefix):].decode() for key, _ in txn.items("version_keys", prefix)]
 
 
@@ -279,39 +297,34 @@ def all_version_targets(txn: ReadTxn) -> Iterator[Digest]:
 
 def stage_target(txn: ReadTxn, name: str, stage: str) -> Digest | None:
     """What ``name@stage`` points at now, or ``None``."""
-    value = txn.get("stages", _name_key(name, stage))
-    return None if value is None else Digest(value)
+    return None if (value := txn.get("stages", name_key(name, stage))) is None else Digest(value)
 
 
 def stages(txn: ReadTxn, name: str) -> dict[str, Digest]:
     """The current stages and aliases of ``name``."""
-    prefix = _name_key(name)
+    prefix = name_key(name)
     return {key[len(prefix):].decode(): Digest(value)
             for key, value in txn.items("stages", prefix)}
 
 
 def all_stages(txn: ReadTxn) -> Iterator[tuple[str, str, Digest]]:
     """``(name, stage, target)`` of every stage of every name."""
-    for key, value in txn.items("stages"):
-        name, _, stage = bytes(key).decode(errors="replace").partition("\0")
-        yield name, stage, Digest(value)
+    return (((*split_name_key(key), Digest(value))) for key, value in txn.items("stages"))
 
 
 def put_stage(txn: WriteTxn, name: str, stage: str, target: Digest | None) -> None:
     """Point ``name@stage`` at ``target``; ``None`` removes it."""
-    _put_or_delete(txn, "stages", _name_key(name, stage), target)
+    _put_or_delete(txn, "stages", name_key(name, stage), target)
 
 
 def tag_target(txn: ReadTxn, tag: str) -> Digest | None:
     """What ``tag`` points at, or ``None``."""
-    value = txn.get("tags", tag.encode())
-    return None if value is None else Digest(value)
+    return None if (value := txn.get("tags", tag.encode())) is None else Digest(value)
 
 
 def all_tags(txn: ReadTxn) -> Iterator[tuple[str, Digest]]:
     """``(tag, target)`` of every tag, sorted by tag."""
-    for key, value in txn.items("tags"):
-        yield key.decode(), Digest(value)
+    return ((key.decode(), Digest(value)) for key, value in txn.items("tags"))
 
 
 def put_tag(txn: WriteTxn, tag: str, target: Digest | None) -> None:
@@ -320,11 +333,10 @@ def put_tag(txn: WriteTxn, tag: str, target: Digest | None) -> None:
 
 
 def append_history(txn: WriteTxn, entry: RefEntry) -> int:
-    """Append ``entry`` to the history of ``entry.name`` and to the event log; return its
-    position in the name's history."""
-    last = next(txn.items("history", _name_key(entry.name), reverse=True), None)
+    """Append ``entry`` to its name's history (and the event log); return its position."""
+    last = next(txn.items("history", name_key(entry.name), reverse=True), None)
     seq = 0 if last is None else int.from_bytes(last[0][-_SEQ:], "big") + 1
-    txn.put("history", _name_key(entry.name) + _seq(seq), entry.encode())
+    txn.put("history", name_key(entry.name) + _seq(seq), entry.encode())
     append_event(txn, "ref", {"name": entry.name, "position": seq, "ref": entry.ref,
                               "key": entry.key, "target": entry.target,
                               "previous": entry.previous, "reason": entry.reason})
@@ -338,34 +350,32 @@ def history_names(txn: ReadTxn) -> list[str]:
 
 def history(txn: ReadTxn, name: str) -> list[RefEntry]:
     """Every move of the refs under ``name``, oldest first."""
-    return [RefEntry.decode(value) for _key, value in txn.items("history", _name_key(name))]
+    return [RefEntry.decode(value) for _key, value in txn.items("history", name_key(name))]
 
 
 # -- runs -----------------------------------------------------------------------------------
 
 
-def _op_key(op: str, started: float) -> bytes:
-    return op.encode() + b"\0" + int(started * 1e6).to_bytes(8, "big")
-
-
 def runs_of_op(txn: ReadTxn, op: str) -> Iterator[tuple[float, Digest]]:
     """``(start time, run digest)`` of the runs of ``op``, newest first."""
-    prefix = op.encode() + b"\0"
-    for key, _ in txn.items("by_op", prefix, reverse=True):
-        started = int.from_bytes(key[len(prefix):len(prefix) + 8], "big") / 1e6
-        yield started, _digest(key[-_D:])
+    at = len(op.encode()) + 1
+    return ((int.from_bytes(key[at:at + 8], "big") / 1e6, _digest(key[-_D:]))
+            for key, _ in txn.items("by_op", op.encode() + b"\0", reverse=True))
 
 
 def run_by_id(txn: ReadTxn, run_id: str) -> Digest | None:
-    """The digest of the run whose id is ``run_id``, or ``None``."""
-    value = txn.get("run_ids", run_id.encode())
-    return None if value is None else Digest(value)
+    """The run whose id is ``run_id``, or ``None``."""
+    return None if (value := txn.get("run_ids", run_id.encode())) is None else Digest(value)
+
+
+def run_ops(txn: ReadTxn) -> list[str]:
+    """Every operation that has runs, sorted."""
+    return sorted({key.split(b"\0", 1)[0].decode() for key, _ in txn.items("by_op")})
 
 
 def run_for_call(txn: ReadTxn, call_key: Digest) -> Digest | None:
     """The ok run recorded under ``call_key`` (a memoized call), or ``None``."""
-    value = txn.get("call_keys", call_key)
-    return None if value is None else Digest(value)
+    return None if (value := txn.get("call_keys", call_key)) is None else Digest(value)
 
 
 def key_part(value: Any) -> bytes:
@@ -399,9 +409,8 @@ def _run_value_keys(run: Run) -> Iterator[tuple[str, bytes]]:
 def runs_with_param_part(txn: ReadTxn, name: str, parts: Iterable[bytes]) -> set[Digest]:
     """Runs whose param ``name`` encodes to one of ``parts`` (see :func:`key_part`)."""
     prefix = key_part(name)
-    return {_digest(key[-_D:]) for part in parts
-            for key, _ in txn.items("run_params", prefix + part)
-            if len(key) == len(prefix) + len(part) + _D}
+    return {_digest(key[-_D:]) for part in parts for key, _ in txn.items(
+        "run_params", prefix + part) if len(key) == len(prefix) + len(part) + _D}
 
 
 def runs_by_param(txn: ReadTxn, name: str) -> Iterator[tuple[Any, Digest]]:
@@ -459,16 +468,12 @@ class Manifest(NamedTuple):
 def manifest(txn: ReadTxn, digest: Digest) -> Manifest | None:
     """The manifest of a stored blob, or ``None`` (``CorruptRecordError`` if malformed)."""
     data = txn.get("blobs", digest)
-    return None if data is None else decode_manifest(digest, data)
-
-
-def decode_manifest(digest: Digest, data: bytes) -> Manifest:
-    """Parse a stored manifest (see :func:`manifest`)."""
     try:
-        size, chunks, children = encoding.decode(data)
-        return Manifest(int(size), [Digest(c) for c in chunks], [Digest(c) for c in children])
+        size, chunks, children = encoding.decode(data) if data is not None else (0, (), ())
+        found = Manifest(int(size), [Digest(c) for c in chunks], [Digest(c) for c in children])
     except (ValueError, TypeError) as exc:
         raise CorruptRecordError(f"manifest of blob {digest.hex()} is malformed: {exc}") from None
+    return None if data is None else found
 
 
 def raw_manifest(txn: ReadTxn, digest: Digest) -> bytes | None:
@@ -491,10 +496,9 @@ def put_chunk_location(txn: WriteTxn, digest: Digest, location: bytes | None) ->
     _put_or_delete(txn, "chunks", digest, location)
 
 
-def content_entries(txn: ReadTxn, namespace: str) -> Iterator[tuple[Digest, bytes]]:
-    """Every ``(digest, value)`` of ``"blobs"`` (manifests) or ``"chunks"`` (locations)."""
-    if namespace not in ("blobs", "chunks"):
-        raise ValueError(f"not a content namespace: {namespace!r}")
+def digest_entries(txn: ReadTxn, namespace: str) -> Iterator[tuple[Digest, bytes]]:
+    """Every ``(digest, stored bytes)`` of ``"records"`` (unverified), ``"blobs"``
+    (manifests) or ``"chunks"`` (locations), in digest order."""
     return ((Digest(key), value) for key, value in txn.items(namespace))
 
 
@@ -532,14 +536,14 @@ def stat_entry(txn: ReadTxn, key: bytes) -> StatEntry | None:
         return None  # missing; or damaged, which only costs a re-hash
 
 
-def put_stat_entry(txn: WriteTxn, key: bytes, encoded: bytes | None) -> None:
-    """Store an encoded stat cache entry; ``None`` removes it."""
-    _put_or_delete(txn, "stat_cache", key, encoded)
-
-
 def stat_keys(txn: ReadTxn) -> list[bytes]:
     """The key of every stat cache entry."""
     return [key for key, _ in txn.items("stat_cache")]
+
+
+def put_stat_entry(txn: WriteTxn, key: bytes, encoded: bytes | None) -> None:
+    """Store an encoded stat cache entry; ``None`` removes it."""
+    _put_or_delete(txn, "stat_cache", key, encoded)
 
 
 # -- events and settings --------------------------------------------------------------------
@@ -553,7 +557,6 @@ def append_event(txn: WriteTxn, action: str, details: dict[str, Any]) -> int:
     seq, prev, floor = 0, EVENT_GENESIS, 0.0
     if last is not None:
         from hashlib import sha256  # imported on the first write: opening needs no hashlib
-
         seq, prev = last[0] + 1, sha256(last[1]).digest()
         floor = float(encoding.decode(last[1])[2]["time"])
     body = {**details, "action": action, "seq": seq, "prev": prev,
@@ -564,20 +567,25 @@ def append_event(txn: WriteTxn, action: str, details: dict[str, Any]) -> int:
 
 def last_event(txn: ReadTxn) -> tuple[int, bytes] | None:
     """``(sequence number, stored bytes)`` of the newest event, or ``None``."""
-    last = next(txn.items("events", reverse=True), None)
-    return None if last is None else (int.from_bytes(last[0], "big"), last[1])
+    return next(events(txn, reverse=True), None)
 
 
-def events(txn: ReadTxn) -> Iterator[tuple[int, bytes]]:
-    """``(sequence number, stored bytes)`` of every event, oldest first."""
-    return ((int.from_bytes(key, "big"), value) for key, value in txn.items("events"))
+def event_time(txn: ReadTxn, seq: int) -> float:
+    """When event ``seq`` happened (``KeyError`` if there is no such event)."""
+    value = txn.get("events", _seq(seq))
+    if value is None:
+        raise KeyError(seq)
+    return float(encoding.decode(value)[2]["time"])
+
+
+def events(txn: ReadTxn, *, reverse: bool = False) -> Iterator[tuple[int, bytes]]:
+    """``(sequence number, stored bytes)`` of every event, oldest (or newest) first."""
+    return ((int.from_bytes(k, "big"), v) for k, v in txn.items("events", reverse=reverse))
 
 
 def added_seq(txn: ReadTxn, digest: Digest) -> int | None:
-    """The sequence number of the event that added record ``digest`` (``None``: the record
-    predates the event log, or is not stored)."""
-    value = txn.get("added", digest)
-    return None if value is None else int.from_bytes(value, "big")
+    """The number of the event that added record ``digest`` (``None``: older, or absent)."""
+    return None if (value := txn.get("added", digest)) is None else int.from_bytes(value, "big")
 
 
 def get_setting(txn: ReadTxn, name: str) -> Any:

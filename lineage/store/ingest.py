@@ -8,6 +8,7 @@ other outputs). Nothing is visible before that commit.
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from collections.abc import Callable
@@ -17,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from lineage.adapters import adapter_for_value
+from lineage.adapters.tables import PROFILE_LIMIT, table_format
 from lineage.core.hashing import Digest, digest_bytes
 from lineage.core.records import Artifact
-from lineage.errors import InvalidName
+from lineage.errors import InvalidName, UnsupportedValue
 from lineage.refs import registry
 from lineage.refs.revisions import check_name
 from lineage.storage import schema
@@ -30,7 +32,6 @@ from lineage.storage.staging import stage
 
 __all__ = ["Prepared", "name_from_path", "prepare"]
 
-_TABLE_SUFFIXES = (".csv", ".parquet", ".tsv")
 
 Staged = StagedPath | StagedBlob
 
@@ -97,18 +98,24 @@ def prepare(
     parents: tuple[Digest, ...] = (), target: str | None = None,
     progress: Callable[[int], None] | None = None, path_name: bool = True,
     summary: dict[str, Any] | None = None, format: str | None = None,  # noqa: A002
+    annotate: dict[str, Any] | None = None, key: str | None = None,
 ) -> Prepared:
     """Hash, summarize and durably stage ``value``'s content; see the module docstring.
 
     ``value`` is a path (``str`` or ``os.PathLike``) or a value an adapter claims. A path's
     name defaults to its file name (see :func:`name_from_path`) unless ``path_name`` is
-    false. ``summary`` and ``format``, when given, replace what the adapter computed (a
-    code artifact's description, an evaluation's figures); they are applied here so that
-    a restage reproduces the same digest.
+    false. A table file (CSV, TSV, Parquet, JSON lines) is profiled like a DataFrame
+    whatever its ``kind`` (a diff then compares its rows); ``key`` names the column that
+    identifies a table's rows. ``summary`` and ``format``, when given, replace what the
+    adapter computed (a code artifact's description, an evaluation's figures); ``annotate``
+    adds keys to the computed summary (a prediction set's model and stage). They are
+    applied here so that a restage reproduces the same digest.
 
     Raises:
         InvalidName: ``name``, ``version`` or ``kind`` is invalid, or a version has no name.
-        UnsupportedValue: no adapter claims ``value``, or ``meta`` cannot be encoded.
+        UnsupportedValue: no adapter claims ``value``, ``meta`` cannot be encoded, a
+            dataset file cannot be read as a table, or ``key`` is given for something that
+            is not a table or is not a unique, complete column of it.
         PathError: a path is missing or unreadable.
     """
     from lineage.core import encoding
@@ -128,29 +135,41 @@ def prepare(
     encoding.encode(meta)  # refuse what cannot be recorded before writing anything
     if is_path:
         artifact, staged = _prepare_path(backend, Path(value), name=name, kind=kind, meta=meta,
-                                         parents=parents, target=target, progress=progress)
+                                         parents=parents, target=target, progress=progress,
+                                         key=key)
     else:
         artifact, staged = _prepare_value(backend, value, name=name, kind=kind, meta=meta,
-                                          parents=parents, target=target)
-    if summary is not None or format is not None:
-        artifact = replace(artifact, summary=artifact.summary if summary is None else summary,
+                                          parents=parents, target=target, key=key)
+    if summary is not None or format is not None or annotate:
+        chosen = dict(artifact.summary if summary is None else summary)
+        chosen.update(annotate or {})
+        artifact = replace(artifact, summary=chosen,
                            format=artifact.format if format is None else format, _digest=None)
     again = partial(prepare, backend, value, name=name, version=version, kind=kind, meta=meta,
                     parents=parents, target=target, path_name=path_name, summary=summary,
-                    format=format)
+                    format=format, annotate=annotate, key=key)
     return Prepared(artifact, tuple(staged), version, restage=again)
 
 
 def _prepare_value(
     backend: Backend, value: Any, *, name: str | None, kind: str | None,
     meta: dict[str, Any], parents: tuple[Digest, ...], target: str | None,
+    key: str | None = None,
 ) -> tuple[Artifact, list[StagedPath | StagedBlob]]:
     """Stage a Python value through its adapter; return its artifact and staged parts.
 
     Raises:
-        UnsupportedValue: no adapter claims ``value``.
+        UnsupportedValue: no adapter claims ``value``, or ``key`` is given and the
+            adapter does not take one (only tables have key columns).
     """
-    dumped = adapter_for_value(value).dump(value, target=target)
+    adapter = adapter_for_value(value)
+    if key is None:
+        dumped = adapter.dump(value, target=target)
+    elif "key" in inspect.signature(adapter.dump).parameters:
+        dumped = adapter.dump(value, target=target, key=key)  # type: ignore[call-arg]
+    else:
+        raise UnsupportedValue(f"key={key!r} names the row-identifying column of a table; "
+                               f"a {type(value).__name__} has no rows to key")
     blob = stage(backend, dumped.data)
     summary = dict(dumped.summary)
     if dumped.identity is not None:
@@ -166,20 +185,28 @@ def _prepare_value(
 def _prepare_path(
     backend: Backend, path: Path, *, name: str | None, kind: str | None,
     meta: dict[str, Any], parents: tuple[Digest, ...], target: str | None,
-    progress: Callable[[int], None] | None,
+    progress: Callable[[int], None] | None, key: str | None = None,
 ) -> tuple[Artifact, list[StagedPath | StagedBlob]]:
-    """Stage a file or directory; tabular files added as datasets are profiled.
+    """Stage a file or directory; table files are profiled (see :func:`_file_summary`).
 
     Raises:
         PathError: the path is missing, unreadable or holds a special file.
+        UnsupportedValue: see :func:`_file_summary`.
     """
+    if key is not None and (path.is_dir() or table_format(path) is None):
+        raise UnsupportedValue(f"key={key!r} names the row-identifying column of a table; "
+                               f"{path} is not a table file (.csv, .tsv, .parquet, .jsonl)")
     staged = stage_path(backend, path, progress=progress)
     summary: dict[str, Any] = {"files": staged.files}
     attached: list[StagedBlob] = []
     if staged.kind == "file":
-        file_summary, attachments = _file_summary(path, kind, target)
-        summary.update(file_summary)
-        attached = _stage_attachments(backend, attachments, summary)
+        known = _known_profile(backend, name, staged.root.digest, target, key)
+        if known is not None:  # re-adding what the latest version holds: no re-parsing
+            summary.update(known, filename=path.name)
+        else:
+            file_summary, attachments = _file_summary(path, kind, target, key, staged.size)
+            summary.update(file_summary)
+            attached = _stage_attachments(backend, attachments, summary)
     artifact = Artifact(
         kind=kind or staged.kind,
         name=name,
@@ -191,6 +218,25 @@ def _prepare_path(
         parents=parents,
     )
     return artifact, [*attached, staged]
+
+
+def _known_profile(backend: Backend, name: str | None, blob: Digest, target: str | None,
+                   key: str | None) -> dict[str, Any] | None:
+    """The table profile of the latest version of ``name`` when it holds the same content
+    profiled with the same ``target`` and ``key`` (the summary would be the same, and its
+    attachments are already stored), else ``None``. Keeps re-adding an unchanged table file
+    as cheap as re-adding any file."""
+    if name is None:
+        return None
+    with backend.read() as txn:
+        latest = schema.latest_version(txn, name)
+        record = None if latest is None else schema.read_record(txn, latest.target)
+    if not isinstance(record, Artifact) or record.blob != blob or record.format == "directory":
+        return None
+    summary = record.summary
+    if "columns" not in summary or summary.get("target") != target or summary.get("key") != key:
+        return None
+    return {k: v for k, v in summary.items() if k not in ("files", "filename")}
 
 
 def name_from_path(path: Path) -> str | None:
@@ -224,21 +270,40 @@ def _file_format(path: Path) -> str:
 
 
 def _file_summary(
-    path: Path, kind: str | None, target: str | None
+    path: Path, kind: str | None, target: str | None, key: str | None = None, size: int = 0
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """Summary and attachments of a file: tabular files added as datasets are profiled.
+    """Summary and attachments of a file: table files are profiled whatever their kind.
 
-    Profiling needs pandas (``pip install 'lineage[pandas]'``); without it the dataset is
-    stored unprofiled and its summary says why.
+    A table file that cannot be read as one is refused when added as ``kind="dataset"``
+    (or with ``target``/``key``, which only tables have) and otherwise stored as a plain
+    file whose summary says why it was not profiled; so is one over
+    :data:`PROFILE_LIMIT` bytes not added as a dataset. Profiling needs pandas
+    (``pip install 'lineage[pandas]'``); without it the summary says so.
+
+    Raises:
+        UnsupportedValue: a dataset file (or one given ``target``/``key``) cannot be read
+            as a table, or ``target``/``key`` do not fit it.
     """
     summary: dict[str, Any] = {"filename": path.name}
-    if kind == "dataset" and path.suffix.lower() in _TABLE_SUFFIXES:
-        try:
-            from lineage.adapters.pandas import summarize_table_file
-        except ImportError as exc:
-            summary["profile"] = f"not profiled: {exc}; install lineage[pandas]"
-            return summary, {}
-        table_summary, attachments = summarize_table_file(path, target=target)
-        summary.update(table_summary)
-        return summary, attachments
-    return summary, {}
+    if table_format(path) is None:
+        return summary, {}
+    required = kind == "dataset" or target is not None or key is not None
+    if not required and size > PROFILE_LIMIT:
+        summary["profile"] = (f"not profiled: larger than {PROFILE_LIMIT >> 20} MiB; add it "
+                              "with kind='dataset' to profile it")
+        return summary, {}
+    try:
+        from lineage.adapters.pandas import summarize_table_file
+    except ImportError as exc:
+        summary["profile"] = f"not profiled: {exc}; install lineage[pandas]"
+        return summary, {}
+    try:
+        table_summary, attachments = summarize_table_file(path, target=target, key=key)
+    except UnsupportedValue:
+        if required:
+            raise
+        # The same words on every machine (no paths, no parser messages): they are identity.
+        summary["profile"] = f"not profiled: not readable as a {table_format(path)} table"
+        return summary, {}
+    summary.update(table_summary)
+    return summary, attachments

@@ -13,7 +13,6 @@ backend shared per directory (see :mod:`lineage.store.opening`).
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -22,8 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from lineage import context
+from lineage.adapters import format_adapter
+from lineage.adapters.tables import TABLE_FORMATS
 from lineage.core import encoding
 from lineage.core.hashing import Digest
+from lineage.core.plain import iso_time
 from lineage.core.records import Artifact, RefEntry, Run
 from lineage.errors import (
     ChunkVanished,
@@ -33,35 +35,44 @@ from lineage.errors import (
     StoreError,
 )
 from lineage.refs import registry
-from lineage.refs.revisions import check_name, resolve, suggest
+from lineage.refs.revisions import check_name, resolve, resolve_record, suggest
 from lineage.storage import schema
+from lineage.storage.asof import describe_moment
 from lineage.storage.base import Backend, ReadTxn, WriteTxn
+from lineage.storage.blobs import read_blob
 from lineage.store.opening import release
+from lineage.store.review import ReviewMethods
+from lineage.store.sharing import SharingMethods
 
 if TYPE_CHECKING:  # and imported where used: a store opened to read never loads them
     import datetime
 
     import networkx
+    import pandas
 
-    from lineage.adapters import Adapter
     from lineage.diff.model import LineageDiff
-    from lineage.storage.events import Event
     from lineage.storage.maintenance import GcReport, VerifyReport
     from lineage.store.ingest import Prepared
     from lineage.tracking.explain import Explanation
     from lineage.tracking.runs import RunContext
     from lineage.views.lint import Finding
+    from lineage.views.pipelines import Pipeline
+    from lineage.views.runs_table import RunComparison
 
 __all__ = ["Store"]
 
 T = TypeVar("T")
 Revision = str | Digest | Artifact | Run
 _STAGE_RETRIES: Final = 5
-_TABLE_FORMATS: Final = frozenset({"csv", "tsv", "parquet"})
 
 
-class Store:
-    """A content-addressed provenance store. Use :func:`lineage.open` to get one."""
+class Store(ReviewMethods, SharingMethods):
+    """A content-addressed provenance store. Use :func:`lineage.open` to get one.
+
+    Review and audit methods (promotion gates, policies, point-in-time views, the event log,
+    reports) are documented in :class:`lineage.store.review.ReviewMethods`; remotes, push
+    and pull in :class:`lineage.store.sharing.SharingMethods`.
+    """
 
     def __init__(self, backend: Backend, *, shared: bool = False) -> None:
         self._backend = backend
@@ -105,6 +116,9 @@ class Store:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
+        moment = describe_moment(self._backend)
+        if moment is not None:
+            state += f", as of {iso_time(moment)}"
         return f"<lineage.Store {self.path} ({state})>"
 
     # -- adding -----------------------------------------------------------------------
@@ -121,6 +135,7 @@ class Store:
         target: str | None = None,
         progress: Callable[[int], None] | None = None,
         reason: str = "",
+        key: str | None = None,
     ) -> Artifact:
         """Store ``value`` as an artifact and, if it has a name, as a new version of it.
 
@@ -129,17 +144,23 @@ class Store:
         scikit-learn). A path's name defaults to its file name. Re-adding content that the
         latest version already holds adds no version. ``meta`` carries user notes (origin,
         selection, preprocessing, biases); ``target`` names a dataset's label column, whose
-        class distribution is summarized; ``progress`` is called with byte counts.
+        class distribution is summarized; ``key`` names the column identifying a table's
+        rows (unique, never missing), by which a diff reports an edited row as modified
+        (``pid 17: age 45 → 46``); ``progress`` is called with byte counts. Table files
+        (CSV, TSV, Parquet, JSON lines) are profiled whatever their ``kind``; ``kind``
+        decides what :meth:`load` returns.
 
         Raises:
             PathError: a path is missing or unreadable.
             InvalidName: ``name``, ``version`` or ``kind`` is invalid, or ``name@version``
                 already names other content.
-            UnsupportedValue: no adapter claims ``value``, or ``meta`` cannot be encoded.
+            UnsupportedValue: no adapter claims ``value``, ``meta`` cannot be encoded, a
+                dataset file is not a readable table, or ``target``/``key`` do not fit it.
             CollisionError: content collides with different stored content.
         """
         prepared = self._prepare(value, name, version=version, kind=kind, meta=meta,
-                                 derived_from=derived_from, target=target, progress=progress)
+                                 derived_from=derived_from, target=target, progress=progress,
+                                 key=key)
         return self._commit_added(prepared, reason=reason)[0]
 
     def _prepare(self, value: Any, name: str | None = None, *, version: str | None = None,
@@ -147,7 +168,7 @@ class Store:
                  derived_from: Sequence[Revision] = (), target: str | None = None,
                  progress: Callable[[int], None] | None = None, path_name: bool = True,
                  summary: dict[str, Any] | None = None, format: str | None = None,  # noqa: A002
-                 ) -> Prepared:
+                 annotate: dict[str, Any] | None = None, key: str | None = None) -> Prepared:
         """Stage ``value`` (see :func:`lineage.store.ingest.prepare`), resolving
         ``derived_from`` revisions first."""
         from lineage.store.ingest import prepare
@@ -156,7 +177,8 @@ class Store:
         parents = tuple(self._digest(rev) for rev in derived_from)
         return prepare(self._backend, value, name=name, version=version, kind=kind, meta=meta,
                        parents=parents, target=target, progress=progress,
-                       path_name=path_name, summary=summary, format=format)
+                       path_name=path_name, summary=summary, format=format,
+                       annotate=annotate, key=key)
 
     def _commit_added(self, prepared: Prepared, *, reason: str = "") -> tuple[Artifact, int]:
         """Commit one staged artifact, staging it again while a concurrent gc takes content
@@ -192,7 +214,7 @@ class Store:
         if isinstance(revision, Artifact | Run):
             return revision
         with self._read() as txn:
-            return _resolve_in(txn, revision)
+            return resolve_record(txn, revision)
 
     def _artifact(self, revision: Revision) -> Artifact:
         record = self.resolve(revision)
@@ -221,8 +243,6 @@ class Store:
             RecordTypeError: the revision names a run.
             IntegrityError: the content is missing or does not match its digest.
         """
-        from lineage.storage.blobs import read_blob
-
         artifact = self._artifact(revision)
         with self._read() as txn:
             return read_blob(self._backend, txn, _blob_of(artifact))
@@ -231,20 +251,20 @@ class Store:
              as_path: bool = False) -> Any:
         """The value an artifact holds: a DataFrame, array, dict, estimator or bytes back.
 
-        A CSV/TSV/Parquet file added as ``kind="dataset"`` comes back as a DataFrame (needs
-        pandas). A file or directory whose format no adapter loads, and any file with
-        ``as_path=True``, comes back as a :class:`pathlib.Path` to a read-only copy. Inside
-        a run or step, the load is recorded as a ``used`` edge (input ``as_name``).
+        A table file (CSV, TSV, Parquet, JSON lines) added as ``kind="dataset"`` comes back
+        as a DataFrame (needs pandas). A file or directory whose format no adapter loads,
+        and any file with ``as_path=True``, comes back as a :class:`pathlib.Path` to a
+        read-only copy. Inside a run or step, the load is recorded as a ``used`` edge
+        (input ``as_name``).
 
         Raises:
             UntrustedContentError: the content is a pickle and ``trust`` is false.
             IntegrityError: stored content does not match its digest.
             RecordTypeError: the revision names a run.
         """
-        format_adapter, read_blob = _loaders()
         self._check_open()
         with self._backend.read() as txn:  # one snapshot: the record and its content
-            artifact = revision if isinstance(revision, Artifact | Run) else _resolve_in(
+            artifact = revision if isinstance(revision, Artifact | Run) else resolve_record(
                 txn, revision)
             if not isinstance(artifact, Artifact):
                 raise RecordTypeError(f"{revision!r} names a run, not an artifact")
@@ -256,7 +276,7 @@ class Store:
             recorder.record_use(artifact, as_name)
         if adapter is None or data is None:
             path = self._materialize(artifact)
-            if not as_path and artifact.kind == "dataset" and artifact.format in _TABLE_FORMATS:
+            if not as_path and artifact.kind == "dataset" and artifact.format in TABLE_FORMATS:
                 from lineage.adapters.pandas import read_table_file
 
                 return read_table_file(path)
@@ -338,16 +358,6 @@ class Store:
             if schema.tag_target(txn, tag) is None:
                 raise RevisionNotFound(suggest(txn, tag, "tag"))
         self._write(lambda txn: registry.set_tag(txn, tag, None, name=None, reason=reason))
-
-    def promote(self, revision: Revision, stage: str, *, reason: str = "") -> Artifact:
-        """Point ``name@stage`` (e.g. ``model@production``) at ``revision``; kept in history."""
-        artifact = self._artifact(revision)
-        name = artifact.name
-        if not name:
-            raise RecordTypeError(f"{artifact!r} has no name, so it cannot have stages")
-        self._write(lambda txn: registry.set_stage(txn, name, stage, artifact.raw_digest,
-                                                   reason=reason))
-        return artifact
 
     def log(self, name: str) -> list[RefEntry]:
         """Every move of the refs under ``name``, oldest first.
@@ -440,18 +450,19 @@ class Store:
              params: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
              since: float | datetime.datetime | None = None,
              until: float | datetime.datetime | None = None, label: str | None = None,
-             limit: int | None = None) -> list[Run]:
+             limit: int | None = None, offset: int = 0) -> list[Run]:
         """Runs matching every filter, newest first (:func:`lineage.views.query.runs`).
 
         ``metrics={"sensitivity": (">", 0.9)}``; ``params={"C": 0.5}`` or
-        ``{"C": ("<", 1)}``; ``since``/``until`` bound the start time (inclusive).
+        ``{"C": ("<", 1)}``; ``since``/``until`` bound the start time (inclusive);
+        ``limit``/``offset`` page through the newest (fast without filters).
         """
         from lineage.views import query
 
         with self._read() as txn:
             return query.runs(txn, op, used=used, produced=produced, status=status,
                               params=params, metrics=metrics, since=since, until=until,
-                              label=label, limit=limit)
+                              label=label, limit=limit, offset=offset)
 
     def artifacts(self, *, kind: str | None = None, name: str | None = None) -> list[Artifact]:
         """Artifacts of a kind and/or name, with versions (see ``lineage.views.query``)."""
@@ -482,6 +493,36 @@ class Store:
         with self._read() as txn:
             return lint(txn)
 
+    # -- reviewing: pipelines and runs side by side (lineage.views) ----------------------
+
+    def pipelines(self) -> list[Pipeline]:
+        """Every pipeline in the store, steps folded by operation and artifacts by name,
+        as ``dvc dag`` shows them (:func:`lineage.views.pipelines.pipelines`)."""
+        from lineage.views.pipelines import pipelines
+
+        with self._read() as txn:
+            return pipelines(txn)
+
+    def runs_frame(self, op: str | None = None, **filters: Any) -> pandas.DataFrame:
+        """:meth:`runs` (the same filters) as a DataFrame named as ``mlflow.search_runs``
+        names it: ``params.C``, ``metrics.sensitivity``, ``test_set``, ``inputs.<name>``
+        (:func:`lineage.views.runs_table.runs_frame`). Raises ``MissingDependency`` without
+        pandas, ``InvalidQuery`` on a malformed filter."""
+        from lineage.views import query, runs_table
+
+        with self._read() as txn:
+            return runs_table.runs_frame(txn, query.runs(txn, op, **filters))
+
+    def compare(self, *runs: Revision) -> RunComparison:
+        """Runs side by side, the first the baseline; an artifact stands for the run that
+        made it; ``.plot(path)`` draws a metric against a param
+        (:func:`lineage.views.runs_table.compare_runs`). Raises ``InvalidQuery`` for fewer
+        than two runs or one given twice, ``RecordTypeError`` for an artifact no run made."""
+        from lineage.views import runs_table
+
+        with self._read() as txn:
+            return runs_table.compare_runs(txn, runs_table.resolve_runs(txn, runs))
+
     # -- maintenance --------------------------------------------------------------------
 
     def verify(self, *, checkpoint: str | None = None,
@@ -493,21 +534,6 @@ class Store:
 
         self._check_open()
         return verify_store(self._backend, progress=progress, checkpoint=checkpoint)
-
-    def events(self, *, since: float | str | datetime.datetime | None = None) -> list[Event]:
-        """The event log, oldest first: every record added, ref moved, policy change,
-        override and gc, with who, when and why (see :mod:`lineage.storage.events`).
-        ``since`` keeps events at or after a moment (epoch seconds, datetime or ISO text).
-
-        Raises:
-            InvalidQuery: ``since`` is not a time.
-        """
-        from lineage.core.plain import parse_time
-        from lineage.storage.events import read_events
-
-        after = None if since is None else parse_time(since, "since")
-        with self._read() as txn:
-            return list(read_events(txn, since=after))
 
     def gc(self, *, dry_run: bool = False) -> GcReport:
         """Remove records, blobs and chunks that no ref and no run reaches."""
@@ -553,27 +579,6 @@ class Store:
         with self._read() as txn:
             for digest in schema.record_digests(txn, kind):
                 yield schema.read_record(txn, digest)
-
-
-@functools.cache
-def _loaders() -> tuple[Callable[[str], Adapter | None],
-                        Callable[[Backend, ReadTxn, Digest], bytes]]:
-    """What :meth:`Store.load` needs, imported on first use (not when a store opens)."""
-    from lineage.adapters import format_adapter
-    from lineage.storage.blobs import read_blob
-
-    return format_adapter, read_blob
-
-
-def _resolve_in(txn: ReadTxn, revision: str | Digest) -> Artifact | Run:
-    """The record ``revision`` names, read in ``txn`` (see :meth:`Store.resolve`)."""
-    if isinstance(revision, Digest):
-        return schema.read_record(txn, revision)
-    digest, _name, version = resolve(txn, revision)
-    record = schema.read_record(txn, digest)
-    if isinstance(record, Artifact) and version is not None:
-        return record.with_version(version)
-    return record
 
 
 def _blob_of(artifact: Artifact) -> Digest:

@@ -282,23 +282,34 @@ class RunContext:
         """Log a fitted model as an output artifact of kind ``model``."""
         return self.log_artifact(model, name, version=version, kind="model", meta=meta)
 
-    def log_evaluation(self, y_true: Any, y_pred: Any, *, dataset: str | Artifact | None = None,
-                       name: str = "evaluation", positive_label: Any = None,
-                       y_score: Any = None, meta: dict[str, Any] | None = None) -> Artifact:
-        """Evaluate binary predictions and log metrics *with* their population.
+    def log_evaluation(self, y_true: Any, y_pred: Any = None, *,
+                       dataset: str | Artifact | None = None, y_score: Any = None,
+                       positive_label: Any = None, subgroups: dict[str, Any] | None = None,
+                       threshold: float | None = None, task: str | None = None,
+                       name: str = "evaluation", meta: dict[str, Any] | None = None
+                       ) -> Artifact:
+        """Evaluate predictions on the test set ``dataset`` and log the metrics *with* their
+        population (see :func:`lineage.tracking.evaluation.evaluate` for the figures).
 
-        Logs sensitivity, specificity, ppv, npv, accuracy, f1 (and roc_auc with
-        ``y_score``) as run metrics measured on ``dataset``, and an ``evaluation``
-        artifact holding them with the confusion matrix, the tested population and the
-        test set's digest. Undefined metrics (zero denominators) are left out of the run
-        metrics and kept as ``None`` in the artifact.
+        The overall metrics become run metrics measured on ``dataset``; an ``evaluation``
+        artifact keeps everything: the task, confusion matrix, tested population, Wilson
+        intervals, per-subgroup figures (``subgroups={"sex": array}``, aligned with
+        ``y_true``), calibration, and the test set's digest. Undefined metrics (zero
+        denominators) are left out of the run metrics and kept as ``None`` in the artifact.
+
+        Raises:
+            UnsupportedValue: lengths differ (also a subgroup's), an empty test set,
+                labels that cannot be told apart.
+            InvalidQuery: an unknown ``task`` or a ``threshold`` outside [0, 1].
+            RecordTypeError: ``dataset`` names a run.
         """
         from lineage.tracking.evaluation import evaluate
 
         self._check_open()
-        result = evaluate(y_true, y_pred, positive_label=positive_label, y_score=y_score)
-        result["positive_label"] = plain_value(result["positive_label"])
         test_set = self._artifact(dataset) if dataset is not None else None
+        result = evaluate(y_true, y_pred, task=task, y_score=y_score,
+                          positive_label=positive_label, subgroups=subgroups,
+                          threshold=threshold)
         result["dataset"] = test_set.raw_digest if test_set is not None else None
         result["dataset_name"] = (
             f"{test_set.name}@{test_set.version}" if test_set and test_set.name else None
@@ -309,6 +320,36 @@ class RunContext:
         for metric, value in result["metrics"].items():
             if value is not None:
                 self.log_metric(metric, value, dataset=test_set)
+        return self._add_output(prepared)
+
+    def log_predictions(self, y_pred: Any, *, inputs: Any, model: str | Artifact,
+                        ids: Any = None, y_score: Any = None, name: str = "predictions",
+                        version: str | None = None, keep_inputs: bool = False) -> Artifact:
+        """Record what ``model`` predicted for ``inputs``: a prediction set (kind
+        ``predictions``) holding per row its id (``ids``, default the inputs' index), the
+        fingerprint of its input row — never the raw values unless ``keep_inputs`` —, the
+        prediction and the score; with the model's digest and the stages it holds now. The
+        model is recorded as used by this run, so a trace walks from any prediction back to
+        the model, its training run and its data (see :meth:`Store.trace`).
+
+        Raises:
+            UnsupportedValue: lengths differ, ids repeat, inputs are not a table.
+            RecordTypeError: ``model`` does not name a model.
+        """
+        from lineage.tracking.predictions import prediction_summary, prediction_table
+
+        self._check_open()
+        artifact = self._artifact(model)
+        if artifact.kind != "model":
+            raise RecordTypeError(f"{model!r} names a {artifact.kind}, not a model")
+        table = prediction_table(y_pred, inputs, ids=ids, y_score=y_score,
+                                 keep_inputs=keep_inputs)
+        stages = [stage for stage, held in self.store.stages(artifact.name or "").items()
+                  if held == artifact] if artifact.name else []
+        self.record_use(artifact, "model")
+        prepared = recording.prepare(self.store, table, name, version=version,
+                                     kind="predictions",
+                                     annotate=prediction_summary(inputs, artifact, stages))
         return self._add_output(prepared)
 
     # -- committing -----------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """Records described for people and programs: a record with the names, versions, stages
-and tags around it, as one JSON-safe dict (what ``lineage show`` prints).
+and tags around it, and what a reviewer looks for in it, as one JSON-safe dict (what
+``lineage show`` prints).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from lineage.core.hashing import Digest
 from lineage.core.plain import iso_time as iso
@@ -15,19 +16,19 @@ from lineage.refs import registry
 from lineage.storage import schema
 from lineage.storage.base import ReadTxn
 
-__all__ = ["describe", "version_label"]
+__all__ = ["describe", "review", "version_label"]
+
+TOP_FEATURES: Final = 10  # feature importances shown by `lineage show`
 
 
 def describe(txn: ReadTxn, record: Artifact | Run) -> dict[str, Any]:
-    """A JSON-safe description of ``record``.
+    """A JSON-safe description of ``record``: its ``to_dict()``, with more around it.
 
-    An artifact: ``{"type": "artifact", "digest", "kind", "name", "version", "format",
-    "size", "parents", "meta", "summary", "versions": [{"version", "digest", "time"}],
-    "stages": {stage: digest}, "tags": [tag]}``. A run: ``{"type": "run", "digest", "id",
-    "op", "label", "status", "started", "ended", "duration", "params", "metrics",
-    "metric_datasets": {metric: ref}, "inputs": {name: ref}, "outputs": {name: ref},
-    "code": ref, "environment": ref, "parent", "error", "meta"}`` where ``ref`` is
-    ``{"digest", "kind", "name", "version"}`` or ``None``.
+    An artifact: :meth:`Artifact.to_dict` (``version`` filled in from the versions of its
+    name) plus ``"versions": [{"version", "digest", "time"}]``, ``"stages": {stage:
+    digest}``, ``"tags": [tag]`` and ``"review"`` (see :func:`review`). A run:
+    :meth:`Run.to_dict` with ``metric_datasets``, ``inputs``, ``outputs``, ``code`` and
+    ``environment`` as refs ``{"digest", "kind", "name", "version"}`` (or ``None``).
     """
     if isinstance(record, Run):
         return _run(txn, record)
@@ -83,53 +84,75 @@ def _artifact(txn: ReadTxn, artifact: Artifact) -> dict[str, Any]:
     name = artifact.name
     versions = names.versions(name) if name else []
     stages = registry.stages(txn, name) if name else {}
-    tags = registry.tags_of(txn, digest)
-    version = artifact.version or names.version_of(name, digest)
-    return {
-        "type": "artifact",
-        "digest": artifact.digest,
-        "kind": artifact.kind,
-        "name": name,
-        "version": version,
-        "format": artifact.format,
-        "size": artifact.size,
-        "parents": [p.hex() for p in artifact.parents],
-        "meta": jsonable(artifact.meta),
-        "summary": jsonable(artifact.summary),
-        "versions": [
-            {"version": v, "digest": target.hex(), "time": iso(when)}
-            for v, target, when in versions
-        ],
-        "stages": {stage: target.hex() for stage, target in sorted(stages.items())},
-        "tags": tags,
-    }
+    data = artifact.to_dict()
+    data["version"] = artifact.version or names.version_of(name, digest)
+    data.update(
+        versions=[{"version": v, "digest": target.hex(), "time": iso(when)}
+                  for v, target, when in versions],
+        stages={stage: target.hex() for stage, target in sorted(stages.items())},
+        tags=registry.tags_of(txn, digest),
+        review=review(artifact),
+    )
+    return data
+
+
+def review(artifact: Artifact) -> dict[str, Any]:
+    """What a reviewer looks for in an artifact, from its summary (JSON-safe).
+
+    A model: ``{"model": {"class", "params", "classes", "n_features", "importance":
+    {"kind": "feature_importances" | "coef", "top": [[feature, value], ...], "total"}}}``
+    with the :data:`TOP_FEATURES` largest in magnitude (a multi-class ``coef`` value is a
+    list, ranked by its largest magnitude). A table: ``{"table": {"rows", "columns":
+    [[name, dtype]], "target", "class_distribution": {label: count}, "key", "missing":
+    {column: count}}}`` (only columns with missing values). ``{}`` for anything else.
+    """
+    summary = artifact.summary
+    found: dict[str, Any] = {}
+    if isinstance(summary.get("class"), str) and isinstance(summary.get("params"), dict):
+        model: dict[str, Any] = {"class": summary["class"],
+                                 "params": jsonable(summary["params"]),
+                                 "classes": jsonable(summary.get("classes")),
+                                 "n_features": summary.get("n_features_in"),
+                                 "importance": None}
+        for kind in ("feature_importances", "coef"):
+            weights = summary.get(kind)
+            if isinstance(weights, dict) and weights:
+                ranked = sorted(weights.items(), key=lambda item: -_magnitude(item[1]))
+                model["importance"] = {
+                    "kind": kind, "top": [[str(k), jsonable(v)] for k, v in
+                                          ranked[:TOP_FEATURES]],
+                    "total": summary.get("features_total") or len(weights)}
+                break
+        found["model"] = model
+    if isinstance(summary.get("columns"), list):
+        missing = summary.get("missing") or {}
+        found["table"] = {
+            "rows": summary.get("rows"),
+            "columns": jsonable(summary["columns"]),
+            "target": summary.get("target"),
+            "class_distribution": jsonable(summary.get("class_distribution")),
+            "key": summary.get("key"),
+            "missing": {str(k): v for k, v in missing.items() if v},
+        }
+    return found
+
+
+def _magnitude(value: Any) -> float:
+    """The largest absolute value in a weight (a number or a list of them); NaN ranks last."""
+    values = value if isinstance(value, list) else [value]
+    numbers = [abs(v) for v in values if isinstance(v, int | float) and v == v]
+    return max(numbers, default=-1.0)
 
 
 def _run(txn: ReadTxn, run: Run) -> dict[str, Any]:
     """A run with the names and versions of what it used and made."""
     names = _Names(txn)
-    inputs = {k: names.ref(d) for k, d in sorted(run.inputs.items())}
-    outputs = {k: names.ref(d) for k, d in sorted(run.outputs.items())}
-    datasets = {k: names.ref(d) for k, d in sorted(run.metric_datasets.items())}
-    code, environment = names.ref(run.code), names.ref(run.environment)
-    return {
-        "type": "run",
-        "digest": run.digest,
-        "id": run.id,
-        "op": run.op,
-        "label": run.label,
-        "status": run.status,
-        "started": iso(run.started),
-        "ended": iso(run.ended),
-        "duration": run.duration,
-        "params": jsonable(run.params),
-        "metrics": jsonable(run.metrics),
-        "metric_datasets": datasets,
-        "inputs": inputs,
-        "outputs": outputs,
-        "code": code,
-        "environment": environment,
-        "parent": run.parent,
-        "error": run.error,
-        "meta": jsonable(run.meta),
-    }
+    data = run.to_dict()
+    data.update(
+        metric_datasets={k: names.ref(d) for k, d in sorted(run.metric_datasets.items())},
+        inputs={k: names.ref(d) for k, d in sorted(run.inputs.items())},
+        outputs={k: names.ref(d) for k, d in sorted(run.outputs.items())},
+        code=names.ref(run.code),
+        environment=names.ref(run.environment),
+    )
+    return data

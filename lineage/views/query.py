@@ -15,6 +15,8 @@ was started, not what it read, so it appears only in :func:`graph`.
 from __future__ import annotations
 
 import datetime as _dt
+import heapq
+import itertools
 import math
 import operator
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -230,6 +232,7 @@ def runs(
     until: float | _dt.datetime | None = None,
     label: str | None = None,
     limit: int | None = None,
+    offset: int = 0,
 ) -> list[Run]:
     """Runs matching every filter given, newest first.
 
@@ -245,6 +248,9 @@ def runs(
         since, until: bounds on the start time, inclusive (datetime or epoch seconds).
         label: the run's own label.
         limit: at most this many runs (the newest).
+        offset: skip this many of the newest matching runs first (for pages). Without
+            filters, a page is read from the time-ordered ``by_op`` index and decodes only
+            the runs it returns, however many the store holds.
 
     Returns:
         :class:`Run` records, newest start first.
@@ -262,6 +268,12 @@ def runs(
         raise InvalidQuery(f"status must be 'ok' or 'failed', got {status!r}")
     if limit is not None and (not isinstance(limit, int) or limit < 0):
         raise InvalidQuery(f"limit must be a non-negative integer, got {limit!r}")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise InvalidQuery(f"offset must be a non-negative integer, got {offset!r}")
+    unfiltered = all(f is None for f in (op, used, produced, status, params, metrics, since,
+                                         until, label))
+    if unfiltered and limit is not None:
+        return _newest_runs(txn, offset, limit)
     param_conditions = {k: _condition(v, "param", k) for k, v in (params or {}).items()}
     metric_conditions = {k: _condition(v, "metric", k) for k, v in (metrics or {}).items()}
     start, end = _timestamp(since, "since"), _timestamp(until, "until")
@@ -300,7 +312,17 @@ def runs(
 
     matching = sorted((r for r in found if isinstance(r, Run) and keep(r)),
                       key=lambda r: (-r.started, r.digest))
-    return matching[:limit] if limit is not None else matching
+    return matching[offset:offset + limit] if limit is not None else matching[offset:]
+
+
+def _newest_runs(txn: ReadTxn, offset: int, limit: int) -> list[Run]:
+    """Runs newest first, merged from the per-operation time indexes."""
+    merged = heapq.merge(*(schema.runs_of_op(txn, op) for op in schema.run_ops(txn)),
+                         key=lambda item: (-item[0], item[1]))
+    page = itertools.islice(merged, offset, offset + limit)
+    return [r for _started, digest in page
+            if isinstance(r := schema.read_record(txn, digest), Run)]
+
 
 
 def _op_candidates(txn: ReadTxn, op: str, start: float | None, end: float | None
