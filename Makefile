@@ -35,7 +35,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py  # one table; also benchmarks/results/{results.md,results.json,ratios.png}
 
 clean:
 	rm -rf $(VENV) examples/.lineage .pytest_cache .hypothesis

@@ -3,10 +3,17 @@
 A section is a module ``benchmarks/bench_<name>.py`` with ``run(ctx: Context) -> list[Row]``.
 It measures our operation and its limit or peer *in the same run*, so ratios compare like
 with like on the same machine and the same page-cache state.
+
+Figures are given per round: a row built from lists of timings (one per round, ours and the
+reference interleaved round by round) shows the median and [min–max] of each side and of the
+round-by-round ratios. A row built from single numbers (an older section, one measurement)
+shows just those. ``write_results`` writes the one table as Markdown and JSON and draws the
+ratios as a PNG bar chart (when matplotlib is installed).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -22,6 +29,35 @@ from typing import Any
 GiB = 1024**3
 MiB = 1024**2
 KiB = 1024
+
+Figure = float | Sequence[float]  # one measurement, or one per round
+#: words in a reference's label that make it a peer (another tool) rather than a raw limit
+PEERS = ("mlflow", "dvc", "joblib", "networkx", "md5", "git", "aim")
+
+
+def samples(value: Figure | None) -> list[float]:
+    """The per-round values of a figure (one value: a list of one)."""
+    if value is None:
+        return []
+    if isinstance(value, int | float):
+        return [float(value)]
+    return [float(v) for v in value]
+
+
+def middle(value: Figure | None) -> float | None:
+    """The median of a figure (``None`` for none)."""
+    values = samples(value)
+    return statistics.median(values) if values else None
+
+
+def _ratios(ours: list[float], ref: list[float], invert: bool) -> list[float]:
+    """Round-by-round ratios when both sides have one value per round."""
+    if len(ours) != len(ref) or len(ours) < 2:
+        return []
+    pairs = zip(ours, ref, strict=True)
+    if invert:
+        return [r / o for o, r in pairs if o > 0]
+    return [o / r for o, r in pairs if r > 0]
 
 
 @dataclass
@@ -44,46 +80,95 @@ class Row:
     target: str = ""
     ok: bool | None = None
     note: str = ""
+    #: per-round figures behind ``ours``, ``ref`` and ``ratio`` (medians of these)
+    ours_samples: list[float] = field(default_factory=list)
+    ref_samples: list[float] = field(default_factory=list)
+    ratio_samples: list[float] = field(default_factory=list)
+    #: ``"limit"`` (the raw work, the disk) or ``"peer"`` (another tool); guessed from the
+    #: label when empty
+    ref_kind: str = ""
+    #: further peers shown beside the main reference: ``{"label", "unit", "samples"}``
+    peers: list[dict[str, Any]] = field(default_factory=list)
+    #: whether a bigger ratio is better (drawn in the chart); ``None``: not a ratio to draw
+    higher_is_better: bool | None = None
+
+    def __post_init__(self) -> None:
+        if not self.ref_kind and (self.ref_label or self.ref is not None):
+            label = self.ref_label.lower()
+            self.ref_kind = "peer" if any(word in label for word in PEERS) else "limit"
+
+
+def _row(section: str, measurement: str, ours: Figure, ref: Figure | None, unit: str,
+         ref_label: str, *, invert: bool, at_least: float | None, note: str,
+         ref_kind: str = "") -> Row:
+    """A row comparing ``ours`` with ``ref``; ratio = ref/ours when ``invert`` (times),
+    else ours/ref (rates), so bigger is better either way."""
+    ours_list, ref_list = samples(ours), samples(ref)
+    ours_m, ref_m = middle(ours_list), middle(ref_list)
+    assert ours_m is not None  # noqa: S101
+    ratios = _ratios(ours_list, ref_list, invert)
+    if ratios:
+        ratio: float | None = statistics.median(ratios)
+    elif ref_m is None or (ours_m if invert else ref_m) <= 0:
+        ratio = None
+    else:
+        ratio = ref_m / ours_m if invert else ours_m / ref_m
+    ok = None if at_least is None or ratio is None else ratio >= at_least
+    target = "" if at_least is None else f"≥ {at_least:g}×"
+    return Row(section, measurement, ours_m, unit, ref_m, ref_label, ratio, target, ok, note,
+               ours_samples=ours_list if len(ours_list) > 1 else [],
+               ref_samples=ref_list if len(ref_list) > 1 else [], ratio_samples=ratios,
+               ref_kind=ref_kind, higher_is_better=True if ratio is not None else None)
 
 
 def speed_row(
     section: str,
     measurement: str,
-    ours_s: float,
-    ref_s: float | None,
+    ours_s: Figure,
+    ref_s: Figure | None,
     ref_label: str,
     *,
     at_least: float | None = None,
     note: str = "",
+    ref_kind: str = "",
 ) -> Row:
-    """A duration compared with a reference duration; ratio = ref / ours (≥ 1: we are faster)."""
-    ratio = None if ref_s is None or ours_s <= 0 else ref_s / ours_s
-    ok = None if at_least is None or ratio is None else ratio >= at_least
-    target = "" if at_least is None else f"≥ {at_least:g}×"
-    return Row(section, measurement, ours_s, "s", ref_s, ref_label, ratio, target, ok, note)
+    """A duration compared with a reference duration; ratio = ref / ours (≥ 1: we are faster).
+
+    Given one time per round for each side (interleaved), the ratio is the median of the
+    round-by-round ratios.
+    """
+    return _row(section, measurement, ours_s, ref_s, "s", ref_label, invert=True,
+                at_least=at_least, note=note, ref_kind=ref_kind)
 
 
 def rate_row(
     section: str,
     measurement: str,
-    ours: float,
-    ref: float | None,
+    ours: Figure,
+    ref: Figure | None,
     ref_label: str,
     *,
     at_least: float | None = None,
     note: str = "",
+    ref_kind: str = "",
 ) -> Row:
     """Operations per second compared with a reference rate; ratio = ours / ref."""
-    ratio = None if ref is None or ref <= 0 else ours / ref
-    ok = None if at_least is None or ratio is None else ratio >= at_least
-    target = "" if at_least is None else f"≥ {at_least:g}×"
-    return Row(section, measurement, ours, "/s", ref, ref_label, ratio, target, ok, note)
+    return _row(section, measurement, ours, ref, "/s", ref_label, invert=False,
+                at_least=at_least, note=note, ref_kind=ref_kind)
+
+
+def add_peer(row: Row, label: str, figure: Figure | None) -> Row:
+    """Show another peer's figure beside ``row``'s reference (same unit); returns ``row``."""
+    values = samples(figure)
+    if values:
+        row.peers.append({"label": label, "unit": row.unit, "samples": values})
+    return row
 
 
 def limit_row(
     section: str,
     measurement: str,
-    ours: float,
+    ours: Figure,
     unit: str,
     limit: float,
     *,
@@ -96,9 +181,12 @@ def limit_row(
     With ``ref`` the ratio is ``ours / ref`` (for sizes: the fraction of the reference);
     without it the ratio is left empty and only the limit is checked.
     """
-    ratio = None if ref is None or ref == 0 else ours / ref
+    ours_list = samples(ours)
+    value = statistics.median(ours_list)
+    ratio = None if ref is None or ref == 0 else value / ref
     target = f"≤ {format_value(limit, unit)}"
-    return Row(section, measurement, ours, unit, ref, ref_label, ratio, target, ours <= limit, note)
+    return Row(section, measurement, value, unit, ref, ref_label, ratio, target, value <= limit,
+               note, ours_samples=ours_list if len(ours_list) > 1 else [])
 
 
 def fraction_row(
@@ -121,8 +209,21 @@ class Context:
     repeat: int
     work: Path
     quick: bool = False
+    #: run the peers (DVC, MLflow) when they are installed; ``--no-peers`` turns them off
+    peers: bool = True
     notes: list[str] = field(default_factory=list)
     verbose: bool = True
+    #: Markdown blocks a section adds to the report after the table: (title, body)
+    reports: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def rounds(self) -> int:
+        """Interleaved rounds per figure: at least 3."""
+        return max(3, self.repeat)
+
+    def report(self, title: str, markdown: str) -> None:
+        """A block of Markdown (e.g. the answers each tool gives) shown after the table."""
+        self.reports.append((title, markdown))
 
     def log(self, message: str) -> None:
         """Progress on stderr, so stdout stays the table."""
@@ -141,11 +242,20 @@ class Context:
         return path
 
     def tool(self, name: str) -> str | None:
-        """The path of a peer's command-line tool (next to this Python first), or ``None``."""
+        """The path of a peer's command-line tool (next to this Python first), or ``None``
+        (also when peers are turned off)."""
+        if not self.peers:
+            return None
         beside = Path(sys.executable).parent / name
         if beside.exists():
             return str(beside)
         return shutil.which(name)
+
+    def has(self, module: str) -> bool:
+        """Whether a peer's Python package is installed (and peers are on)."""
+        import importlib.util
+
+        return self.peers and importlib.util.find_spec(module) is not None
 
     def human_size(self) -> str:
         """The big-file size as text, e.g. ``1 GiB``."""
@@ -248,20 +358,42 @@ def parse_size(text: str) -> int:
     return int(float(number) * units[cleaned[len(number):]])
 
 
-_HEADERS = ("measurement", "ours", "limit / peer", "ratio", "target", "result")
+_HEADERS = ("task", "lineage", "raw limit", "peers", "ratio", "target", "result")
+
+
+def _figure(values: list[float], value: float | None, unit: str) -> str:
+    text = format_value(value, unit)
+    if len(values) > 1:
+        low, high = min(values), max(values)
+        text += f" [{format_value(low, unit)}–{format_value(high, unit)}]"
+    return text
+
+
+def _ratio_text(row: Row) -> str:
+    if row.ratio is None:
+        return ""
+    if row.unit == "B":
+        return f"{row.ratio:.1%}"
+    text = f"{row.ratio:.2f}×" if row.ratio < 100 else f"{row.ratio:,.0f}×"
+    if len(row.ratio_samples) > 1:
+        low, high = min(row.ratio_samples), max(row.ratio_samples)
+        text += f" [{low:.3g}–{high:.3g}]"
+    return text
 
 
 def _cells(row: Row) -> tuple[str, ...]:
     ref = ""
     if row.ref is not None:
-        ref = f"{row.ref_label} {format_value(row.ref, row.unit)}".strip()
+        ref = f"{row.ref_label} {_figure(row.ref_samples, row.ref, row.unit)}".strip()
     elif row.ref_label:
         ref = row.ref_label
-    ratio = "" if row.ratio is None else (
-        f"{row.ratio:.1%}" if row.unit == "B" else f"{row.ratio:.2f}×"
-    )
+    limit, peers = (ref, []) if row.ref_kind == "limit" else ("", [ref] if ref else [])
+    for peer in row.peers:
+        values = [float(v) for v in peer["samples"]]
+        peers.append(f"{peer['label']} {_figure(values, statistics.median(values), peer['unit'])}")
     result = {True: "pass", False: "FAIL", None: ""}[row.ok]
-    return (row.measurement, format_value(row.ours, row.unit), ref, ratio, row.target, result)
+    ours = _figure(row.ours_samples, row.ours, row.unit)
+    return (row.measurement, ours, limit, "; ".join(peers), _ratio_text(row), row.target, result)
 
 
 def render_text(rows: Sequence[Row]) -> str:
@@ -283,6 +415,72 @@ def render_markdown(rows: Sequence[Row]) -> str:
         cells = [c.replace("|", "\\|") for c in _cells(row)]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
+
+
+def draw_ratios(rows: Sequence[Row], path: Path, title: str) -> bool:
+    """A horizontal bar chart of the ratios (median, whiskers min–max, log scale, the target
+    marked) as a PNG; ``False`` when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    drawn = [r for r in rows if r.higher_is_better and r.ratio is not None and r.ratio > 0]
+    fig, ax = plt.subplots(figsize=(11, 0.42 * len(drawn) + 1.6))
+    labels, values, low, high, colors = [], [], [], [], []
+    for row in reversed(drawn):
+        ratio = float(row.ratio or 0)
+        spread = row.ratio_samples or [ratio]
+        labels.append(row.measurement[:70])
+        values.append(ratio)
+        low.append(max(ratio - min(spread), 0))
+        high.append(max(max(spread) - ratio, 0))
+        colors.append({True: "#2b8a3e", False: "#c92a2a", None: "#5c7cfa"}[row.ok])
+    ax.barh(range(len(values)), values, xerr=[low, high], color=colors, capsize=3)
+    for index, row in enumerate(reversed(drawn)):
+        if row.target.startswith("≥"):
+            wanted = float(row.target.split()[1].rstrip("×"))
+            ax.plot([wanted, wanted], [index - 0.4, index + 0.4], color="black", linewidth=2)
+        ax.text((values[index] + high[index]) * 1.08, index, f"{values[index]:.3g}×",
+                va="center", fontsize=8)
+    ax.set_yticks(range(len(values)), labels, fontsize=8)
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("ratio (reference time / lineage time): > 1 = lineage faster; "
+                  "whiskers min–max over rounds; black tick = target")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlim(right=ax.get_xlim()[1] * 3)  # room for the labels right of the whiskers
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return True
+
+
+def write_results(directory: Path, header: str, rows: Sequence[Row], notes: Sequence[str],
+                  reports: Sequence[tuple[str, str]], command: str) -> list[Path]:
+    """``results.md`` (the table, notes, reports), ``results.json`` (every figure and round)
+    and ``ratios.png`` under ``directory``; return the files written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    chart = directory / "ratios.png"
+    drawn = draw_ratios(rows, chart, header.splitlines()[0])
+    lines = ["# lineage benchmark results", "", header.replace("\n", "  \n"), "",
+             f"Produced by `{command}`. Each figure is the median [min–max] of its rounds; "
+             "ours and the reference run interleaved, round by round, and the ratio is the "
+             "median of the round-by-round ratios.", ""]
+    if drawn:
+        lines += ["![ratios](ratios.png)", ""]
+    lines += [render_markdown(rows), ""]
+    lines += [f"- {note}" for note in notes]
+    for title, body in reports:
+        lines += ["", f"## {title}", "", body.strip()]
+    (directory / "results.md").write_text("\n".join(lines) + "\n")
+    (directory / "results.json").write_text(json.dumps(
+        {"header": header, "command": command, "rows": as_dicts(rows), "notes": list(notes),
+         "reports": [{"title": t, "markdown": b} for t, b in reports]}, indent=2))
+    written = [directory / "results.md", directory / "results.json"]
+    return written + ([chart] if drawn else [])
 
 
 def machine() -> str:

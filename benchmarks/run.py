@@ -1,20 +1,25 @@
-"""Run lineage's benchmarks and print one table: ours, the limit or peer beside it, the ratio.
+"""Run lineage's benchmarks and print one table: ours, the raw limit and peers beside it,
+the ratio, each as median [min–max] over interleaved rounds, and the machine.
 
     python benchmarks/run.py                 # every section, 1 GiB files
-    python benchmarks/run.py --quick         # 128 MiB files, for a quick look
+    python benchmarks/run.py --quick         # small inputs, 3 rounds: checks the suite works
     python benchmarks/run.py --only core --size 256MiB
-    python benchmarks/run.py --markdown benchmarks/RESULTS.md   # one "## " section each
+
+The table is also written to ``benchmarks/results/`` (``--results DIR``): ``results.md``
+(the table, notes and each section's report, such as the answers DVC, MLflow and lineage
+give to "what changed?"), ``results.json`` (every round of every figure) and ``ratios.png``
+(the ratios as a bar chart; needs matplotlib, ``pip install -e '.[bench]'``).
 
 A section is a module ``benchmarks/bench_<name>.py`` whose ``run(ctx)`` returns a list of
 :class:`harness.Row`; sections are found by file name. Data lives under ``benchmarks/.work/``
-(git-ignored), reused between runs where it is only input.
+(git-ignored), reused between runs where it is only input. The exit status is 1 only when a
+section crashes (``--strict``: also when a target is missed); times are never asserted.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
 import time
@@ -29,16 +34,15 @@ from harness import (  # noqa: E402
     GiB,
     MiB,
     Row,
-    as_dicts,
     format_value,
     machine,
     parse_size,
-    render_markdown,
     render_text,
-    write_section,
+    write_results,
 )
 
-TITLES = {"core": "Core store", "track": "Tracking", "diff": "Queries and diff"}
+TITLES = {"core": "Core store", "track": "Tracking", "diff": "Queries and diff",
+          "workflow": "The healthcare workflow against DVC + MLflow"}
 
 
 def _load() -> str:
@@ -61,13 +65,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         f"(available: {', '.join(sections())})")
     parser.add_argument("--size", default=None, help="size of the big file (default 1GiB)")
     parser.add_argument("--quick", action="store_true",
-                        help="128 MiB big file, 2000 small files, 2 repeats")
+                        help="16 MiB big file, 200 small files, small histories, 3 rounds: "
+                             "checks that every section still works (what CI runs)")
     parser.add_argument("--files", type=int, default=None,
                         help="number of small files (default 10000)")
     parser.add_argument("--repeat", type=int, default=None,
-                        help="repeats of each timed operation (best is kept; default 3)")
-    parser.add_argument("--markdown", type=Path, help="also write the table to this file")
-    parser.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
+                        help="interleaved rounds of each timed operation (default 3, at least 3)")
+    parser.add_argument("--results", type=Path, default=HERE / "results",
+                        help="where results.md, results.json and ratios.png go")
+    parser.add_argument("--no-peers", action="store_true",
+                        help="skip DVC and MLflow even when installed (the CI smoke test)")
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 when a target is missed (default: only if a section crashes)")
     parser.add_argument("--work", type=Path, default=HERE / ".work", help="scratch directory")
@@ -76,11 +83,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    size = parse_size(args.size) if args.size else (128 * MiB if args.quick else GiB)
-    files = args.files or (2000 if args.quick else 10_000)
-    repeat = args.repeat or (2 if args.quick else 3)
+    size = parse_size(args.size) if args.size else (16 * MiB if args.quick else GiB)
+    files = args.files or (200 if args.quick else 10_000)
+    repeat = max(3, args.repeat or 3)
     args.work.mkdir(parents=True, exist_ok=True)
-    ctx = Context(size=size, files=files, repeat=repeat, work=args.work, quick=args.quick)
+    ctx = Context(size=size, files=files, repeat=repeat, work=args.work, quick=args.quick,
+                  peers=not args.no_peers)
     wanted = [s.strip() for s in args.only.split(",") if s.strip()] or sections()
     unknown = sorted(set(wanted) - set(sections()))
     if unknown:
@@ -89,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     rows: list[Row] = []
-    done: list[tuple[str, str, list[Row], list[str], str]] = []
+    done: list[tuple[str, str, list[Row], list[str], str]] = []  # name, title, rows, notes, …
     failed_sections = []
     started = time.time()
     for name in wanted:
@@ -104,36 +112,29 @@ def main(argv: list[str] | None = None) -> int:
             continue
         rows.extend(section_rows)
         title = getattr(module, "TITLE", TITLES.get(name, name.capitalize()))
-        load = f"load average {load_before} before, {_load()} after"
+        load = f"load average {load_before} → {_load()}"
         done.append((name, title, section_rows, ctx.notes[notes_before:],
                      f"{time.time() - section_started:.0f} s, {load}"))
 
+    loads = "; ".join(f"{d[0]}: {d[4]}" for d in done)
     header = (f"lineage benchmarks — {time.strftime('%Y-%m-%d %H:%M')}, big file "
-              f"{format_value(size, 'B')}, {files} small files, best of {repeat}\n"
-              f"machine: {machine()}")
+              f"{format_value(size, 'B')}, {files} small files, {repeat} interleaved rounds"
+              f"{' (--quick)' if args.quick else ''}\n"
+              f"machine: {machine()}\n"
+              f"sections: {loads} ({time.time() - started:.0f} s in all)")
     print()
     print(header)
     print()
     print(render_text(rows))
     for note in ctx.notes:
         print(f"- {note}")
-    print(f"\n({time.time() - started:.0f} s; " + "; ".join(f"{d[0]}: {d[4]}" for d in done) + ")")
+    for title, _body in ctx.reports:
+        print(f"- report: {title} (in results.md)")
     if failed_sections:
         print(f"sections that crashed: {', '.join(failed_sections)}")
-    if args.markdown:
-        command = " ".join(["python benchmarks/run.py", *sys.argv[1:]] if argv is None
-                           else ["python benchmarks/run.py", *argv])
-        for name, title, section_rows, notes, seconds in done:
-            write_section(args.markdown, title, (
-                f"{time.strftime('%Y-%m-%d %H:%M')}; {machine()}; "
-                f"{format_value(size, 'B')} big file, {files} small files, best of "
-                f"{repeat}; {seconds}.  \n"
-                f"Produced by `{command}` (section `{name}`; `make bench` runs them all).\n\n"
-                f"{render_markdown(section_rows)}\n\n" + "".join(f"- {n}\n" for n in notes)
-            ))
-    if args.json:
-        args.json.write_text(json.dumps({"header": header, "rows": as_dicts(rows),
-                                         "notes": ctx.notes}, indent=2))
+    command = " ".join(["python benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)])
+    written = write_results(args.results, header, rows, ctx.notes, ctx.reports, command)
+    print("\nwritten: " + ", ".join(str(p) for p in written))
     missed = [r for r in rows if r.ok is False]
     return 1 if failed_sections or (args.strict and missed) else 0
 

@@ -14,7 +14,7 @@ of lineage, so every layer may use it.
 
 from __future__ import annotations
 
-import getpass
+import functools
 import os
 from contextvars import ContextVar, Token
 from typing import Any, Protocol
@@ -84,7 +84,15 @@ def current_user() -> str:
     user = os.environ.get("LINEAGE_USER")
     if user:
         return user
+    return _login_name()
+
+
+@functools.cache
+def _login_name() -> str:
+    """The login name (asked once per process: it does not change)."""
     try:
+        import getpass
+
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"

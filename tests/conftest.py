@@ -38,3 +38,16 @@ def memory_store() -> Iterator[Store]:
     opened = lineage.open(":memory:")
     yield opened
     opened.close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Per-machine caches (the distribution index) go to a temporary directory, never the
+    user's own, in this process and the subprocesses tests start."""
+    before = os.environ.get("LINEAGE_CACHE_DIR")
+    os.environ["LINEAGE_CACHE_DIR"] = str(tmp_path_factory.mktemp("lineage-cache"))
+    yield
+    if before is None:
+        del os.environ["LINEAGE_CACHE_DIR"]
+    else:
+        os.environ["LINEAGE_CACHE_DIR"] = before

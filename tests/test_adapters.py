@@ -30,6 +30,7 @@ from lineage.adapters import adapter_for_value
 from lineage.adapters import sklearn as sklearn_adapter
 from lineage.adapters.numpy import NumpyAdapter
 from lineage.adapters.pandas import PandasAdapter, summarize_table_file
+from lineage.core.encoding import digest_of
 from lineage.core.hashing import Digest, digest_bytes
 from lineage.errors import UnsupportedValue, UntrustedContentError
 from lineage.storage.blobs import read_blob
@@ -341,9 +342,9 @@ def fitted(cancer: pd.DataFrame) -> LogisticRegression:
 
 
 @pytest.fixture
-def no_skops(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Behave as if skops were not installed: every model is a pickle."""
-    monkeypatch.setattr(sklearn_adapter, "_skops_io", lambda: None)
+def no_safe_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behave as if the estimator held something "sklearn-state" cannot represent."""
+    monkeypatch.setattr(sklearn_adapter, "_safe_bytes", lambda model: None)
 
 
 def predictions_equal(a: Any, b: Any, frame: pd.DataFrame) -> bool:
@@ -351,7 +352,7 @@ def predictions_equal(a: Any, b: Any, frame: pd.DataFrame) -> bool:
     return bool(np.array_equal(a.predict_proba(features), b.predict_proba(features)))
 
 
-@pytest.mark.usefixtures("no_skops")
+@pytest.mark.usefixtures("no_safe_format")
 def test_pickled_models_load_only_with_trust(store: Store, fitted: LogisticRegression,
                                              cancer: pd.DataFrame) -> None:
     artifact = store.add(fitted, name="model")
@@ -362,31 +363,43 @@ def test_pickled_models_load_only_with_trust(store: Store, fitted: LogisticRegre
     assert type(back) is LogisticRegression
     assert predictions_equal(back, fitted, cancer)
     assert pickle.dumps(back, protocol=5) == pickle.dumps(fitted, protocol=5)
+    assert artifact.summary["identity"] == identity_of(fitted)
 
 
-def test_tree_ensembles_are_pickled_even_with_skops(store: Store, cancer: pd.DataFrame) -> None:
+def test_forests_are_stored_safely_and_keep_importances(store: Store,
+                                                        cancer: pd.DataFrame) -> None:
     forest = RandomForestClassifier(n_estimators=5, random_state=0)
     forest.fit(cancer.drop(columns="target"), cancer["target"])
     artifact = store.add(forest, name="forest")
-    assert artifact.format == "sklearn-pickle"
-    with pytest.raises(UntrustedContentError):
-        store.load("forest")
-    assert predictions_equal(store.load("forest", trust=True), forest, cancer)
+    assert artifact.format == "sklearn-state"
+    assert predictions_equal(store.load("forest"), forest, cancer)  # no trust needed
     importances = artifact.summary["feature_importances"]
     assert list(importances) == list(cancer.columns[:-1])
     assert sum(importances.values()) == pytest.approx(1.0, abs=1e-4)
 
 
-def test_skops_models_are_deterministic_and_load_without_trust(
+def test_safe_models_are_deterministic_and_load_without_trust(
     store: Store, fitted: LogisticRegression, cancer: pd.DataFrame
 ) -> None:
-    pytest.importorskip("skops.io")
     first = store.add(fitted, name="safe")
     again = store.add(pickle.loads(pickle.dumps(fitted)), name="safe")
-    assert first.format == "skops"
+    assert first.format == "sklearn-state"
     assert again.digest == first.digest and again.version == first.version  # same bytes
     back = store.load("safe")  # no trust needed
     assert predictions_equal(back, fitted, cancer)
+    assert store.add(back, name="safe").digest == first.digest  # loaded, added again
+
+
+def test_models_stored_as_skops_by_earlier_versions_still_load(
+    store: Store, fitted: LogisticRegression, cancer: pd.DataFrame
+) -> None:
+    skops_io = pytest.importorskip("skops.io")
+    summary = sklearn_adapter.model_summary(fitted)
+    prepared = store._prepare(skops_io.dumps(fitted), "old", kind="model", format="skops",
+                              summary=summary)
+    store._commit_added(prepared)
+    assert store.resolve("old").format == "skops"  # type: ignore[union-attr]
+    assert predictions_equal(store.load("old"), fitted, cancer)
 
 
 def test_model_summary_records_class_params_and_weights(store: Store,
@@ -402,7 +415,8 @@ def test_model_summary_records_class_params_and_weights(store: Store,
     assert summary["feature_names"] == names
     assert list(summary["coef"]) == names
     assert summary["coef"]["mean radius"] == pytest.approx(fitted.coef_[0][0], rel=1e-5)
-    assert summary["identity"] == identity_of(fitted)
+    stored = store.resolve(store.add(fitted).digest)
+    assert summary["identity"] == digest_of(["sklearn.state", stored.blob])  # type: ignore
 
 
 def test_pipeline_summary_names_nested_estimators_by_class(store: Store,
@@ -421,7 +435,7 @@ def test_unfitted_estimators_are_stored_and_say_so(store: Store) -> None:
     artifact = store.add(LogisticRegression(C=3.0), name="blank")
     assert artifact.summary["fitted"] is False
     assert artifact.summary["classes"] is None and "coef" not in artifact.summary
-    back = store.load("blank", trust=True)
+    back = store.load("blank")
     assert back.get_params()["C"] == 3.0
 
 

@@ -20,6 +20,7 @@ import lineage
 from lineage.cli.app import main
 from lineage.cli.format import format_bytes
 from lineage.cli.progress import LARGE_BYTES, SLOW_SECONDS, progress_bar, total_size
+from lineage.testing import flip_chunk_byte
 
 
 @pytest.fixture
@@ -412,11 +413,11 @@ def test_verify_passes_on_a_sound_store(cli: Cli, files: Path):
 
 
 def test_verify_reports_a_flipped_byte_and_exits_1(cli: Cli, files: Path):
-    cli.ok("add", files / "notes.txt")
-    (pack,) = (cli.home / "packs").glob("*.pack")
-    data = bytearray(pack.read_bytes())
-    data[0] ^= 0xFF
-    pack.write_bytes(bytes(data))
+    added = cli.json("add", files / "notes.txt")["added"][0]
+    with lineage.open(cli.home) as store:  # a small file's chunk is kept in LMDB
+        blob = store.resolve(added["digest"]).blob  # type: ignore[union-attr]
+        assert blob is not None
+        flip_chunk_byte(store._backend, blob, 0)
     code, out, err = cli("verify")
     assert code == 1
     lines = out.splitlines()

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lineage.core import encoding
 from lineage.core.encoding import decode, digest_of, encode
 from lineage.core.hashing import Digest, digest_bytes
 from lineage.core.records import decode_record
@@ -243,3 +244,32 @@ def test_truncated_encodings_raise_corrupt_record_error(value: Any, data: st.Dat
 def test_decoding_a_malformed_record_raises_corrupt_record_error(data: bytes) -> None:
     with pytest.raises(CorruptRecordError):
         decode_record(data)
+
+
+@given(st.dictionaries(st.text(alphabet=st.characters(codec=None)), st.integers(), max_size=8))
+def test_str_keys_are_ordered_by_their_utf8_bytes(mapping: dict[str, int]) -> None:
+    """The all-str fast path sorts as the general rule does: by UTF-8 (surrogatepass) bytes."""
+    keys = list(encoding.normalize(mapping))
+    assert keys == sorted(mapping, key=lambda k: k.encode("utf-8", "surrogatepass"))
+
+
+def test_decoded_records_have_every_field_as_encoded() -> None:
+    """Records are rebuilt through their slots when every encoded field is present: each
+    field must come back as it was (equality alone compares digests only)."""
+    from dataclasses import fields
+
+    from lineage.core.records import Artifact, Run
+
+    artifact = Artifact(kind="model", name="m", blob=digest_bytes(b"x"), format="sklearn-state",
+                        size=3, summary={"class": "C"}, meta={"origin": "o"},
+                        parents=(digest_bytes(b"p"),))
+    run = Run(op="train", id="r1", inputs={"data": artifact.raw_digest}, params={"C": 0.5},
+              metrics={"auc": 0.9}, metric_datasets={"auc": artifact.raw_digest},
+              code=digest_bytes(b"c"), environment=digest_bytes(b"e"), status="failed",
+              error={"type": "E"}, started=1.0, ended=2.0, parent="r0",
+              call_key=digest_bytes(b"k"), label="first", meta={"note": "n"})
+    for record in (artifact, run):
+        back = decode_record(record.encode(), record.raw_digest)
+        assert type(back) is type(record)
+        for item in fields(record):
+            assert getattr(back, item.name) == getattr(record, item.name), item.name

@@ -154,3 +154,128 @@ def test_code_summary() -> None:
     assert summary["file"] == __file__
     builtin = code_summary(len)
     assert builtin["source"] == "" and builtin["qualname"] == "len"
+
+
+# -- the distribution index, kept across processes --------------------------------------------
+
+CAPTURE = """
+import json, sys
+from importlib import metadata
+if "--cache-only" in sys.argv:  # reading any distribution's metadata now is a failure
+    metadata.distributions = None
+import fakepkg  # noqa: F401
+for extra in sys.argv[1:]:
+    if not extra.startswith("--"):
+        __import__(extra)
+from lineage.tracking.environment import capture_environment
+print(json.dumps(capture_environment()["packages"]))
+"""
+
+
+def fake_distribution(site: Path, name: str, version: str, *, age_s: float = 60.0) -> None:
+    """A distribution as pip lays it out: the package and its ``*.dist-info``."""
+    (site / name).mkdir(exist_ok=True)
+    (site / name / "__init__.py").write_text("")
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "top_level.txt").write_text(f"{name}\n")
+    age([site, site / name, info, info / "METADATA"], age_s)
+
+
+def age(paths: list[Path], seconds: float) -> None:
+    """Set modification times ``seconds`` in the past (older than the racy window)."""
+    import os
+    import time
+
+    for path in paths:
+        os.utime(path, (time.time() - seconds, time.time() - seconds))
+
+
+def packages_in_fresh_process(site: Path, cache: Path, *args: str,
+                              project: Path | None = None) -> dict[str, str]:
+    import json
+    import os
+
+    path = str(site) if project is None else f"{site}{os.pathsep}{project}"
+    env = {**os.environ, "PYTHONPATH": path, "LINEAGE_CACHE_DIR": str(cache)}
+    done = subprocess.run([sys.executable, "-c", CAPTURE, *args], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, str] = json.loads(done.stdout)
+    return result
+
+
+def test_the_distribution_index_is_reused_by_later_processes(tmp_path: Path) -> None:
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    site.mkdir()
+    fake_distribution(site, "fakepkg", "1.0")
+    assert packages_in_fresh_process(site, cache)["fakepkg"] == "1.0"
+    assert len(list(cache.glob("distributions-*.msgpack"))) == 1
+    # a later process answers from the cache without reading any distribution's metadata
+    assert packages_in_fresh_process(site, cache, "--cache-only")["fakepkg"] == "1.0"
+
+
+def test_installing_or_upgrading_a_distribution_invalidates_the_index(tmp_path: Path) -> None:
+    import shutil
+
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    site.mkdir()
+    fake_distribution(site, "fakepkg", "1.0")
+    assert packages_in_fresh_process(site, cache)["fakepkg"] == "1.0"
+
+    shutil.rmtree(site / "fakepkg-1.0.dist-info")  # pip install --upgrade fakepkg
+    fake_distribution(site, "fakepkg", "2.0", age_s=30)  # still older than the racy window
+    assert packages_in_fresh_process(site, cache)["fakepkg"] == "2.0"
+    assert packages_in_fresh_process(site, cache, "--cache-only")["fakepkg"] == "2.0"
+
+    metadata_file = site / "fakepkg-2.0.dist-info" / "METADATA"  # rewritten in place
+    metadata_file.write_text("Metadata-Version: 2.1\nName: fakepkg\nVersion: 2.0.post1\n")
+    age([metadata_file], 10)
+    assert packages_in_fresh_process(site, cache)["fakepkg"] == "2.0.post1"
+
+
+def test_an_index_read_right_after_an_install_is_not_kept(tmp_path: Path) -> None:
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    site.mkdir()
+    fake_distribution(site, "fakepkg", "1.0", age_s=0)  # installed just now
+    assert packages_in_fresh_process(site, cache)["fakepkg"] == "1.0"
+    assert list(cache.glob("distributions-*.msgpack")) == []  # racily clean: not kept
+
+
+def test_an_unwritable_cache_directory_only_costs_time(tmp_path: Path) -> None:
+    site, blocker = tmp_path / "site", tmp_path / "not-a-directory"
+    site.mkdir()
+    blocker.write_text("a file where the cache directory would be")
+    fake_distribution(site, "fakepkg", "1.0")
+    assert packages_in_fresh_process(site, blocker / "cache")["fakepkg"] == "1.0"
+
+
+def test_files_written_beside_the_script_keep_the_index(tmp_path: Path) -> None:
+    """A sys.path entry without distributions (a project directory) may change freely; a
+    distribution appearing there is still seen."""
+    site, cache, project = tmp_path / "site", tmp_path / "cache", tmp_path / "project"
+    site.mkdir()
+    project.mkdir()
+    fake_distribution(site, "fakepkg", "1.0")
+    age([project], 60)
+    assert packages_in_fresh_process(site, cache, project=project)["fakepkg"] == "1.0"
+    (project / "model.pkl").write_bytes(b"outputs of the last run")  # the directory changed
+    assert packages_in_fresh_process(site, cache, "--cache-only", project=project) == {
+        **packages_in_fresh_process(site, cache, project=project)}
+    fake_distribution(project, "otherpkg", "3.1")  # pip install --target project otherpkg
+    found = packages_in_fresh_process(site, cache, "otherpkg", project=project)
+    assert found["fakepkg"] == "1.0" and found["otherpkg"] == "3.1"  # the index was rebuilt
+
+
+def test_a_prefetched_capture_is_the_capture_and_still_checked(repo: Path) -> None:
+    from lineage.tracking import environment
+
+    environment.prefetch_environment(repo)
+    environment.prefetch_environment(repo)  # once per directory and process
+    assert len([k for k in environment._prefetches if k == str(repo.resolve())]) == 1
+    first = capture_environment(repo)
+    assert first["git"] == {"commit": git(repo, "rev-parse", "HEAD"), "dirty": False}
+    (repo / "train.py").write_text("print('changed after the prefetch')\n")
+    git(repo, "add", "train.py")  # the index changed: the prefetched answer is stale
+    assert capture_environment(repo)["git"]["dirty"] is True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +14,11 @@ from lineage.core import encoding
 from lineage.core.hashing import Digest, chunk_buffer, digest_bytes
 from lineage.errors import CollisionError, IntegrityError
 from lineage.store import Store
-from lineage.testing import collide, flip_byte, snapshot
+from lineage.testing import collide, flip_chunk_byte, snapshot
 
 
 def random_bytes(size: int, seed: int = 0) -> bytes:
     return random.Random(seed).randbytes(size)
-
-
-def chunk_location(store: Store, chunk: Digest) -> tuple[Path, int, int]:
-    """The pack file, offset and length holding ``chunk`` in an LMDB store."""
-    with store._read() as txn:
-        location = txn.get("chunks", chunk)
-    assert location is not None
-    offset, length = struct.unpack_from(">QQ", location)
-    return Path(store.path) / "packs" / f"{location[16:].decode()}.pack", offset, length
 
 
 def pack_sizes(store: Store) -> dict[str, int]:
@@ -38,15 +28,16 @@ def pack_sizes(store: Store) -> dict[str, int]:
 # -- flipped bytes ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size", [100, 600_000], ids=["one-chunk", "many-chunks"])
+@pytest.mark.parametrize("size", [100, 10_000, 600_000],
+                         ids=["inline-chunk", "one-chunk", "many-chunks"])
 def test_a_flipped_byte_in_a_pack_is_detected_on_load_and_by_verify(
     store: Store, size: int
 ) -> None:
     data = random_bytes(size)
     added = store.add(data, name="scan")
     chunk = list(chunk_buffer(data))[-1]
-    pack, offset, length = chunk_location(store, chunk.digest)
-    flip_byte(pack, offset + length // 2)
+    length = len(chunk.data)
+    flip_chunk_byte(store._backend, chunk.digest, length // 2)
     corrupted = bytearray(chunk.data)
     corrupted[length // 2] ^= 0xFF
     with pytest.raises(IntegrityError) as caught:
@@ -64,8 +55,7 @@ def test_a_flipped_byte_in_a_file_is_detected_on_checkout(store: Store, tmp_path
     source.write_bytes(b"patient cohort notes" * 10)
     added = store.add(source, name="notes")
     assert added.blob is not None
-    pack, offset, _length = chunk_location(store, added.blob)
-    flip_byte(pack, offset)
+    flip_chunk_byte(store._backend, added.blob, 0)
     target = tmp_path / "restored.txt"
     with pytest.raises(IntegrityError):
         store.checkout("notes", target)
@@ -206,8 +196,7 @@ def test_a_partial_read_verifies_every_chunk_it_touches_and_only_those(store: St
     chunks = list(chunk_buffer(data))
     assert len(chunks) > 3
     last = chunks[-1]
-    pack, offset, length = chunk_location(store, last.digest)
-    flip_byte(pack, offset + length // 2)
+    flip_chunk_byte(store._backend, last.digest, len(last.data) // 2)
     with store._read() as txn:
         assert added.blob is not None
         blob = BlobFile(store._backend, txn, added.blob)

@@ -205,13 +205,35 @@ def test_staged_chunks_are_fsynced_before_the_transaction_naming_them(
         synced.append(fd)
         real_fsync(fd)
 
-    prepared = [store._prepare(f"config {i}".encode() * 50) for i in range(20)]
+    prepared = [store._prepare(f"config {i}".encode() * 300) for i in range(20)]
     pack = store._backend._pack  # type: ignore[attr-defined]
     assert pack is not None and pack.unsynced  # staged, not yet durable
     monkeypatch.setattr(os, "fsync", spy)
     store._write(lambda txn: [p.commit(txn) for p in prepared])
     assert not pack.unsynced and len(synced) == 1  # one fsync for all twenty, before commit
-    assert [store.load(p.artifact) for p in prepared[:2]] == [b"config 0" * 50, b"config 1" * 50]
+    assert [store.load(p.artifact) for p in prepared[:2]] == [b"config 0" * 300,
+                                                               b"config 1" * 300]
+
+
+def test_small_content_is_kept_in_lmdb_and_costs_no_pack_fsync(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    added = store.add({"C": 0.5, "penalty": "l2"}, name="config")
+    assert synced == []  # durable through the LMDB commit alone, which syncs by itself
+    assert store._backend._pack is None  # type: ignore[attr-defined]
+    assert not list((Path(store.path) / "packs").glob("*.pack"))
+    assert store.load("config") == {"C": 0.5, "penalty": "l2"}
+    with store._read() as txn:
+        assert (txn.get("chunks", added.blob) or b"").startswith(b"=")
+    assert store.verify().ok
 
 
 @given(

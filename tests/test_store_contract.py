@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 from lineage.storage.base import Backend
 from lineage.storage.lmdb import LmdbBackend
 from lineage.storage.memory import MemoryBackend
-from lineage.testing import StoreContract, flip_byte
+from lineage.testing import StoreContract, flip_chunk_byte
 
 
 class TestLmdbBackend(StoreContract):
@@ -18,9 +17,9 @@ class TestLmdbBackend(StoreContract):
         return LmdbBackend(path)
 
     def corrupt_chunk(self, backend: Backend, location: bytes) -> None:
-        offset, _length = struct.unpack_from(">QQ", location)
-        pack = Path(backend.location) / "packs" / f"{location[16:].decode()}.pack"
-        flip_byte(pack, offset)
+        with backend.read() as txn:
+            (chunk,) = [key for key, value in txn.items("chunks") if value == location]
+        flip_chunk_byte(backend, chunk, 0)
 
 
 class TestMemoryBackend(StoreContract):

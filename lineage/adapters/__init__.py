@@ -155,7 +155,8 @@ def adapter_for_format(format: str) -> Adapter:  # noqa: A002 - the record's fie
 
 def _install_builtins() -> None:
     lazy: list[tuple[tuple[str, ...], tuple[str, ...], str]] = [
-        (("sklearn",), ("sklearn-pickle", "skops"), "lineage.adapters.sklearn:SklearnAdapter"),
+        (("sklearn",), ("sklearn-state", "sklearn-pickle", "skops"),
+         "lineage.adapters.sklearn:SklearnAdapter"),
         (("pandas",), ("pandas-parquet", "pandas-pickle"), "lineage.adapters.pandas:PandasAdapter"),
         (("numpy",), ("numpy",), "lineage.adapters.numpy:NumpyAdapter"),
     ]

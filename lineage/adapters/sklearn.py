@@ -1,46 +1,44 @@
-"""scikit-learn estimators: a safe ``skops`` file when possible, else a pickle.
+"""scikit-learn estimators: the safe ``"sklearn-state"`` format when possible, else a pickle.
 
 Format choice, per estimator:
 
-- ``"skops"`` when the optional ``skops`` package is importable, the estimator holds only
-  types skops trusts by default (so loading needs no ``trust=True``), and the skops file
-  gives back an estimator whose pickle is byte-identical to the original's. skops writes
-  object ids and timestamps into its zip; the adapter renumbers and fixes them, so the same
-  estimator always gives the same bytes (and the store deduplicates it).
-- ``"sklearn-pickle"`` (pickle protocol 5) otherwise: tree ensembles (whose node arrays
-  skops does not trust), custom classes, anything skops cannot round-trip exactly.
-  Loading a pickle runs code, so it needs ``trust=True``; without it
-  :class:`~lineage.errors.UntrustedContentError` says how to proceed.
+- ``"sklearn-state"`` (see :mod:`lineage.adapters.sklearn_state`) when every value the
+  estimator holds is of a kind that format represents: scikit-learn estimators, pipelines,
+  column transformers, decision trees and forests, numpy arrays, plain values. Its bytes are
+  deterministic (the same fitted estimator always gives the same digest, so the store
+  deduplicates it), writing it imports nothing, and loading it imports only the
+  scikit-learn modules it names and instantiates only scikit-learn classes: no
+  ``trust=True`` needed. Each file is read back once as it is written and must encode to
+  the same bytes, else the estimator is pickled.
+- ``"sklearn-pickle"`` (pickle protocol 5) otherwise: custom classes, functions, Cython
+  helpers such as gradient boosting's loss objects. Loading a pickle runs code, so it needs
+  ``trust=True``; without it :class:`~lineage.errors.UntrustedContentError` says how to
+  proceed.
+- ``"skops"`` files written by earlier versions still load (with the optional ``skops``
+  package); nothing writes them any more.
 
-``skops`` is not a dependency: without it every model is a pickle. Importing it costs about a
-second once per process (it imports every scikit-learn estimator).
-
-The identity and memoization key is ``["sklearn.estimator", XXH3-128 of the pickle]`` for
-either format. The summary (see :func:`model_summary`) records the class path, the
-JSON-safe ``get_params()``, whether the estimator is fitted, ``n_features_in``,
-``classes``, ``feature_names`` and ``feature_importances`` or ``coef`` by feature name
-(6 significant digits; at most 1000 features, the largest in magnitude, with
-``features_total`` saying how many there were).
+The memoization key (:meth:`SklearnAdapter.key`) is ``["sklearn.estimator", XXH3-128 of
+the pickle]``; the identity recorded in the summary is that for a pickle, and
+``["sklearn.state", XXH3-128 of the file]`` for ``"sklearn-state"`` (pickles of equal trees
+differ in padding bytes, the state file never does). The summary (see
+:func:`model_summary`) records the class path, the JSON-safe ``get_params()``, whether
+the estimator is fitted, ``n_features_in``, ``classes``, ``feature_names`` and
+``feature_importances`` or ``coef`` by feature name (6 significant digits; at most 1000
+features, the largest in magnitude, with ``features_total`` saying how many there were).
 """
 
 from __future__ import annotations
 
 import functools
-import io
-import json
 import math
 import pickle
-import pickletools
-import sys
-import zipfile
-from collections.abc import Iterator
 from types import ModuleType
 from typing import Any, Final
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from lineage.adapters import Dumped
+from lineage.adapters import Dumped, sklearn_state
 from lineage.core import encoding
 from lineage.core.hashing import digest_bytes
 from lineage.errors import UnsupportedValue, UntrustedContentError
@@ -49,7 +47,6 @@ __all__ = ["SklearnAdapter", "model_summary"]
 
 _MAX_FEATURES: Final = 1000
 _MAX_ARRAY_PARAM: Final = 100
-_ZIP_TIME: Final = (1980, 1, 1, 0, 0, 0)
 
 
 # -- summary -----------------------------------------------------------------------------
@@ -197,88 +194,12 @@ def _skops_io() -> ModuleType | None:
     return module
 
 
-def _globals_in(pickled: bytes) -> Iterator[tuple[str, str]]:
-    """``(module, name)`` of the classes and functions a pickle refers to, as found."""
-    memo: dict[int, Any] = {}
-    recent: list[Any] = [None, None]
-    for op, arg, _pos in pickletools.genops(pickled):
-        name = op.name
-        if name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"):
-            recent = [recent[-1], arg]
-        elif name in ("BINGET", "LONG_BINGET", "GET"):
-            recent = [recent[-1], memo.get(int(str(arg)))]
-        elif name == "MEMOIZE":
-            memo[len(memo)] = recent[-1]
-        elif name == "STACK_GLOBAL" and all(isinstance(part, str) for part in recent):
-            yield recent[0], recent[1]
-        elif name in ("GLOBAL", "INST"):
-            module, _, attr = str(arg).partition(" ")
-            yield module, attr
-
-
-def _skops_might_trust(pickled: bytes) -> bool:
-    """False when the pickle holds scikit-learn helper objects that are not estimators
-    (tree node storage, Cython losses): skops does not trust those, so skip trying it."""
-    for module, attr in _globals_in(pickled):
-        if module.split(".")[0] != "sklearn":
-            continue
-        found = getattr(sys.modules.get(module), attr, None)
-        if not (isinstance(found, type) and issubclass(found, BaseEstimator)):
-            return False
-    return True
-
-
-def _canonical_skops(data: bytes) -> bytes:
-    """The same skops file with object ids renumbered in order and fixed timestamps.
-
-    Raises:
-        ValueError: the file does not have the layout this function knows.
-    """
-    with zipfile.ZipFile(io.BytesIO(data)) as source:
-        schema = json.loads(source.read("schema.json"))
-        stored = set(source.namelist()) - {"schema.json"}
-        ids: dict[int, int] = {}
-        files: dict[str, str] = {}
-
-        def walk(node: Any) -> None:
-            if isinstance(node, list):
-                for item in node:
-                    walk(item)
-            if not isinstance(node, dict):
-                return
-            for key, value in node.items():
-                if key == "__id__" and type(value) is int:
-                    node[key] = ids.setdefault(value, len(ids))
-                elif key == "file" and isinstance(value, str) and value in stored:
-                    suffix = value[value.rfind(".") :] if "." in value else ""
-                    node[key] = files.setdefault(value, f"{len(files)}{suffix}")
-                else:
-                    walk(value)
-
-        walk(schema)
-        if set(files) != stored:
-            raise ValueError("skops file holds entries its schema does not name")
-        out = io.BytesIO()
-        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as target:
-            entries = [(new, source.read(old)) for old, new in files.items()]
-            entries.append(("schema.json", json.dumps(schema, indent=2).encode()))
-            for name, content in entries:
-                info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
-                info.create_system = 0
-                target.writestr(info, content)
-    return out.getvalue()
-
-
-def _skops_bytes(model: BaseEstimator, pickled: bytes) -> bytes | None:
-    """A deterministic skops file that loads without trust and round-trips exactly."""
-    sio = _skops_io()
-    if sio is None or not _skops_might_trust(pickled):
-        return None
+def _safe_bytes(model: BaseEstimator) -> bytes | None:
+    """``"sklearn-state"`` bytes that read back to an estimator giving the same bytes."""
     try:
-        data = _canonical_skops(sio.dumps(model))
-        back = sio.loads(data)  # only default-trusted types: raises on anything else
-        same = pickle.dumps(back, protocol=5) == pickled
-    except Exception:  # noqa: BLE001 - skops raises many types; pickle is always the fallback
+        data = sklearn_state.dumps(model)
+        same = sklearn_state.dumps(sklearn_state.loads(data)) == data
+    except Exception:  # noqa: BLE001 - any refusal or failure keeps the pickle
         return None
     return data if same else None
 
@@ -291,9 +212,9 @@ def _untrusted(message: str) -> UntrustedContentError:
 
 
 class SklearnAdapter:
-    """scikit-learn estimators (fitted or not), as skops or pickle (see module doc)."""
+    """scikit-learn estimators (fitted or not), as "sklearn-state" or pickle (module doc)."""
 
-    formats = ("sklearn-pickle", "skops")
+    formats = ("sklearn-state", "sklearn-pickle", "skops")
 
     def claims(self, value: Any) -> bool:
         """Instances of ``sklearn.base.BaseEstimator`` (pipelines and wrappers too)."""
@@ -309,7 +230,7 @@ class SklearnAdapter:
             ) from None
 
     def dump(self, value: Any, *, target: str | None = None) -> Dumped:
-        """The estimator's bytes (skops or pickle), model summary and identity.
+        """The estimator's bytes (``"sklearn-state"`` or pickle), summary and identity.
 
         Raises:
             UnsupportedValue: the estimator cannot be pickled, or ``target`` is given.
@@ -318,22 +239,26 @@ class SklearnAdapter:
             raise UnsupportedValue(
                 f"target={target!r} names a dataset's label column; a model has none"
             )
+        summary = model_summary(value)
+        safe = _safe_bytes(value)
+        if safe is not None:
+            identity = encoding.encode(["sklearn.state", digest_bytes(safe)])
+            return Dumped("model", sklearn_state.FORMAT, safe, summary, identity)
         pickled = self._pickle(value)
         identity = encoding.encode(["sklearn.estimator", digest_bytes(pickled)])
-        summary = model_summary(value)
-        safe = _skops_bytes(value, pickled)
-        if safe is not None:
-            return Dumped("model", "skops", safe, summary, identity)
         return Dumped("model", "sklearn-pickle", pickled, summary, identity)
 
     def load(self, data: bytes, format: str, *, trust: bool) -> Any:
         """The estimator back.
 
         Raises:
-            UntrustedContentError: a pickle (or a skops file with types skops does not
-                trust) and ``trust`` is false.
+            UntrustedContentError: a pickle (or a file naming classes that are not
+                scikit-learn estimators) and ``trust`` is false.
             UnsupportedValue: a skops file and skops is not installed.
+            CorruptRecordError: a ``"sklearn-state"`` file is malformed.
         """
+        if format == sklearn_state.FORMAT:
+            return sklearn_state.loads(bytes(data), trust=trust)
         if format == "skops":
             return self._load_skops(bytes(data), trust=trust)
         if not trust:

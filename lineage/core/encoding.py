@@ -79,6 +79,8 @@ def normalize(value: Any) -> Any:
     if kind is Digest:
         return msgpack.ExtType(EXT_DIGEST, bytes(value))
     if kind is dict:
+        if all(type(k) is str for k in value):  # UTF-8 byte order is code point order
+            return {k: normalize(value[k]) for k in sorted(value)}
         try:
             keys = sorted(value, key=_key_order)
         except TypeError as exc:  # mixed key kinds that compare badly cannot happen; guard anyway

@@ -10,6 +10,7 @@ edit early in a file moves only the chunks around it and the rest deduplicate.
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 import threading
@@ -77,6 +78,10 @@ class Digest(bytes):
 def is_hex(text: str) -> bool:
     """Whether ``text`` is non-empty and made only of lowercase hex characters."""
     return bool(text) and _HEX.issuperset(text)
+
+
+#: ``Digest(raw)`` without the length check, for slices known to be 16 bytes (index keys)
+unchecked_digest: Final = functools.partial(bytes.__new__, Digest)
 
 
 def digest_bytes(data: bytes | bytearray | memoryview | mmap.mmap) -> Digest:

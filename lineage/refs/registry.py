@@ -55,10 +55,10 @@ def add_version(
     if version is None:
         if latest is not None and latest.target == target:
             return latest.version
-        taken = set(schema.version_labels(txn, name)) | set(schema.stages(txn, name))
         number = count + 1
-        while f"v{number}" in taken:  # never shadow a stage such as name@v2
-            number += 1
+        while (schema.version_entry(txn, name, f"v{number}") is not None  # point lookups:
+               or schema.stage_target(txn, name, f"v{number}") is not None):  # O(1) per add
+            number += 1  # never shadow an explicit version or a stage such as name@v2
         version = f"v{number}"
     else:
         check_name(version, "version")

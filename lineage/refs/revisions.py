@@ -16,13 +16,12 @@ and never all-hex of 6 or more characters (that would shadow a digest prefix).
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from typing import Final
 
 from lineage.core.hashing import DIGEST_SIZE, Digest, is_hex
-from lineage.core.records import Artifact
+from lineage.core.records import Artifact, Run
 from lineage.errors import (
     AmbiguousRevision,
     CorruptRecordError,
@@ -34,7 +33,8 @@ from lineage.errors import (
 from lineage.storage import schema
 from lineage.storage.base import ReadTxn
 
-__all__ = ["Revision", "check_name", "known_names", "parse_revision", "resolve", "suggest"]
+__all__ = ["Revision", "check_name", "known_names", "parse_revision", "resolve", "resolve_record",
+           "suggest"]
 
 MAX_NAME: Final = 200
 MIN_PREFIX: Final = 6
@@ -154,6 +154,23 @@ def resolve(txn: ReadTxn, text: object) -> tuple[Digest, str | None, str | None]
     return chosen.target, name, chosen.version
 
 
+def resolve_record(txn: ReadTxn, revision: str | Digest) -> Artifact | Run:
+    """The record ``revision`` names, read (and re-hashed) in ``txn``; an artifact named
+    through a version comes back viewed through it (:meth:`Artifact.with_version`).
+
+    Raises:
+        InvalidRevision, RevisionNotFound, AmbiguousRevision: as :func:`resolve`.
+        IntegrityError: the stored record does not hash to its digest.
+    """
+    if isinstance(revision, Digest):
+        return schema.read_record(txn, revision)
+    digest, _name, version = resolve(txn, revision)
+    record = schema.read_record(txn, digest)
+    if isinstance(record, Artifact) and version is not None:
+        return record.with_version(version)
+    return record
+
+
 def _position_of(entries: list[schema.VersionEntry], version: str | None,
                  digest: Digest) -> int:
     for index in range(len(entries) - 1, -1, -1):
@@ -233,7 +250,9 @@ def known_names(txn: ReadTxn) -> list[str]:
 def suggest(txn: ReadTxn, name: str, what: str = "name or tag") -> str:
     """``no {what} {name!r}`` with the nearest known names, for error messages."""
     names = known_names(txn)
-    near = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    from difflib import get_close_matches
+
+    near = get_close_matches(name, names, n=3, cutoff=0.5)
     if near:
         return f"no {what} {name!r}; did you mean {', '.join(near)}?"
     if names:
@@ -246,7 +265,9 @@ def _not_found(txn: ReadTxn, revision: Revision) -> str:
         choices = schema.version_labels(txn, revision.base) + list(
             schema.stages(txn, revision.base))
         if choices:
-            near = difflib.get_close_matches(revision.at, choices, n=3, cutoff=0.4)
+            from difflib import get_close_matches
+
+            near = get_close_matches(revision.at, choices, n=3, cutoff=0.4)
             hint = near or sorted(choices)[-3:]
             return (
                 f"{revision.base!r} has no version or stage {revision.at!r}; "

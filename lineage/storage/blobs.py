@@ -201,6 +201,19 @@ def encode_digests(value: list[Any]) -> bytes:
 
 
 _DIGEST_PREFIX: Final = bytes((0xD8, EXT_DIGEST))  # msgpack fixext 16, the digest type
+
+
+def _one_chunk_manifest(size: int, digest: Digest) -> bytes:
+    """``encode_digests([size, [digest], []])`` for a small blob, built directly."""
+    if size < 0x80:
+        packed_size = bytes((size,))  # positive fixint
+    elif size < 0x100:
+        packed_size = b"\xcc" + bytes((size,))  # uint 8
+    elif size < 0x10000:
+        packed_size = b"\xcd" + size.to_bytes(2, "big")  # uint 16
+    else:
+        return encode_digests([size, [digest], []])
+    return b"\x93" + packed_size + b"\x91" + _DIGEST_PREFIX + digest + b"\x90"
 _packers = threading.local()
 
 
@@ -332,8 +345,18 @@ def iter_blob(backend: Backend, txn: ReadTxn, digest: Digest) -> Iterator[memory
 
 
 def read_blob(backend: Backend, txn: ReadTxn, digest: Digest) -> bytes:
-    """The whole content of a blob, verified."""
-    return b"".join(bytes(part) for part in iter_blob(backend, txn, digest))
+    """The whole content of a blob, verified (see :func:`iter_blob` for what it raises)."""
+    # One chunk (small content): its manifest is compared as bytes instead of decoded.
+    location = schema.chunk_location(txn, digest)
+    if location is not None:
+        try:
+            data = backend.read_chunk(location)
+        except LineageError:  # damaged: iter_blob says which chunk of which blob
+            return b"".join(bytes(part) for part in iter_blob(backend, txn, digest))
+        if (schema.raw_manifest(txn, digest) == _one_chunk_manifest(len(data), digest)
+                and digest_bytes(data) == digest):
+            return bytes(data)
+    return b"".join(bytes(part) for part in iter_blob(backend, txn, digest))  # or raise why
 
 
 class BlobFile(io.RawIOBase):
@@ -366,7 +389,11 @@ class BlobFile(io.RawIOBase):
             if location is None:
                 raise IntegrityError(f"chunk {chunk.hex()} of blob {digest.hex()} is missing; "
                                      "run `lineage verify`", expected=chunk)
-            view = backend.read_chunk(location)  # a view: nothing is read until sliced
+            try:
+                view = backend.read_chunk(location)  # a view: nothing is read until sliced
+            except LineageError as exc:  # a damaged location, a missing or short pack
+                raise IntegrityError(f"chunk {chunk.hex()} of blob {digest.hex()} cannot be "
+                                     f"read: {exc}", expected=chunk) from None
             self._starts.append(offset)
             self._views.append(view)
             offset += len(view)

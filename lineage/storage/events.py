@@ -34,7 +34,6 @@ tables with what the chain says.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
@@ -91,6 +90,8 @@ def decode_event(seq: int, data: bytes) -> Event:
     Raises:
         CorruptRecordError: they are not a well-formed event.
     """
+    from hashlib import sha256  # imported on first use: opening a store needs none
+
     try:
         value = encoding.decode(data)
     except CorruptRecordError as exc:
@@ -106,7 +107,7 @@ def decode_event(seq: int, data: bytes) -> Event:
         raise CorruptRecordError(f"event {seq} is malformed: {', '.join(wrong) or 'its keys'}")
     return Event(seq=body["seq"], time=float(body["time"]), user=body["user"],
                  action=body["action"], details={k: v for k, v in body.items() if k not in _KNOWN},
-                 prev=body["prev"].hex(), hash=hashlib.sha256(data).hexdigest())
+                 prev=body["prev"].hex(), hash=sha256(data).hexdigest())
 
 
 def read_events(txn: ReadTxn, *, since: float | None = None) -> Iterator[Event]:
@@ -163,6 +164,8 @@ def verify_chain(txn: ReadTxn, *, checkpoint: str | None = None,
     Each problem names the first broken link or the entry that disagrees. ``observer`` is
     shown every event and every history read (to check the tables against them).
     """
+    from hashlib import sha256
+
     report = ChainReport()
     previous: bytes | None = None
     hashes: set[str] = set()
@@ -171,7 +174,7 @@ def verify_chain(txn: ReadTxn, *, checkpoint: str | None = None,
     broken = False
     for seq, data in schema.events(txn):
         report.events += 1
-        expected_prev = schema.EVENT_GENESIS if previous is None else hashlib.sha256(
+        expected_prev = schema.EVENT_GENESIS if previous is None else sha256(
             previous).digest()
         try:
             event = decode_event(seq, data)
@@ -203,7 +206,7 @@ def verify_chain(txn: ReadTxn, *, checkpoint: str | None = None,
             else:
                 report.problems.append(f"event {seq}: its history position is malformed")
         previous = data
-    report.head = hashlib.sha256(previous).hexdigest() if previous is not None else None
+    report.head = sha256(previous).hexdigest() if previous is not None else None
     if checkpoint is not None and checkpoint.lower() not in hashes:
         report.problems.append(f"checkpoint {checkpoint[:16]} is not in the chain: the log was "
                                "cut short or rewritten before it")

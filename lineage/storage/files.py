@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import mmap
 import os
-import shutil
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -347,6 +345,9 @@ def checkout(
     if schema.manifest(txn, blob) is None:
         raise IntegrityError(f"content {blob.hex()} is missing from the store; run "
                              "`lineage verify`", expected=blob)
+    import shutil
+    import tempfile
+
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".lineage-checkout-", dir=target.parent))
@@ -392,6 +393,8 @@ def _remove(path: Path) -> None:
         for child in path.rglob("*"):
             if not child.is_symlink():
                 child.chmod(child.stat().st_mode | stat.S_IWUSR)
+        import shutil
+
         shutil.rmtree(path)
     else:
         path.unlink()

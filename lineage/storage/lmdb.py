@@ -11,6 +11,10 @@ disk's sequential speed (64 KiB values) and fragments its free list when they ar
 appending to a plain file runs at disk speed. Records, refs, edges and indexes stay in LMDB,
 so nothing is visible before the transaction naming it commits.
 
+Small chunks (at most ``_INLINE_MAX`` bytes) skip the pack: their location *is* their bytes
+(``=`` then the bytes; a pack location starts with an offset's high byte, 0), durable with the
+transaction naming them, so a small add costs one LMDB commit and no pack fsync.
+
 Guarantees:
 
 - the map grows by itself: ``MapFullError`` grows it and re-runs the whole transaction, and a
@@ -64,6 +68,8 @@ _MAX_RETRIES: Final = 40
 _PACK_ROTATE_BYTES: Final = 4 * 1024**3
 _LOW_SPACE: Final = 64 * 1024 * 1024  # free bytes below which an I/O error means a full disk
 _READER_CHECK_S: Final = 10.0  # a long-lived writer clears dead readers' slots this often
+_INLINE: Final = b"="  # a location holding the chunk's bytes themselves
+_INLINE_MAX: Final = 2000  # LMDB keeps values up to ~2 KiB in its leaf pages (4 KiB pages)
 
 # Environments inherited across fork() must never be used or closed in the child; they are
 # parked here so that garbage collection does not close them either.
@@ -137,29 +143,54 @@ class _Txn:
     def items(
         self, namespace: str, prefix: bytes = b"", *, reverse: bool = False
     ) -> Iterator[tuple[bytes, bytes]]:
+        # The cursor's own iterators step in C: index scans are dominated by this loop.
         cursor = self._txn.cursor(db=self._dbs[namespace])
         if not reverse:
             found = cursor.set_range(prefix) if prefix else cursor.first()
-            while found:
-                key = cast(bytes, cursor.key())
-                if not key.startswith(prefix):
-                    return
-                yield key, cast(bytes, cursor.value())
-                found = cursor.next()
+            pairs = cursor.iternext() if found else iter(())
+        else:
+            found = _seek_last_with_prefix(cursor, prefix)
+            pairs = cursor.iterprev() if found else iter(())
+        if not prefix:
+            yield from cast("Iterator[tuple[bytes, bytes]]", pairs)
             return
-        found = _seek_last_with_prefix(cursor, prefix)
-        while found:
-            key = cast(bytes, cursor.key())
+        for key, value in cast("Iterator[tuple[bytes, bytes]]", pairs):
             if not key.startswith(prefix):
                 return
-            yield key, cast(bytes, cursor.value())
-            found = cursor.prev()
+            yield key, value
 
     def put(self, namespace: str, key: bytes, value: bytes) -> None:
         self._txn.put(key, value, db=self._dbs[namespace])
 
     def delete(self, namespace: str, key: bytes) -> bool:
         return bool(self._txn.delete(key, db=self._dbs[namespace]))
+
+
+class _Reading:
+    """A read transaction as a context manager (a class: cheaper than a generator's). LMDB
+    errors raised while it is open (damage LMDB checks for itself) become ``StoreError``."""
+
+    __slots__ = ("_dbs", "_env", "_txn")
+
+    def __init__(self, env: lmdb.Environment, dbs: dict[str, Any]) -> None:
+        self._env, self._dbs = env, dbs
+        self._txn: lmdb.Transaction | None = None
+
+    def __enter__(self) -> _Txn:
+        for _ in range(_MAX_RETRIES):
+            try:
+                self._txn = self._env.begin(buffers=False)
+                return _Txn(self._txn, self._dbs)
+            except lmdb.MapResizedError:
+                self._env.set_mapsize(0)
+        raise StoreError("cannot begin a read: the map keeps being resized")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._txn is not None:
+            self._txn.abort()
+            self._txn = None
+        if len(exc) > 1 and isinstance(exc[1], lmdb.Error):
+            raise StoreError(f"cannot read the store: {exc[1]}; run `lineage verify`") from None
 
 
 def _seek_last_with_prefix(cursor: lmdb.Cursor, prefix: bytes) -> bool:
@@ -262,23 +293,8 @@ class LmdbBackend(Backend):
                 self._open_environment()
         return self._env
 
-    @contextmanager
-    def read(self) -> Iterator[_Txn]:  # type: ignore[override]
-        env = self._environment()
-        for _ in range(_MAX_RETRIES):
-            try:
-                txn = env.begin(buffers=False)
-                break
-            except lmdb.MapResizedError:
-                env.set_mapsize(0)
-        else:
-            raise StoreError("cannot begin a read: the map keeps being resized")
-        try:
-            yield _Txn(txn, self._dbs)
-        except lmdb.Error as exc:  # LMDB found damage it checks for itself
-            raise StoreError(f"cannot read the store: {exc}; run `lineage verify`") from None
-        finally:
-            txn.abort()
+    def read(self) -> _Reading:
+        return _Reading(self._environment(), self._dbs)
 
     def check_structure(self) -> list[str]:
         """Problems in the pages of ``data.mdb``, found without LMDB reading them (see
@@ -318,17 +334,24 @@ class LmdbBackend(Backend):
 
     def write_chunks(self, chunks: Sequence[tuple[bytes, memoryview | bytes]]) -> list[bytes]:
         locations = self.append_chunks(chunks)
-        if locations:
+        if any(location[:1] != _INLINE for location in locations):
             with self._lock:
                 self._sync_pack()
         return locations
 
     def append_chunks(self, chunks: Sequence[tuple[bytes, memoryview | bytes]]) -> list[bytes]:
         """Append chunk bytes to this process's pack and let the disk start on them now;
-        they are durable once :meth:`sync_chunks` returns."""
+        durable once :meth:`sync_chunks` returns (small ones inline: see the module doc)."""
         self._environment()
-        if not chunks:
-            return []
+        inline = [_INLINE + bytes(data) if len(data) <= _INLINE_MAX else b""
+                  for _digest, data in chunks]
+        packed = [chunk for chunk, location in zip(chunks, inline, strict=True) if not location]
+        if not packed:
+            return inline
+        appended = iter(self._append_to_pack(packed))
+        return [location or next(appended) for location in inline]
+
+    def _append_to_pack(self, chunks: Sequence[tuple[bytes, memoryview | bytes]]) -> list[bytes]:
         with self._lock:
             try:
                 pack = self._writable_pack()
@@ -371,7 +394,11 @@ class LmdbBackend(Backend):
         return self._pack
 
     def read_chunk(self, location: bytes) -> memoryview:
-        self._environment()
+        if location[:1] == _INLINE and not self._closed:  # the location holds the bytes
+            return memoryview(location)[1:]
+        self._environment()  # raises once closed
+        if location[:1] == _INLINE:
+            return memoryview(location)[1:]
         offset, length, name = split_location(location)
         mapped = self._maps.get(name)
         if mapped is None or offset + length > len(mapped):
@@ -383,7 +410,7 @@ class LmdbBackend(Backend):
 
         Lets a caller compare many consecutive chunks in one call instead of one by one.
         """
-        if not locations:
+        if not locations or any(location[:1] == _INLINE for location in locations):
             return None
         start, length, name = split_location(locations[0])
         end = start + length
@@ -401,6 +428,7 @@ class LmdbBackend(Backend):
         back (removed, if nothing else is in it); otherwise they stay as garbage, counted
         by :meth:`orphaned_bytes`, for :meth:`compact`.
         """
+        locations = [location for location in locations if location[:1] != _INLINE]
         with self._lock:
             pack = self._pack
             if pack is None or self._pid != os.getpid() or not locations:
@@ -489,6 +517,8 @@ class LmdbBackend(Backend):
         by_pack: dict[str, list[tuple[Digest, int, int]]] = {}
         with self.read() as txn:
             for digest, location in schema.digest_entries(txn, "chunks"):
+                if location[:1] == _INLINE:
+                    continue  # its bytes live in LMDB, not in a pack
                 offset, length, name = split_location(location)
                 by_pack.setdefault(name, []).append((digest, offset, length))
         return by_pack

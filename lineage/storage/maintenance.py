@@ -9,7 +9,6 @@ datasets; a blob reaches its chunks and, for directory trees, its files' blobs.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -351,4 +350,6 @@ def collect_garbage(backend: Backend, *, dry_run: bool = False,
 
 def _drop_materialized(root: Path, dead: Iterable[bytes]) -> None:
     for digest in dead:
+        import shutil
+
         shutil.rmtree(root / digest.hex(), ignore_errors=True)

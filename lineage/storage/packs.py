@@ -14,7 +14,6 @@ import fcntl
 import functools
 import os
 import re
-import secrets
 import struct
 import sys
 import time
@@ -57,7 +56,7 @@ class PackWriter:
     """Appends chunk bytes to this process's own pack file."""
 
     def __init__(self, directory: Path) -> None:
-        self.name = f"{time.time_ns():x}-{os.getpid()}-{secrets.token_hex(4)}"
+        self.name = f"{time.time_ns():x}-{os.getpid()}-{os.urandom(4).hex()}"
         self.path = directory / f"{self.name}.pack"
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         fcntl.flock(self._fd, fcntl.LOCK_SH)

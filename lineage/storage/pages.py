@@ -415,10 +415,16 @@ def check_file(directory: Path) -> None:
                 continue
             raise StoreError(f"the store at {directory} is damaged: data.mdb: {exc}; restore "
                              "the store from a backup") from None
-        if meta is None and (directory / "data.mdb").exists() and any(
-                size > 0 for size in _pack_sizes(directory)):
-            raise StoreError(f"the store at {directory} has an empty data.mdb but its packs "
-                             "hold content: its index was lost; restore data.mdb from a "
+        # LMDB writes its two meta pages as it creates data.mdb, so an empty one beside a
+        # lock.mdb (the store was opened before) or content in packs was emptied.
+        if meta is None and (directory / "data.mdb").exists() and (
+                (directory / "lock.mdb").exists() or any(
+                    size > 0 for size in _pack_sizes(directory))):
+            if attempt + 1 < _ATTEMPTS:  # another process may be creating it right now
+                time.sleep(0.01)
+                continue
+            raise StoreError(f"the store at {directory} has an empty data.mdb although it "
+                             "was used before: its index was lost; restore data.mdb from a "
                              "backup")
         return
 

@@ -10,7 +10,6 @@ The layout of every namespace is tabled in :mod:`lineage.storage`.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 import os
@@ -22,6 +21,7 @@ from typing import Any, Final, NamedTuple
 from lineage.context import current_user
 from lineage.core import encoding
 from lineage.core.hashing import DIGEST_SIZE, Digest, digest_bytes
+from lineage.core.hashing import unchecked_digest as _digest
 from lineage.core.records import Artifact, RefEntry, Run, decode_record
 from lineage.errors import (
     CollisionError,
@@ -127,7 +127,7 @@ def digests_with_prefix(txn: ReadTxn, hex_prefix: str, limit: int) -> list[Diges
 def record_digests(txn: ReadTxn, kind: str | None = None) -> list[Digest]:
     """Digests of every record, or of those of ``kind`` (``"run"`` for runs)."""
     prefix = kind.encode() + b"\0" if kind is not None else b""
-    return [Digest(key[-_D:]) for key, _ in txn.items("by_kind", prefix)]
+    return [_digest(key[-_D:]) for key, _ in txn.items("by_kind", prefix)]
 
 
 def is_kind(txn: ReadTxn, digest: Digest, kind: str) -> bool:
@@ -137,7 +137,7 @@ def is_kind(txn: ReadTxn, digest: Digest, kind: str) -> bool:
 
 def artifacts_named(txn: ReadTxn, name: str) -> list[Digest]:
     """Digests of every artifact recorded under ``name`` (versioned or not)."""
-    return [Digest(key[-_D:]) for key, _ in txn.items("by_name", name_key(name))]
+    return [_digest(key[-_D:]) for key, _ in txn.items("by_name", name_key(name))]
 
 
 def index_record(txn: WriteTxn, record: Artifact | Run) -> Digest:
@@ -220,13 +220,13 @@ Edge = tuple[bytes, Digest]
 def upstream(txn: ReadTxn, digest: Digest, edge: bytes | None = None) -> list[Edge]:
     """``(edge type, source)`` of the edges into ``digest`` (of one type if ``edge``)."""
     prefix = digest + (edge or b"")
-    return [(key[_D:_D + 1], Digest(key[_D + 1:])) for key, _ in txn.items("edges_in", prefix)]
+    return [(key[_D:_D + 1], _digest(key[_D + 1:])) for key, _ in txn.items("edges_in", prefix)]
 
 
 def downstream(txn: ReadTxn, digest: Digest, edge: bytes | None = None) -> list[Edge]:
     """``(edge type, target)`` of the edges out of ``digest`` (of one type if ``edge``)."""
     prefix = digest + (edge or b"")
-    return [(key[_D:_D + 1], Digest(key[_D + 1:])) for key, _ in txn.items("edges_out", prefix)]
+    return [(key[_D:_D + 1], _digest(key[_D + 1:])) for key, _ in txn.items("edges_out", prefix)]
 
 
 # -- versions, stages, tags, history --------------------------------------------------------
@@ -367,7 +367,7 @@ def history(txn: ReadTxn, name: str) -> list[RefEntry]:
 def runs_of_op(txn: ReadTxn, op: str) -> Iterator[tuple[float, Digest]]:
     """``(start time, run digest)`` of the runs of ``op``, newest first."""
     at = len(op.encode()) + 1
-    return ((int.from_bytes(key[at:at + 8], "big") / 1e6, Digest(key[-_D:]))
+    return ((int.from_bytes(key[at:at + 8], "big") / 1e6, _digest(key[-_D:]))
             for key, _ in txn.items("by_op", op.encode() + b"\0", reverse=True))
 
 
@@ -419,8 +419,8 @@ def _run_value_keys(run: Run) -> Iterator[tuple[str, bytes]]:
 def runs_with_param_part(txn: ReadTxn, name: str, parts: Iterable[bytes]) -> set[Digest]:
     """Runs whose param ``name`` encodes to one of ``parts`` (see :func:`key_part`)."""
     prefix = key_part(name)
-    return {Digest(key[-_D:]) for part in parts for key, _ in txn.items("run_params", prefix + part)
-            if len(key) == len(prefix) + len(part) + _D}
+    return {_digest(key[-_D:]) for part in parts for key, _ in txn.items(
+        "run_params", prefix + part) if len(key) == len(prefix) + len(part) + _D}
 
 
 def runs_by_param(txn: ReadTxn, name: str) -> Iterator[tuple[Any, Digest]]:
@@ -428,7 +428,7 @@ def runs_by_param(txn: ReadTxn, name: str) -> Iterator[tuple[Any, Digest]]:
     prefix = key_part(name)
     for key, _ in txn.items("run_params", prefix):
         part = key[len(prefix):-_D]
-        yield (None if part[:1] == _HASHED else encoding.decode(part)), Digest(key[-_D:])
+        yield (None if part[:1] == _HASHED else encoding.decode(part)), _digest(key[-_D:])
 
 
 def runs_by_metric(txn: ReadTxn, name: str, *, descending: bool = False
@@ -437,7 +437,7 @@ def runs_by_metric(txn: ReadTxn, name: str, *, descending: bool = False
     prefix = key_part(name)
     start = len(prefix)
     for key, _ in txn.items("run_metrics", prefix, reverse=descending):
-        yield _unsortable(key[start:start + 8]), Digest(key[-_D:])
+        yield _unsortable(key[start:start + 8]), _digest(key[-_D:])
 
 
 # -- metric series --------------------------------------------------------------------------
@@ -573,7 +573,8 @@ def append_event(txn: WriteTxn, action: str, details: dict[str, Any]) -> int:
     last = last_event(txn)
     seq, prev, floor = 0, EVENT_GENESIS, 0.0
     if last is not None:
-        seq, prev = last[0] + 1, hashlib.sha256(last[1]).digest()
+        from hashlib import sha256  # imported on the first write: opening needs no hashlib
+        seq, prev = last[0] + 1, sha256(last[1]).digest()
         try:  # a damaged last event is verify's to report; it then sets no floor
             floor = float(encoding.decode(last[1])[2]["time"])
         except (LineageError, LookupError, TypeError, ValueError, OverflowError):

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as futures_wait
 from contextlib import AbstractContextManager
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from lineage.core.hashing import CHUNK_MIN, Chunk, Digest, chunk_buffer, digest_bytes
 from lineage.storage import schema
@@ -25,6 +23,9 @@ from lineage.storage.blobs import (
     collision,
     same_bytes,
 )
+
+if TYPE_CHECKING:  # imported on first use: most adds never start a worker
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 __all__ = ["Stager", "stage"]
 
@@ -247,6 +248,8 @@ class Stager:
 
     def _submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
             self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lineage-stage")
         return self._pool.submit(fn, *args)
 
@@ -291,6 +294,10 @@ class Stager:
         self._close_pool()
 
     def _wait_all(self, *extra: Future[Any] | None) -> None:
+        if self._pool is None:
+            return  # no worker was ever started
+        from concurrent.futures import wait as futures_wait
+
         for future in extra:
             if future is not None:
                 futures_wait([future])

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lineage.errors import StoreError
+from lineage.storage import schema
 from lineage.storage.base import Backend
-from lineage.storage.events import start_chain
-from lineage.storage.memory import MemoryBackend
 
 if TYPE_CHECKING:
     from lineage.store.store import Store
@@ -88,16 +87,29 @@ def open_store(path: str | os.PathLike[str] | None = None) -> Store:
     from lineage.store.store import Store
 
     if path is not None and str(path) == ":memory:":
+        from lineage.storage.memory import MemoryBackend
+
         backend: Backend = MemoryBackend()
-        start_chain(backend)
+        _start_chain(backend)
         return Store(backend)
     target = Path(path) if path is not None else default_path()
     if target.exists() and not target.is_dir():
         raise StoreError(f"{target} exists and is not a store directory")
     backend = acquire(target)
     try:
-        start_chain(backend)
+        _start_chain(backend)
     except BaseException:
         release(backend)
         raise
     return Store(backend, shared=True)
+
+
+def _start_chain(backend: Backend) -> None:
+    """Begin the event log if the store has none (one read when it has one, as it almost
+    always does: the event module is imported only to begin one)."""
+    with backend.read() as txn:
+        if schema.last_event(txn) is not None:
+            return
+    from lineage.storage.events import start_chain
+
+    start_chain(backend)

@@ -14,7 +14,6 @@ backend shared per directory (see :mod:`lineage.store.opening`).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from functools import partial
@@ -36,25 +35,24 @@ from lineage.errors import (
     StoreError,
 )
 from lineage.refs import registry
-from lineage.refs.revisions import check_name, resolve, suggest
+from lineage.refs.revisions import check_name, resolve, resolve_record, suggest
 from lineage.storage import schema
 from lineage.storage.asof import describe_moment
 from lineage.storage.base import Backend, ReadTxn, WriteTxn
 from lineage.storage.blobs import read_blob
-from lineage.storage.files import checkout, path_digest
-from lineage.storage.maintenance import GcReport, VerifyReport, collect_garbage, verify_store
-from lineage.store.ingest import Prepared, discard, prepare
 from lineage.store.opening import release
 from lineage.store.review import ReviewMethods
 from lineage.store.sharing import SharingMethods
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # and imported where used: a store opened to read never loads them
     import datetime
 
     import networkx
     import pandas
 
     from lineage.diff.model import LineageDiff
+    from lineage.storage.maintenance import GcReport, VerifyReport
+    from lineage.store.ingest import Prepared
     from lineage.tracking.explain import Explanation
     from lineage.tracking.runs import RunContext
     from lineage.views.lint import Finding
@@ -173,6 +171,8 @@ class Store(ReviewMethods, SharingMethods):
                  annotate: dict[str, Any] | None = None, key: str | None = None) -> Prepared:
         """Stage ``value`` (see :func:`lineage.store.ingest.prepare`), resolving
         ``derived_from`` revisions first."""
+        from lineage.store.ingest import prepare
+
         self._check_open()
         parents = tuple(self._digest(rev) for rev in derived_from)
         return prepare(self._backend, value, name=name, version=version, kind=kind, meta=meta,
@@ -190,6 +190,8 @@ class Store(ReviewMethods, SharingMethods):
         Raises:
             StoreError: a concurrent gc kept removing reused content.
         """
+        from lineage.store.ingest import discard
+
         for _ in range(_STAGE_RETRIES):
             try:
                 with self._read() as txn:
@@ -221,13 +223,7 @@ class Store(ReviewMethods, SharingMethods):
         if isinstance(revision, Artifact | Run):
             return revision
         with self._read() as txn:
-            if isinstance(revision, Digest):
-                return schema.read_record(txn, revision)
-            digest, _name, version = resolve(txn, revision)
-            record = schema.read_record(txn, digest)
-        if isinstance(record, Artifact) and version is not None:
-            return record.with_version(version)
-        return record
+            return resolve_record(txn, revision)
 
     def _artifact(self, revision: Revision) -> Artifact:
         record = self.resolve(revision)
@@ -275,25 +271,35 @@ class Store(ReviewMethods, SharingMethods):
             IntegrityError: stored content does not match its digest.
             RecordTypeError: the revision names a run.
         """
-        artifact = self._artifact(revision)
+        self._check_open()
+        with self._backend.read() as txn:  # one snapshot: the record and its content
+            artifact = revision if isinstance(revision, Artifact | Run) else resolve_record(
+                txn, revision)
+            if not isinstance(artifact, Artifact):
+                raise RecordTypeError(f"{revision!r} names a run, not an artifact")
+            adapter = None if as_path or artifact.format == "directory" else format_adapter(
+                artifact.format)
+            data = None if adapter is None else read_blob(self._backend, txn, _blob_of(artifact))
         recorder = context.active_recorder()
         if recorder is not None and recorder.store is self:
             recorder.record_use(artifact, as_name)
-        adapter = None if as_path or artifact.format == "directory" else format_adapter(
-            artifact.format)
-        if adapter is None:
+        if adapter is None or data is None:
             path = self._materialize(artifact)
             if not as_path and artifact.kind == "dataset" and artifact.format in TABLE_FORMATS:
                 from lineage.adapters.pandas import read_table_file
 
                 return read_table_file(path)
             return path
-        return adapter.load(self.read_bytes(artifact), artifact.format, trust=trust)
+        return adapter.load(data, artifact.format, trust=trust)
 
     def _materialize(self, artifact: Artifact) -> Path:
+        from lineage.storage.files import checkout
+
         blob = _blob_of(artifact)
         if self._materialized is None:
             if self.path == ":memory:":
+                import tempfile
+
                 self._materialized = Path(tempfile.mkdtemp(prefix="lineage-"))
             else:
                 self._materialized = Path(self.path) / "materialized"
@@ -308,6 +314,8 @@ class Store(ReviewMethods, SharingMethods):
 
     def _holds(self, path: Path, blob: Digest) -> bool:
         """Whether ``path`` holds exactly the content ``blob`` (re-hashed)."""
+        from lineage.storage.files import path_digest
+
         try:
             return path_digest(self._backend, path) == blob
         except PathError:
@@ -322,6 +330,8 @@ class Store(ReviewMethods, SharingMethods):
                 written outside ``target``.
             IntegrityError: the content is missing or does not match its digest.
         """
+        from lineage.storage.files import checkout
+
         artifact = self._artifact(revision)
         kind = "directory" if artifact.format == "directory" else "file"
         with self._read() as txn:
@@ -532,11 +542,15 @@ class Store(ReviewMethods, SharingMethods):
         versions, stages, tags, records, the ``added`` index and the stage policies against
         it; report every problem found. ``checkpoint`` is an earlier ``VerifyReport.head`` kept
         elsewhere: if the chain no longer contains it, the log was cut short or rewritten."""
+        from lineage.storage.maintenance import verify_store
+
         self._check_open()
         return verify_store(self._backend, progress=progress, checkpoint=checkpoint)
 
     def gc(self, *, dry_run: bool = False) -> GcReport:
         """Remove records, blobs and chunks that no ref and no run reaches."""
+        from lineage.storage.maintenance import collect_garbage
+
         self._check_open()
         materialized = None if self.path == ":memory:" else Path(self.path) / "materialized"
         return collect_garbage(self._backend, dry_run=dry_run, materialized=materialized)

@@ -45,7 +45,7 @@ from lineage.storage.base import Backend, ReadTxn, WriteTxn
 from lineage.storage.schema import NAMESPACES, index_record
 from lineage.store.store import Store
 
-__all__ = ["StoreContract", "collide", "flip_byte", "snapshot"]
+__all__ = ["StoreContract", "collide", "flip_byte", "flip_chunk_byte", "snapshot"]
 
 
 def snapshot(backend: Backend) -> dict[str, dict[bytes, bytes]]:
@@ -83,6 +83,23 @@ def flip_byte(path: Path, offset: int) -> None:
         old = handle.read(1)
         handle.seek(offset)
         handle.write(bytes([old[0] ^ 0xFF]))
+
+
+def flip_chunk_byte(backend: Backend, chunk: bytes, index: int) -> None:
+    """Invert byte ``index`` of stored chunk ``chunk`` of an LMDB backend, where it lives:
+    a pack file, or the LMDB value of a small chunk kept inline (see
+    :mod:`lineage.storage.lmdb`)."""
+    with backend.read() as txn:
+        location = txn.get("chunks", chunk)
+    if location is None:
+        raise KeyError(f"no chunk {chunk.hex()}")
+    if location[:1] == b"=":  # inline: the location holds the bytes
+        flipped = bytearray(location)
+        flipped[1 + index] ^= 0xFF
+        backend.write(lambda txn: txn.put("chunks", chunk, bytes(flipped)))
+        return
+    offset = int.from_bytes(location[:8], "big")
+    flip_byte(Path(backend.location) / "packs" / f"{location[16:].decode()}.pack", offset + index)
 
 
 class _Boom(Exception):

@@ -3,7 +3,9 @@
 The environment is stored once as an artifact of kind ``environment`` and shared by digest:
 runs in the same interpreter with the same imported packages point at the same record.
 Package versions are those of the distributions whose top-level modules this process has
-imported (not everything installed), which is what can have influenced a result.
+imported (not everything installed), which is what can have influenced a result. Which
+distribution provides which module is read once per interpreter environment and kept in the
+user's cache directory across processes (see :mod:`lineage.tracking.distributions`).
 """
 
 from __future__ import annotations
@@ -13,24 +15,14 @@ import os
 import platform
 import subprocess
 import sys
-from importlib import metadata
+import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["capture_environment", "code_summary", "imported_distributions"]
+from lineage.tracking.distributions import distribution_index
 
-
-@functools.cache
-def _module_to_distributions() -> dict[str, tuple[str, ...]]:
-    return {k: tuple(v) for k, v in metadata.packages_distributions().items()}
-
-
-@functools.cache
-def _version(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
+__all__ = ["capture_environment", "code_summary", "imported_distributions",
+           "prefetch_environment"]
 
 
 def _modules_key() -> tuple[int, str | None]:
@@ -51,14 +43,12 @@ def imported_distributions() -> dict[str, str]:
 
 
 def _imported_distributions() -> dict[str, str]:
-    mapping = _module_to_distributions()
+    index = distribution_index()
     found: dict[str, str] = {}
     tops = {name.partition(".")[0] for name in list(sys.modules)}
     for top in tops:
-        for distribution in mapping.get(top, ()):
-            version = _version(distribution)
-            if version is not None:
-                found[distribution.lower()] = version
+        for distribution, version in index.get(top, ()):
+            found[distribution] = version
     return dict(sorted(found.items()))
 
 
@@ -158,6 +148,41 @@ def _git_state(directory: str) -> dict[str, Any] | None:
     return state
 
 
+_prefetches: dict[str, threading.Thread] = {}
+_prefetch_lock = threading.Lock()
+
+
+def prefetch_environment(directory: str | Path | None = None) -> None:
+    """Start the first capture for ``directory`` on a worker thread, once per process.
+
+    A process's first capture asks git (two subprocesses) and the platform (~10 ms); a run
+    calls this as it starts, so that its commit finds the answers ready: they are computed
+    while the run's own work goes on. :func:`capture_environment` waits for it, then checks
+    the answer is still fresh exactly as it always does (nothing is taken on trust).
+    """
+    where = str(Path(directory or ".").resolve())
+    with _prefetch_lock:
+        if where in _prefetches:
+            return
+        thread = threading.Thread(target=_warm, args=(where,), daemon=True,
+                                  name="lineage-environment")
+        _prefetches[where] = thread
+    thread.start()
+
+
+def _warm(directory: str) -> None:
+    try:
+        capture_environment(directory)
+    except Exception:  # noqa: BLE001, S110 - the capture at commit time raises it again
+        pass
+
+
+def _await_prefetch(directory: str) -> None:
+    thread = _prefetches.get(directory)
+    if thread is not None and thread is not threading.current_thread():
+        thread.join()
+
+
 def capture_environment(directory: str | Path | None = None) -> dict[str, Any]:
     """A JSON-safe description of the running environment.
 
@@ -168,13 +193,15 @@ def capture_environment(directory: str | Path | None = None) -> dict[str, Any]:
     commit, checkout, ``git add`` or an edit to an imported file inside the work tree may
     have changed its answer (see :func:`_fingerprint`), so captures stay cheap.
     """
+    where = str(Path(directory or ".").resolve())
+    _await_prefetch(where)
     return {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "platform": platform.platform(terse=True),
         "machine": platform.machine(),
         "packages": imported_distributions(),
-        "git": _git_state(str(Path(directory or ".").resolve())),
+        "git": _git_state(where),
     }
 
 

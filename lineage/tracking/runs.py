@@ -31,6 +31,7 @@ from lineage.errors import (
     UnsupportedValue,
 )
 from lineage.tracking import recording
+from lineage.tracking.environment import prefetch_environment
 
 if TYPE_CHECKING:
     from lineage.store.ingest import Prepared
@@ -120,6 +121,7 @@ class RunContext:
         if self._token is not None or self._closed:
             raise RunError(f"run {self.op!r} was already started; open a new store.run()")
         self._started = time.time()
+        prefetch_environment()  # its git and platform questions run alongside the block
         self._parent = context.active_recorder()
         self._token = context.active_recorder_var.set(self)
         self._store_token = context.push_store(self.store)

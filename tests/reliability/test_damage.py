@@ -72,9 +72,17 @@ def _flip_value(store: Store, namespace: str, key: bytes, rng: random.Random) ->
 
 
 def _flip_pack(store: Store, chunk: Digest, rng: random.Random) -> Callable[[], None]:
+    """Flip a bit of the chunk's bytes: in its pack, or in LMDB for a small chunk stored
+    inline (its location ``=`` + bytes)."""
     with store._read() as txn:
         location = schema.chunk_location(txn, chunk)
     assert location is not None
+    if location[:1] == b"=":
+        position, mask = 1 + rng.randrange(len(location) - 1), 1 << rng.randrange(8)
+        flipped = bytearray(location)
+        flipped[position] ^= mask
+        store._write(lambda txn: schema.put_chunk_location(txn, chunk, bytes(flipped)))
+        return lambda: store._write(lambda txn: schema.put_chunk_location(txn, chunk, location))
     offset, length, name = split_location(location)
     position = offset + rng.randrange(length)
     mask = 1 << rng.randrange(8)

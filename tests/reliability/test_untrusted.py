@@ -10,6 +10,7 @@ their bytes are its own pickles.
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -23,14 +24,19 @@ from lineage.store import Store
 
 VICTIM = textwrap.dedent('''
     import numpy as np
-    from sklearn.ensemble import RandomForestClassifier  # a pickle: skops distrusts trees
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
 
     import lineage
 
-    def train(n_estimators: int):
+    def double(values):
+        return values * 2
+
+    def train(n_estimators: int):  # a function inside: stored as "sklearn-pickle"
         features = np.arange(40).reshape(20, 2) % 7
-        return RandomForestClassifier(n_estimators=n_estimators, random_state=0).fit(
-            features, np.arange(20) % 2)
+        return make_pipeline(FunctionTransformer(double), RandomForestClassifier(
+            n_estimators=n_estimators, random_state=0)).fit(features, np.arange(20) % 2)
 
     untrusting = lineage.step(train)
     trusting = lineage.step(train, trust=True)
@@ -63,7 +69,7 @@ PLANT = textwrap.dedent('''
 
 
 @pytest.fixture
-def shared(tmp_path: Path) -> tuple[Path, Path, Any]:
+def shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, Any]:
     """A store another process wrote: a legitimate pickled model for ``train(3)``, a
     planted pickle that runs code for ``train(5)``; the victim module, imported here."""
     (tmp_path / "victim.py").write_text(VICTIM)
@@ -77,6 +83,7 @@ def shared(tmp_path: Path) -> tuple[Path, Path, Any]:
     assert spec is not None and spec.loader is not None
     victim = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(victim)
+    monkeypatch.setitem(sys.modules, "victim", victim)  # its pickles name the module
     return tmp_path / "store", marker, victim
 
 
@@ -90,7 +97,7 @@ def test_a_step_hit_on_another_processs_pickle_is_refused_unless_trusted(
         assert not explained.hit and "UntrustedContentError" in str(explained)
         assert store.explain(victim.trusting, 3).hit
         model = victim.trusting(3)  # opted in: the legitimate model loads
-        assert type(model).__name__ == "RandomForestClassifier"
+        assert type(model).__name__ == "Pipeline"
         assert len(store.runs(op="train")) == 2  # neither call ran the step again
         with pytest.raises(UntrustedContentError):
             victim.untrusting(5)
