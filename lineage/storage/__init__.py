@@ -1,5 +1,5 @@
 r"""Durable storage: the backend interface and its LMDB and memory backends, the on-disk
-layout (:mod:`~lineage.storage.schema`, the only module that builds or splits a key), content
+layout (:mod:`~lineage.storage.schema`, the only package that builds or splits a key), content
 in blobs and packs and its staging, files in and out, the event log, and maintenance: verify
 (re-hashing, and the live tables checked against the event log by
 :mod:`~lineage.storage.crosscheck`) and gc.

@@ -89,17 +89,21 @@ def flip_chunk_byte(backend: Backend, chunk: bytes, index: int) -> None:
     """Invert byte ``index`` of stored chunk ``chunk`` of an LMDB backend, where it lives:
     a pack file, or the LMDB value of a small chunk kept inline (see
     :mod:`lineage.storage.lmdb`)."""
+    from lineage.core.hashing import Digest
+    from lineage.storage import schema
+    from lineage.storage.packs import split_location
+
     with backend.read() as txn:
-        location = txn.get("chunks", chunk)
+        location = schema.chunk_location(txn, Digest(chunk))
     if location is None:
         raise KeyError(f"no chunk {chunk.hex()}")
     if location[:1] == b"=":  # inline: the location holds the bytes
         flipped = bytearray(location)
         flipped[1 + index] ^= 0xFF
-        backend.write(lambda txn: txn.put("chunks", chunk, bytes(flipped)))
+        backend.write(lambda txn: schema.put_chunk_location(txn, Digest(chunk), bytes(flipped)))
         return
-    offset = int.from_bytes(location[:8], "big")
-    flip_byte(Path(backend.location) / "packs" / f"{location[16:].decode()}.pack", offset + index)
+    offset, _length, pack = split_location(location)
+    flip_byte(Path(backend.location) / "packs" / f"{pack}.pack", offset + index)
 
 
 class _Boom(Exception):
