@@ -31,6 +31,7 @@ from lineage.storage.base import Backend, ReadTxn
 from lineage.storage.blobs import iter_blob
 from lineage.storage.events import verify_chain
 from lineage.storage.schema import EDGE_GENERATED
+from lineage.views.describe import record_label
 from lineage.views.evaluations import evaluations_of
 from lineage.views.lint import lint
 from lineage.views.query import ancestors
@@ -60,7 +61,7 @@ def report_data(txn: ReadTxn, backend: Backend, model: Artifact, *,
     dated = moment if moment is not None else (
         schema.event_time(txn, last[0]) if last is not None else None)
     data: dict[str, Any] = jsonable({
-        "title": f"Audit report: {_label(model)}",
+        "title": f"Audit report: {record_label(model)}",
         "as_of": iso_time(dated) if dated is not None else None,
         "point_in_time": moment is not None,
         "model": _identity(txn, model, maker),
@@ -85,14 +86,6 @@ def _labelled(labels: VersionLabels, artifact: Artifact) -> Artifact:
     return found if isinstance(found, Artifact) else artifact
 
 
-def _label(record: Artifact | Run) -> str:
-    if isinstance(record, Run):
-        return f"run {record.op}"
-    if record.name and record.version:
-        return f"{record.name}@{record.version}"
-    return record.name or f"{record.kind} {record.digest[:12]}"
-
-
 def _maker(txn: ReadTxn, model: Artifact) -> Run | None:
     """The run that made ``model`` (the newest ok one when several recorded it)."""
     runs = [r for _e, d in schema.upstream(txn, model.raw_digest, EDGE_GENERATED)
@@ -108,7 +101,7 @@ def _identity(txn: ReadTxn, model: Artifact, maker: Run | None) -> dict[str, Any
                   if target == model.raw_digest)
     meta = dict(model.meta)
     return {
-        "label": _label(model), "name": model.name, "version": model.version,
+        "label": record_label(model), "name": model.name, "version": model.version,
         "digest": model.digest, "class": model.summary.get("class"),
         "format": model.format, "size": model.size, "stages": held,
         "intended_use": meta.pop("intended_use", None), "meta": meta,
@@ -142,7 +135,7 @@ def _data(txn: ReadTxn, model: Artifact, lineage: list[Artifact | Run],
                 "training input" if record.digest in inputs else
                 "derived table" if derived else "source")
         missing = summary.get("missing") or {}
-        label = _label(record)
+        label = record_label(record)
         if not record.name:
             makers = [m for _e, d in schema.upstream(txn, record.raw_digest, EDGE_GENERATED)
                       if isinstance(m := schema.read_record(txn, d), Run)]
@@ -180,7 +173,7 @@ def _setup(model: Artifact, maker: Run | None, lineage: list[Artifact | Run]
 
 
 def _evaluations(txn: ReadTxn, model: Artifact) -> list[dict[str, Any]]:
-    return [evaluation_facts(e.artifact, _label(e.artifact), e.run.op, e.test_set_label,
+    return [evaluation_facts(e.artifact, record_label(e.artifact), e.run.op, e.test_set_label,
                              e.registered) for e in evaluations_of(txn, model.raw_digest)]
 
 
@@ -251,6 +244,6 @@ def _verify_lineage(txn: ReadTxn, backend: Backend, records: list[Artifact | Run
             try:
                 size += sum(len(part) for part in iter_blob(backend, txn, record.blob))
             except LineageError as exc:
-                problems.append(f"{_label(record)}: {exc}")
+                problems.append(f"{record_label(record)}: {exc}")
     return {"ok": not problems, "records": len(records), "blobs": blobs, "bytes": size,
             "problems": problems}

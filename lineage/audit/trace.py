@@ -26,6 +26,7 @@ from lineage.refs.registry import VersionLabels
 from lineage.storage import schema
 from lineage.storage.base import Backend, ReadTxn
 from lineage.storage.schema import EDGE_GENERATED
+from lineage.views.describe import record_label
 from lineage.views.query import ancestors, descendants
 
 __all__ = ["Impact", "Trace", "impact", "trace"]
@@ -134,14 +135,6 @@ class Impact:
             + "\n"
 
 
-def _label(record: Artifact | Run) -> str:
-    if isinstance(record, Run):
-        return f"run {record.op}"
-    if record.name and record.version:
-        return f"{record.name}@{record.version}"
-    return record.name or f"{record.kind} {record.digest[:12]}"
-
-
 def _stages_at(txn: ReadTxn, model: Artifact, when: float) -> list[str]:
     """The stages of ``model``'s name that pointed at it at ``when``."""
     held: dict[str, Digest | None] = {}
@@ -162,7 +155,7 @@ def trace(txn: ReadTxn, backend: Backend, predictions: Artifact, *,
         RevisionNotFound: ``row`` is not an id of the set, or the model is gone.
     """
     if predictions.kind != "predictions" or "model" not in predictions.summary:
-        raise RecordTypeError(f"{_label(predictions)} is a {predictions.kind}, not a "
+        raise RecordTypeError(f"{record_label(predictions)} is a {predictions.kind}, not a "
                               "prediction set (log one with run.log_predictions)")
     labels = VersionLabels(txn)
     summary = predictions.summary
@@ -177,10 +170,10 @@ def trace(txn: ReadTxn, backend: Backend, predictions: Artifact, *,
     if found_row is not None:
         in_training, finding = _membership(txn, backend, found_row, summary, datasets)
     return Trace(
-        prediction={"label": _label(predictions), "digest": predictions.digest,
+        prediction={"label": record_label(predictions), "digest": predictions.digest,
                     "rows": summary.get("rows"), "made_at": iso_time(made_at)},
         row=found_row and {k: v for k, v in found_row.items() if k != "fingerprint"},
-        model={"label": _label(model), "digest": model.digest,
+        model={"label": record_label(model), "digest": model.digest,
                "stages_then": _stages_at(txn, model, made_at),
                "stages_now": sorted(s for s, d in registry.stages(txn, model.name or "").items()
                                     if d == model.raw_digest) if model.name else []},
@@ -192,11 +185,11 @@ def trace(txn: ReadTxn, backend: Backend, predictions: Artifact, *,
 def _row(txn: ReadTxn, backend: Backend, predictions: Artifact, row: str) -> dict[str, Any]:
     table = load_frame(backend, txn, predictions)
     if table is None:
-        raise RevisionNotFound(f"cannot read the rows of {_label(predictions)}")
+        raise RevisionNotFound(f"cannot read the rows of {record_label(predictions)}")
     matches = table[table["id"].astype(str) == str(row)]
     if matches.empty:
         shown = ", ".join(map(str, table["id"].head(3).tolist()))
-        raise RevisionNotFound(f"no row {row!r} in {_label(predictions)} (ids look like "
+        raise RevisionNotFound(f"no row {row!r} in {record_label(predictions)} (ids look like "
                                f"{shown}, ...)")
     first = matches.iloc[0]
     score = first.get("score")
@@ -243,7 +236,7 @@ def _datasets(txn: ReadTxn, model: Artifact, maker: Run | None,
                 "derived dataset" if derived else "source dataset"))
         notes = {k: record.meta[k] for k in ("origin", "selection", "biases")
                  if record.meta.get(k)}
-        found.append({"label": _label(labels.label(record)), "digest": record.digest,
+        found.append({"label": record_label(labels.label(record)), "digest": record.digest,
                       "role": role, "notes": notes, "artifact": record})
     order = {"training dataset": 0, "source dataset": 1, "derived dataset": 2, "test set": 3}
     return sorted(found, key=lambda d: (order[d["role"]], d["label"]))
@@ -281,7 +274,7 @@ def _membership(txn: ReadTxn, backend: Backend, row: dict[str, Any], summary: di
 def impact(txn: ReadTxn, source: Artifact) -> Impact:
     """What ``source`` reached downstream, grouped and named (see the module docstring)."""
     labels = VersionLabels(txn)
-    result = Impact({"label": _label(labels.label(source)), "digest": source.digest})
+    result = Impact({"label": record_label(labels.label(source)), "digest": source.digest})
     for record in descendants(txn, source):
         if isinstance(record, Run):
             result.runs.append({"op": record.op, "status": record.status,
@@ -289,17 +282,17 @@ def impact(txn: ReadTxn, source: Artifact) -> Impact:
         elif record.kind == "model":
             held = sorted(s for s, d in registry.stages(txn, record.name).items()
                           if d == record.raw_digest) if record.name else []
-            result.models.append({"label": _label(record), "digest": record.digest,
+            result.models.append({"label": record_label(record), "digest": record.digest,
                                   "stages": held})
             result.stages.extend(f"{record.name}@{s}" for s in held)
         elif record.kind == "predictions":
-            result.predictions.append({"label": _label(record), "digest": record.digest,
+            result.predictions.append({"label": record_label(record), "digest": record.digest,
                                        "rows": record.summary.get("rows"),
                                        "model": record.summary.get("model_label")})
         elif record.kind == "dataset":
-            result.datasets.append({"label": _label(record), "digest": record.digest})
+            result.datasets.append({"label": record_label(record), "digest": record.digest})
         else:
-            result.other.append({"label": _label(record), "kind": record.kind,
+            result.other.append({"label": record_label(record), "kind": record.kind,
                                  "digest": record.digest})
     result.runs.sort(key=lambda r: (r["started"], r["digest"]))
     result.stages.sort()

@@ -16,7 +16,7 @@ from lineage.refs import registry
 from lineage.storage import schema
 from lineage.storage.base import ReadTxn
 
-__all__ = ["describe", "review", "version_label"]
+__all__ = ["describe", "record_label", "review", "version_label"]
 
 TOP_FEATURES: Final = 10  # feature importances shown by `lineage show`
 
@@ -33,6 +33,16 @@ def describe(txn: ReadTxn, record: Artifact | Run) -> dict[str, Any]:
     if isinstance(record, Run):
         return _run(txn, record)
     return _artifact(txn, record)
+
+
+def record_label(record: Artifact | Run) -> str:
+    """How a report names a record: ``name@version``, else its name, else its kind and short
+    digest; a run as ``run <op>``."""
+    if isinstance(record, Run):
+        return f"run {record.op}"
+    if record.name and record.version:
+        return f"{record.name}@{record.version}"
+    return record.name or f"{record.kind} {record.digest[:12]}"
 
 
 def version_label(txn: ReadTxn, artifact: Artifact) -> str | None:
