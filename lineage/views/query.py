@@ -453,15 +453,18 @@ def graph(txn: ReadTxn, revision: Revision | None = None, *, depth: int | None =
     by_digest = {r.raw_digest: labels.label(r) for r in records}
     for digest, record in by_digest.items():
         result.add_node(digest.hex(), **_node_attrs(record))
+    # Edges are found from their target's side: a node's in-edges are its own few inputs,
+    # while a shared environment or code record has an out-edge to every run that used it.
     for digest, record in by_digest.items():
-        for edge, target in downstream(txn, digest):
-            if target not in by_digest:
+        for edge, source in upstream(txn, digest):
+            if source not in by_digest:
                 continue
-            run = record if isinstance(record, Run) else by_digest[target]
-            other = target if isinstance(record, Run) else digest
+            origin = by_digest[source]
+            run = origin if isinstance(origin, Run) else record
+            other = digest if isinstance(origin, Run) else source
             roles = _roles(run, other, edge) if edge != EDGE_CHILD else []
             kind = EDGE_NAMES.get(edge, edge.decode(errors="replace"))
-            result.add_edge(digest.hex(), target.hex(), key=kind, type=kind, roles=roles)
+            result.add_edge(source.hex(), digest.hex(), key=kind, type=kind, roles=roles)
     return result
 
 
