@@ -1,5 +1,6 @@
 """The ``Store`` methods for review and audit: gated promotion, stage policies, point-in-time
-views, the event log, and (through :mod:`lineage.audit`) reports and exports.
+views, the event log, (through :mod:`lineage.audit`) reports and exports, and pipelines and
+runs side by side.
 
 They are a mixin of :class:`lineage.store.Store`, kept in their own module because they
 form one concept: what a reviewer asks of the store. Like the rest of the facade they
@@ -22,11 +23,15 @@ from lineage.storage.asof import describe_moment
 from lineage.storage.base import Backend, ReadTxn, WriteTxn
 
 if TYPE_CHECKING:
+    import pandas
+
     from lineage.audit.gates import Check
     from lineage.audit.policy import Policy
     from lineage.audit.trace import Impact, Trace
     from lineage.storage.events import Event
     from lineage.store.store import Store
+    from lineage.views.pipelines import Pipeline
+    from lineage.views.runs_table import RunComparison
 
 __all__ = ["ReviewMethods"]
 
@@ -252,3 +257,33 @@ class ReviewMethods:
         if artifact.kind != "model":
             raise RecordTypeError(f"{revision!r} names a {artifact.kind}, not a model")
         return artifact
+
+    # -- reviewing: pipelines and runs side by side (lineage.views) ----------------------
+
+    def pipelines(self) -> list[Pipeline]:
+        """Every pipeline in the store, steps folded by operation and artifacts by name,
+        as ``dvc dag`` shows them (:func:`lineage.views.pipelines.pipelines`)."""
+        from lineage.views.pipelines import pipelines
+
+        with self._read() as txn:
+            return pipelines(txn)
+
+    def runs_frame(self, op: str | None = None, **filters: Any) -> pandas.DataFrame:
+        """:meth:`runs` (the same filters) as a DataFrame named as ``mlflow.search_runs``
+        names it: ``params.C``, ``metrics.sensitivity``, ``test_set``, ``inputs.<name>``
+        (:func:`lineage.views.runs_table.runs_frame`). Raises ``MissingDependency`` without
+        pandas, ``InvalidQuery`` on a malformed filter."""
+        from lineage.views import query, runs_table
+
+        with self._read() as txn:
+            return runs_table.runs_frame(txn, query.runs(txn, op, **filters))
+
+    def compare(self, *runs: Revision) -> RunComparison:
+        """Runs side by side, the first the baseline; an artifact stands for the run that
+        made it; ``.plot(path)`` draws a metric against a param
+        (:func:`lineage.views.runs_table.compare_runs`). Raises ``InvalidQuery`` for fewer
+        than two runs or one given twice, ``RecordTypeError`` for an artifact no run made."""
+        from lineage.views import runs_table
+
+        with self._read() as txn:
+            return runs_table.compare_runs(txn, runs_table.resolve_runs(txn, runs))

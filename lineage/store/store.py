@@ -48,7 +48,6 @@ if TYPE_CHECKING:  # and imported where used: a store opened to read never loads
     import datetime
 
     import networkx
-    import pandas
 
     from lineage.diff.model import LineageDiff
     from lineage.storage.maintenance import GcReport, VerifyReport
@@ -56,8 +55,6 @@ if TYPE_CHECKING:  # and imported where used: a store opened to read never loads
     from lineage.tracking.explain import Explanation
     from lineage.tracking.runs import RunContext
     from lineage.views.lint import Finding
-    from lineage.views.pipelines import Pipeline
-    from lineage.views.runs_table import RunComparison
 
 __all__ = ["Store"]
 
@@ -503,36 +500,6 @@ class Store(ReviewMethods, SharingMethods):
 
         with self._read() as txn:
             return lint(txn)
-
-    # -- reviewing: pipelines and runs side by side (lineage.views) ----------------------
-
-    def pipelines(self) -> list[Pipeline]:
-        """Every pipeline in the store, steps folded by operation and artifacts by name,
-        as ``dvc dag`` shows them (:func:`lineage.views.pipelines.pipelines`)."""
-        from lineage.views.pipelines import pipelines
-
-        with self._read() as txn:
-            return pipelines(txn)
-
-    def runs_frame(self, op: str | None = None, **filters: Any) -> pandas.DataFrame:
-        """:meth:`runs` (the same filters) as a DataFrame named as ``mlflow.search_runs``
-        names it: ``params.C``, ``metrics.sensitivity``, ``test_set``, ``inputs.<name>``
-        (:func:`lineage.views.runs_table.runs_frame`). Raises ``MissingDependency`` without
-        pandas, ``InvalidQuery`` on a malformed filter."""
-        from lineage.views import query, runs_table
-
-        with self._read() as txn:
-            return runs_table.runs_frame(txn, query.runs(txn, op, **filters))
-
-    def compare(self, *runs: Revision) -> RunComparison:
-        """Runs side by side, the first the baseline; an artifact stands for the run that
-        made it; ``.plot(path)`` draws a metric against a param
-        (:func:`lineage.views.runs_table.compare_runs`). Raises ``InvalidQuery`` for fewer
-        than two runs or one given twice, ``RecordTypeError`` for an artifact no run made."""
-        from lineage.views import runs_table
-
-        with self._read() as txn:
-            return runs_table.compare_runs(txn, runs_table.resolve_runs(txn, runs))
 
     # -- maintenance --------------------------------------------------------------------
 

@@ -21,10 +21,8 @@ most recently opened with ``lineage.open()``, else ``LINEAGE_HOME``, else ``./.l
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import os
-import sys
 import threading
 import time
 import uuid
@@ -446,56 +444,9 @@ class Step(Generic[P, R]):
         Raises:
             StepDefinitionError: the store is in memory, which no other process can reach.
         """
-        return (_rebuild_step, (_function_ref(self), self.name, self.version, self.cache,
-                                tuple(sorted(self.ignore)), _location(self._store),
-                                self.code_summary() and self._code, self.trust))
+        from lineage.tracking.transport import reduce_step
 
-
-def _location(chosen: Store | str | os.PathLike[str] | None) -> str | None:
-    """Where a pickled step records: an absolute store path, or ``None`` (the default)."""
-    if chosen is None:
-        chosen = context.current_store()
-        if chosen is None:
-            return None
-    path = str(chosen) if isinstance(chosen, str | os.PathLike) else chosen.path
-    if path == ":memory:":
-        raise StepDefinitionError(
-            "a step recording into an in-memory store cannot be sent to another process; "
-            "open a store on disk (lineage.open(path)), or reach one through a remote")
-    return os.path.abspath(path)
-
-
-def _function_ref(step_: Step[Any, Any]) -> Callable[..., Any] | tuple[str, str]:
-    """The step's function, or ``(module, qualname)`` when the module's attribute of that
-    name is the step itself (a decorated module-level function, which pickle can only
-    name through the module). Functions of ``__main__`` travel by value (cloudpickle)."""
-    function = step_.function
-    module_name = getattr(function, "__module__", None)
-    qualname = getattr(function, "__qualname__", "")
-    if not module_name or module_name == "__main__" or "<locals>" in qualname:
-        return function
-    found: Any = sys.modules.get(module_name)
-    for part in qualname.split("."):
-        found = getattr(found, part, None)
-    if isinstance(found, Step) and found.function is function:
-        return (module_name, qualname)
-    return function
-
-
-def _rebuild_step(function: Callable[..., Any] | tuple[str, str], name: str,
-                  version: str | None, cache: bool, ignore: tuple[str, ...], store: str | None,
-                  code: tuple[Digest, dict[str, Any]] | None, trust: bool = False
-                  ) -> Step[Any, Any]:
-    """A step unpickled in another process (see :meth:`Step.__reduce__`)."""
-    if isinstance(function, tuple):
-        found: Any = importlib.import_module(function[0])
-        for part in function[1].split("."):
-            found = getattr(found, part)
-        function = found.function if isinstance(found, Step) else found
-    rebuilt: Step[Any, Any] = Step(function, name=name, version=version, store=store,
-                                   cache=cache, ignore=ignore, trust=trust)
-    rebuilt._code = code
-    return rebuilt
+        return reduce_step(self)
 
 
 def _record_failure(step_: Step[Any, Any], store: Store, plan: CallPlan,
