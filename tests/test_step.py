@@ -25,7 +25,8 @@ from lineage.core.records import Run
 from lineage.errors import StepDefinitionError, UnsupportedValue
 from lineage.storage.schema import EDGE_CHILD
 from lineage.store import Store, open_store
-from lineage.tracking.step import _scalar_params_encoding, default_store
+from lineage.tracking.callkey import scalar_params_encoding
+from lineage.tracking.step import default_store
 
 
 def runs(store: Store, op: str) -> list[Run]:
@@ -647,7 +648,7 @@ _scalars = st.one_of(
 
 @given(st.dictionaries(st.text(), _scalars))
 def test_scalar_params_encoding_matches_the_canonical_encoder(params: dict[str, Any]) -> None:
-    fast = _scalar_params_encoding(params)
+    fast = scalar_params_encoding(params)
     assert fast is None or fast == encoding.encode([{}, params])
 
 
@@ -657,7 +658,7 @@ def test_scalar_params_encoding_matches_the_canonical_encoder(params: dict[str, 
 def test_scalar_params_encoding_takes_the_fast_path_for_ordinary_values(
     params: dict[str, Any],
 ) -> None:
-    assert _scalar_params_encoding(params) == encoding.encode([{}, params])
+    assert scalar_params_encoding(params) == encoding.encode([{}, params])
 
 
 def test_non_unicode_param_raises_unsupported_value(store: Store) -> None:

@@ -18,7 +18,7 @@ from lineage.tracking.step import Step
 
 if TYPE_CHECKING:
     from lineage.store.store import Store
-    from lineage.tracking.step import CallPlan
+    from lineage.tracking.callkey import CallPlan
 
 __all__ = ["Explanation", "explain_call"]
 

@@ -23,16 +23,11 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-import threading
 import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Generic, ParamSpec, TypeVar, overload
-
-import msgpack
 
 from lineage import context
 from lineage.core import encoding
@@ -41,10 +36,15 @@ from lineage.core.records import Artifact, Run
 from lineage.errors import (
     LineageError,
     StepDefinitionError,
-    UnsupportedValue,
     UntrustedContentError,
 )
 from lineage.tracking import recording
+from lineage.tracking.callkey import (
+    CallPlan,
+    bytecode_identity,
+    input_identity,
+    scalar_params_encoding,
+)
 from lineage.tracking.outputs import (
     MISSING,
     as_recorded,
@@ -86,79 +86,8 @@ def default_store() -> Store:
     return store
 
 
-# -- the call key -----------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class CallPlan:
-    """One call's arguments sorted into inputs and params, and its key."""
-
-    key: Digest
-    code: Digest
-    params: dict[str, Any]
-    inputs: dict[str, Any]  # name -> the value (Path, Artifact, or adapter value)
-    identities: dict[str, Digest]  # name -> content identity used in the key
-
-
-_INT64: Final = (-(2**63), 2**63 - 1)
 _SCALARS: Final = frozenset((str, int, float, bool, type(None)))
 _EMPTY: Final = inspect.Parameter.empty
-_packers = threading.local()
-
-
-def _scalar_params_encoding(params: dict[str, Any]) -> bytes | None:
-    """``encoding.encode([{}, params])`` for params of plain scalars, faster; else ``None``.
-
-    Gives the same bytes as the general encoder (sorted keys, canonical floats), which
-    ``tests/test_step.py`` checks.
-    """
-    ordered = {}
-    for key in sorted(params):
-        value = params[key]
-        kind = type(value)
-        if kind is float:
-            if value != value or value == 0.0:
-                return None  # NaN and -0.0 take the general path
-        elif kind is int:
-            if not _INT64[0] <= value <= _INT64[1]:
-                return None
-        elif kind is not str and kind is not bool and value is not None:
-            return None
-        ordered[key] = value
-    packer = getattr(_packers, "packer", None)
-    if packer is None:  # one per thread: a Packer is cheaper reused than built per call
-        packer = _packers.packer = msgpack.Packer(use_bin_type=True)
-    try:
-        packed: bytes = packer.pack([{}, ordered])  # the buffer resets after an error too
-        return packed
-    except UnicodeEncodeError:
-        return None  # the general encoder raises UnsupportedValue for it
-
-
-def _identity(store: Store, name: str, value: Any) -> Digest:
-    """The content identity of an input, tagged with what it is.
-
-    The tag keeps a ``Path`` to a file holding ``b"hello"``, the bytes ``b"hello"`` and an
-    artifact apart even where their content digests agree.
-    """
-    if isinstance(value, Path):
-        return encoding.digest_of(["path", recording.identity_of_path(store, value)])
-    if isinstance(value, Artifact):
-        return encoding.digest_of(["artifact", value.raw_digest])
-    from lineage.adapters import adapter_for_value
-
-    try:
-        adapter = adapter_for_value(value)
-    except UnsupportedValue:
-        kind = type(value)
-        raise UnsupportedValue(
-            f"argument {name!r} is a {kind.__module__}.{kind.__qualname__}, which lineage "
-            "cannot hash; pass it as a pathlib.Path, a plain value, or add it to `ignore=`"
-        ) from None
-    kind = type(value)
-    return encoding.digest_of(
-        ["value", f"{kind.__module__}.{kind.__qualname__}", digest_bytes(adapter.key(value))]
-    )
 
 
 class Step(Generic[P, R]):
@@ -237,7 +166,7 @@ class Step(Generic[P, R]):
                     ["lineage/code", summary["qualname"], summary["source"]]
                 )
             else:
-                identity = _bytecode_identity(self.function, summary["qualname"])
+                identity = bytecode_identity(self.function, summary["qualname"])
             self._code = (identity, summary)
         return self._code[0]
 
@@ -271,10 +200,10 @@ class Step(Generic[P, R]):
                 params[name] = value.item()
             else:
                 inputs[name] = value
-        identities = {name: _identity(store, name, value) for name, value in inputs.items()}
+        identities = {name: input_identity(store, name, value) for name, value in inputs.items()}
         if self._key_prefix is None:
             self._key_prefix = encoding.encode([_CALL_TAG, self.name, self._code_identity()])
-        body = _scalar_params_encoding(params) if not identities else None
+        body = scalar_params_encoding(params) if not identities else None
         if body is None:
             body = encoding.encode([identities, params])
         key = digest_bytes(self._key_prefix + body)
@@ -525,26 +454,6 @@ def _prepare_input(store: Store, value: Any) -> tuple[Prepared | None, Any]:
     if isinstance(value, Artifact):
         return None, value
     return recording.prepare(store, value, path_name=False), value
-
-
-def _bytecode_identity(function: Any, qualname: str) -> Digest:
-    """Identity of a function without source (``exec``, ``python -c``): its code object.
-
-    Marshalled bytecode is specific to the Python version, so such a step misses the cache
-    after an interpreter upgrade, which is the safe direction.
-
-    Raises:
-        UnsupportedValue: no source and no code object; pin one with ``version=``.
-    """
-    import marshal
-
-    code = getattr(inspect.unwrap(function), "__code__", None)
-    if code is None:
-        raise UnsupportedValue(
-            f"cannot identify the code of step {qualname!r}: no source and no bytecode; "
-            "pass @lineage.step(version=...) to pin its identity"
-        )
-    return encoding.digest_of(["lineage/bytecode", qualname, marshal.dumps(code)])
 
 
 # -- the decorator ----------------------------------------------------------------------
