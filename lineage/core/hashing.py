@@ -15,8 +15,7 @@ import mmap
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 import xxhash
 
@@ -123,8 +122,7 @@ def digest_file(path: str | os.PathLike[str]) -> Digest:
             data.close()
 
 
-@dataclass(frozen=True, slots=True)
-class Chunk:
+class Chunk(NamedTuple):
     """One content-defined piece of a blob: where it starts, its bytes and their digest."""
 
     offset: int

@@ -43,11 +43,10 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import lmdb
 
-from lineage.core.hashing import Digest
 from lineage.errors import StoreError
 from lineage.storage import pages, schema
 from lineage.storage.base import Backend
@@ -58,6 +57,9 @@ from lineage.storage.packs import (
     start_writeback,
 )
 from lineage.storage.schema import NAMESPACES
+
+if TYPE_CHECKING:
+    from lineage.core.hashing import Digest
 
 __all__ = ["LmdbBackend"]
 

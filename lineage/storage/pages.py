@@ -29,9 +29,8 @@ import os
 import struct
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from lineage.errors import StoreError
 
@@ -69,8 +68,7 @@ class Damage(Exception):
     """The data file is damaged; the message says where and how."""
 
 
-@dataclass(frozen=True, slots=True)
-class DbRecord:
+class DbRecord(NamedTuple):
     """An ``MDB_db``: one B-tree's root, depth, counts and flags."""
 
     pad: int
@@ -87,8 +85,7 @@ class DbRecord:
         return cls(*_DB.unpack_from(data, offset))
 
 
-@dataclass(frozen=True, slots=True)
-class Meta:
+class Meta(NamedTuple):
     """The fields of a meta page this check uses."""
 
     page_size: int
@@ -98,13 +95,19 @@ class Meta:
     txnid: int
 
 
-@dataclass(slots=True)
 class TreeReport:
     """What :func:`check_tree` walked and what it found wrong."""
 
-    pages: int = 0
-    entries: int = 0
-    problems: list[str] = field(default_factory=list)
+    __slots__ = ("entries", "pages", "problems")
+
+    def __init__(self) -> None:
+        self.pages = 0
+        self.entries = 0
+        self.problems: list[str] = []
+
+    def __repr__(self) -> str:
+        return (f"TreeReport(pages={self.pages}, entries={self.entries}, "
+                f"problems={self.problems!r})")
 
 
 def _read_meta(fd: int, number: int, page_size: int) -> Meta:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lineage.errors import StoreError
-from lineage.storage import schema
 from lineage.storage.base import Backend
 
 if TYPE_CHECKING:
@@ -106,9 +105,9 @@ def open_store(path: str | os.PathLike[str] | None = None) -> Store:
 
 def _start_chain(backend: Backend) -> None:
     """Begin the event log if the store has none (one read when it has one, as it almost
-    always does: the event module is imported only to begin one)."""
+    always does: the event modules are imported only to begin one)."""
     with backend.read() as txn:
-        if schema.last_event(txn) is not None:
+        if next(txn.items("events"), None) is not None:  # any event: no key to decode
             return
     from lineage.storage.events import start_chain
 

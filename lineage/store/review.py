@@ -9,25 +9,23 @@ delegate, importing the audit package lazily.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from lineage.core.hashing import Digest
-from lineage.core.records import Artifact, Run
 from lineage.errors import InvalidQuery, RecordTypeError, RevisionNotFound
-from lineage.refs import registry
-from lineage.refs.revisions import check_name
-from lineage.storage.asof import describe_moment
 from lineage.storage.base import Backend, ReadTxn, WriteTxn
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # and imported where used: opening a store imports none of them
+    import datetime
+
     import pandas
 
     from lineage.audit.gates import Check
     from lineage.audit.policy import Policy
     from lineage.audit.trace import Impact, Trace
+    from lineage.core.hashing import Digest
+    from lineage.core.records import Artifact, Run
     from lineage.storage.events import Event
     from lineage.store.store import Store
     from lineage.views.pipelines import Pipeline
@@ -36,8 +34,9 @@ if TYPE_CHECKING:
 __all__ = ["ReviewMethods"]
 
 T = TypeVar("T")
-Revision = str | Digest | Artifact | Run
-When = float | str | datetime.datetime
+if TYPE_CHECKING:
+    Revision = str | Digest | Artifact | Run
+    When = float | str | datetime.datetime
 
 
 class ReviewMethods:
@@ -71,6 +70,7 @@ class ReviewMethods:
             InvalidName: ``stage`` breaks the naming rules or is a version label.
         """
         from lineage.audit.gates import promote
+        from lineage.refs.revisions import check_name
 
         artifact = self._artifact(revision)
         check_name(stage, "stage")
@@ -84,6 +84,9 @@ class ReviewMethods:
         Raises:
             RevisionNotFound: ``name`` has no stage ``stage``.
         """
+        from lineage.refs import registry
+        from lineage.refs.revisions import check_name
+
         check_name(name)
         check_name(stage, "stage")
         with self._read() as txn:
@@ -104,6 +107,7 @@ class ReviewMethods:
     def policy(self, stage: str) -> Policy:
         """The promotion policy of ``stage`` (stored, else the built-in default)."""
         from lineage.audit.policy import load_policy
+        from lineage.refs.revisions import check_name
 
         check_name(stage, "stage")
         with self._read() as txn:
@@ -140,6 +144,7 @@ class ReviewMethods:
     def reset_policy(self, stage: str, *, reason: str = "") -> Policy:
         """Forget ``stage``'s stored policy: back to the built-in default."""
         from lineage.audit.policy import save_policy
+        from lineage.refs.revisions import check_name
 
         check_name(stage, "stage")
         self._write(lambda txn: save_policy(txn, None, stage, reason=reason))
@@ -169,6 +174,8 @@ class ReviewMethods:
     @property
     def moment(self) -> float | None:
         """The moment a point-in-time view looks at (epoch seconds); ``None`` when live."""
+        from lineage.storage.asof import describe_moment
+
         return describe_moment(self._backend)
 
     def events(self, *, since: When | None = None) -> list[Event]:

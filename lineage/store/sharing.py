@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from lineage.core.hashing import Digest
-from lineage.core.records import Artifact, Run
-
 if TYPE_CHECKING:
+    from lineage.core.hashing import Digest
+    from lineage.core.records import Artifact, Run
     from lineage.remotes.config import Remote
     from lineage.remotes.gc import RemoteGcReport
     from lineage.remotes.transfer import TransferReport
@@ -22,7 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SharingMethods"]
 
-Revision = str | Digest | Artifact | Run
+if TYPE_CHECKING:
+    Revision = str | Digest | Artifact | Run
 
 
 class SharingMethods:

@@ -21,34 +21,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from lineage import context
-from lineage.adapters import format_adapter
-from lineage.adapters.tables import TABLE_FORMATS
-from lineage.core import encoding
-from lineage.core.hashing import Digest
-from lineage.core.plain import iso_time
-from lineage.core.records import Artifact, RefEntry, Run
-from lineage.errors import (
-    ChunkVanished,
-    PathError,
-    RecordTypeError,
-    RevisionNotFound,
-    StoreError,
-)
-from lineage.refs import registry
-from lineage.refs.revisions import check_name, resolve, resolve_record, suggest
+from lineage.errors import ChunkVanished, PathError, RecordTypeError, RevisionNotFound, StoreError
 from lineage.storage import schema
-from lineage.storage.asof import describe_moment
 from lineage.storage.base import Backend, ReadTxn, WriteTxn
-from lineage.storage.blobs import read_blob
 from lineage.store.opening import release
 from lineage.store.review import ReviewMethods
 from lineage.store.sharing import SharingMethods
 
-if TYPE_CHECKING:  # and imported where used: a store opened to read never loads them
+if TYPE_CHECKING:  # and imported where used: opening a store imports none of them
     import datetime
 
     import networkx
 
+    from lineage.core.hashing import Digest
+    from lineage.core.records import Artifact, RefEntry, Run
     from lineage.diff.model import LineageDiff
     from lineage.storage.maintenance import GcReport, VerifyReport
     from lineage.store.ingest import Prepared
@@ -56,10 +42,11 @@ if TYPE_CHECKING:  # and imported where used: a store opened to read never loads
     from lineage.tracking.runs import RunContext
     from lineage.views.lint import Finding
 
+    Revision = str | Digest | Artifact | Run
+
 __all__ = ["Store"]
 
 T = TypeVar("T")
-Revision = str | Digest | Artifact | Run
 _STAGE_RETRIES: Final = 5
 
 
@@ -112,6 +99,9 @@ class Store(ReviewMethods, SharingMethods):
             self.close()
 
     def __repr__(self) -> str:
+        from lineage.core.plain import iso_time
+        from lineage.storage.asof import describe_moment
+
         state = "closed" if self._closed else "open"
         moment = describe_moment(self._backend)
         if moment is not None:
@@ -216,6 +206,9 @@ class Store(ReviewMethods, SharingMethods):
             InvalidRevision, RevisionNotFound, AmbiguousRevision: as their names say.
             IntegrityError: the stored record does not hash to its digest.
         """
+        from lineage.core.records import Artifact, Run
+        from lineage.refs.revisions import resolve_record
+
         self._check_open()
         if isinstance(revision, Artifact | Run):
             return revision
@@ -223,18 +216,26 @@ class Store(ReviewMethods, SharingMethods):
             return resolve_record(txn, revision)
 
     def _artifact(self, revision: Revision) -> Artifact:
+        from lineage.core.records import Artifact
+
         record = self.resolve(revision)
         if not isinstance(record, Artifact):
             raise RecordTypeError(f"{revision!r} names a run, not an artifact")
         return record
 
     def _run(self, revision: Revision) -> Run:
+        from lineage.core.records import Run
+
         record = self.resolve(revision)
         if not isinstance(record, Run):
             raise RecordTypeError(f"{revision!r} names an artifact, not a run")
         return record
 
     def _digest(self, revision: Revision) -> Digest:
+        from lineage.core.hashing import Digest
+        from lineage.core.records import Artifact, Run
+        from lineage.refs.revisions import resolve
+
         if isinstance(revision, Artifact | Run):
             return revision.raw_digest
         if isinstance(revision, Digest):
@@ -249,6 +250,8 @@ class Store(ReviewMethods, SharingMethods):
             RecordTypeError: the revision names a run.
             IntegrityError: the content is missing or does not match its digest.
         """
+        from lineage.storage.blobs import read_blob
+
         artifact = self._artifact(revision)
         with self._read() as txn:
             return read_blob(self._backend, txn, _blob_of(artifact))
@@ -268,6 +271,12 @@ class Store(ReviewMethods, SharingMethods):
             IntegrityError: stored content does not match its digest.
             RecordTypeError: the revision names a run.
         """
+        from lineage.adapters import format_adapter
+        from lineage.adapters.tables import TABLE_FORMATS
+        from lineage.core.records import Artifact, Run
+        from lineage.refs.revisions import resolve_record
+        from lineage.storage.blobs import read_blob
+
         self._check_open()
         with self._backend.read() as txn:  # one snapshot: the record and its content
             artifact = revision if isinstance(revision, Artifact | Run) else resolve_record(
@@ -348,6 +357,8 @@ class Store(ReviewMethods, SharingMethods):
 
     def tag(self, revision: Revision, tag: str, *, reason: str = "") -> Artifact:
         """Point the global ``tag`` at what ``revision`` names (moving it if it exists)."""
+        from lineage.refs import registry
+
         artifact = self._artifact(revision)
         self._write(lambda txn: registry.set_tag(txn, tag, artifact.raw_digest,
                                                  name=artifact.name, reason=reason))
@@ -359,6 +370,9 @@ class Store(ReviewMethods, SharingMethods):
         Raises:
             RevisionNotFound: there is no such tag.
         """
+        from lineage.refs import registry
+        from lineage.refs.revisions import check_name, suggest
+
         check_name(tag, "tag")
         with self._read() as txn:
             if schema.tag_target(txn, tag) is None:
@@ -371,6 +385,9 @@ class Store(ReviewMethods, SharingMethods):
         Raises:
             RevisionNotFound: ``name`` has no history.
         """
+        from lineage.refs import registry
+        from lineage.refs.revisions import check_name, suggest
+
         check_name(name)
         with self._read() as txn:
             entries = registry.history(txn, name)
@@ -380,6 +397,8 @@ class Store(ReviewMethods, SharingMethods):
 
     def versions(self, name: str) -> list[Artifact]:
         """Every version of ``name``, oldest first."""
+        from lineage.refs.revisions import check_name
+
         check_name(name)
         with self._read() as txn:
             return [_as_artifact(schema.read_record(txn, e.target)).with_version(e.version)
@@ -392,6 +411,9 @@ class Store(ReviewMethods, SharingMethods):
 
     def stages(self, name: str) -> dict[str, Artifact]:
         """Current stages/aliases of ``name``."""
+        from lineage.refs import registry
+        from lineage.refs.revisions import check_name
+
         check_name(name)
         with self._read() as txn:
             versions = {target: version for version, target, _t in registry.versions(txn, name)}
@@ -540,6 +562,7 @@ class Store(ReviewMethods, SharingMethods):
 
     def _environment(self) -> Prepared:
         """The staged ``environment`` artifact of this process now (shared by digest)."""
+        from lineage.core import encoding
         from lineage.tracking.environment import capture_environment
 
         description = capture_environment()
@@ -567,6 +590,8 @@ def _blob_of(artifact: Artifact) -> Digest:
 
 
 def _as_artifact(record: Artifact | Run) -> Artifact:
+    from lineage.core.records import Artifact
+
     if not isinstance(record, Artifact):
         raise RecordTypeError(f"a ref names run {record.digest}, not an artifact")
     return record
