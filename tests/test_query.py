@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import tempfile
 import uuid
 from pathlib import Path
@@ -182,10 +183,15 @@ def test_runs_refuse_malformed_conditions(store: Store) -> None:
         store.runs(limit=-1)
 
 
+#: Values a range scan must place exactly: infinities, both zeros, neighbours of 0.5.
+_EDGES = st.sampled_from([-math.inf, -1.5, -0.0, 0.0, math.nextafter(0.5, 0), 0.5,
+                          math.nextafter(0.5, 1), 1.5, math.inf])
+
+
 @given(
-    values=st.lists(st.floats(allow_nan=False, allow_infinity=False, width=32), max_size=12),
+    values=st.lists(st.floats(allow_nan=False, width=32) | _EDGES, max_size=12),
     op=st.sampled_from([">", ">=", "<", "<=", "==", "!="]),
-    threshold=st.floats(allow_nan=False, allow_infinity=False, width=32),
+    threshold=st.floats(allow_nan=False, width=32) | _EDGES,
 )
 def test_metric_index_agrees_with_a_scan(values: list[float], op: str, threshold: float) -> None:
     compare = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__,

@@ -42,6 +42,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import takewhile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
@@ -145,21 +146,18 @@ class _Txn:
     def items(
         self, namespace: str, prefix: bytes = b"", *, reverse: bool = False
     ) -> Iterator[tuple[bytes, bytes]]:
-        # The cursor's own iterators step in C: index scans are dominated by this loop.
+        # Index scans are dominated by this loop, so it runs in C: the cursor's iterator,
+        # cut by takewhile where the keys leave the prefix. ``(bound,) > (key, value)``
+        # compares ``bound`` with ``key`` (a tuple's first items first).
         cursor = self._txn.cursor(db=self._dbs[namespace])
         if not reverse:
             found = cursor.set_range(prefix) if prefix else cursor.first()
-            pairs = cursor.iternext() if found else iter(())
-        else:
-            found = _seek_last_with_prefix(cursor, prefix)
-            pairs = cursor.iterprev() if found else iter(())
-        if not prefix:
-            yield from cast("Iterator[tuple[bytes, bytes]]", pairs)
-            return
-        for key, value in cast("Iterator[tuple[bytes, bytes]]", pairs):
-            if not key.startswith(prefix):
-                return
-            yield key, value
+            pairs = cast("Iterator[tuple[bytes, bytes]]", cursor.iternext() if found else iter(()))
+            upper = _prefix_upper_bound(prefix)
+            return pairs if upper is None else takewhile((upper,).__gt__, pairs)
+        found = _seek_last_with_prefix(cursor, prefix)
+        pairs = cast("Iterator[tuple[bytes, bytes]]", cursor.iterprev() if found else iter(()))
+        return takewhile((prefix,).__le__, pairs) if prefix else pairs
 
     def put(self, namespace: str, key: bytes, value: bytes) -> None:
         self._txn.put(key, value, db=self._dbs[namespace])

@@ -22,7 +22,7 @@ import operator
 from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
-from lineage.core.hashing import Digest
+from lineage.core.hashing import Digest, unchecked_digest
 from lineage.core.plain import is_number, same_value
 from lineage.core.records import Artifact, Run
 from lineage.errors import InvalidQuery
@@ -186,14 +186,14 @@ def _equal_parts(value: Any) -> list[bytes]:
     return parts
 
 
-def _param_candidates(txn: ReadTxn, name: str, condition: Condition) -> set[Digest]:
+def _param_candidates(txn: ReadTxn, name: str, condition: Condition) -> set[bytes]:
     if condition[0] == "==":
         return schema.runs_with_param_part(txn, name, _equal_parts(condition[1]))
     return {run for value, run in schema.runs_by_param(txn, name)
             if value is None or _holds(value, condition)}
 
 
-def _metric_candidates(txn: ReadTxn, name: str, condition: Condition) -> set[Digest]:
+def _metric_candidates(txn: ReadTxn, name: str, condition: Condition) -> set[bytes]:
     op, wanted = condition
     if math.isnan(wanted):
         return set()
@@ -201,11 +201,7 @@ def _metric_candidates(txn: ReadTxn, name: str, condition: Condition) -> set[Dig
     if op in ("==", "!="):
         return {run for value, run in schema.runs_by_metric(txn, name)
                 if (value == wanted) == (op == "==")}
-    found = set()
-    for value, run in schema.runs_by_metric(txn, name, descending=op in (">", ">=")):
-        if not _OPERATORS[op](value, wanted):
-            break  # in value order: nothing further can match
-        found.add(run)
+    found: set[bytes] = schema.runs_with_metric(txn, name, op, wanted)
     return found
 
 
@@ -277,9 +273,9 @@ def runs(
     param_conditions = {k: _condition(v, "param", k) for k, v in (params or {}).items()}
     metric_conditions = {k: _condition(v, "metric", k) for k, v in (metrics or {}).items()}
     start, end = _timestamp(since, "since"), _timestamp(until, "until")
-    candidates: set[Digest] | None = None
+    candidates: set[bytes] | None = None  # digests' bytes: wrapped only once narrowed
 
-    def narrow(found: Iterable[Digest]) -> None:
+    def narrow(found: Iterable[bytes]) -> None:
         nonlocal candidates
         candidates = set(found) if candidates is None else candidates & set(found)
 
@@ -295,7 +291,7 @@ def runs(
         candidates = _op_candidates(txn, op, start, end)
     elif candidates is None:
         candidates = set(schema.record_digests(txn, "run"))
-    found = [schema.read_record(txn, digest) for digest in candidates]
+    found = [schema.read_record(txn, unchecked_digest(digest)) for digest in candidates]
 
     def keep(run: Run) -> bool:
         return (
@@ -326,8 +322,8 @@ def _newest_runs(txn: ReadTxn, offset: int, limit: int) -> list[Run]:
 
 
 def _op_candidates(txn: ReadTxn, op: str, start: float | None, end: float | None
-                   ) -> set[Digest]:
-    found = set()
+                   ) -> set[bytes]:
+    found: set[bytes] = set()
     for started, digest in schema.runs_of_op(txn, op):
         if end is not None and started > end + 1e-6:
             continue

@@ -172,6 +172,7 @@ _PART_OF = {
     "runs_by_metric": "records",
     "runs_by_param": "records",
     "runs_of_op": "records",
+    "runs_with_metric": "records",
     "runs_with_param_part": "records",
     "split_name_key": "keys",
     "stage_target": "refs",

@@ -226,11 +226,17 @@ def _run_value_keys(run: Run) -> Iterator[tuple[str, bytes]]:
             yield "run_metrics", key_part(name) + sortable(float(metric)) + digest
 
 
-def runs_with_param_part(txn: ReadTxn, name: str, parts: Iterable[bytes]) -> set[Digest]:
-    """Runs whose param ``name`` encodes to one of ``parts`` (see :func:`key_part`)."""
+def runs_with_param_part(txn: ReadTxn, name: str, parts: Iterable[bytes]) -> set[bytes]:
+    """Runs whose param ``name`` encodes to one of ``parts`` (see :func:`key_part`), as the
+    16 bytes of their digests (a query intersects these sets, then wraps the digests it
+    keeps: a ``Digest`` per index entry would double the scan's cost)."""
     prefix = key_part(name)
-    return {unchecked_digest(key[-DIGEST:]) for part in parts for key, _ in txn.items(
-        "run_params", prefix + part) if len(key) == len(prefix) + len(part) + DIGEST}
+    found: set[bytes] = set()
+    for part in parts:
+        size = len(prefix) + len(part) + DIGEST
+        found |= {key[-DIGEST:] for key, _ in txn.items("run_params", prefix + part)
+                  if len(key) == size}
+    return found
 
 
 def runs_by_param(txn: ReadTxn, name: str) -> Iterator[tuple[Any, Digest]]:
@@ -249,6 +255,31 @@ def runs_by_metric(txn: ReadTxn, name: str, *, descending: bool = False
     start = len(prefix)
     for key, _ in txn.items("run_metrics", prefix, reverse=descending):
         yield unsortable(key[start:start + 8]), unchecked_digest(key[-DIGEST:])
+
+
+def runs_with_metric(txn: ReadTxn, name: str, op: str, bound: float) -> set[bytes]:
+    """Runs whose metric ``name`` is ``op`` (``>``, ``>=``, ``<``, ``<=``) ``bound`` (not
+    NaN), as the 16 bytes of their digests: one range of the index, compared as bytes."""
+    prefix = key_part(name)
+    at = prefix + sortable(bound)
+    above = _next_key(at)  # the first key past every value equal to ``bound``
+    if op in (">", ">="):
+        low = above if op == ">" else at
+        if low is None:
+            return set()
+        return {key[-DIGEST:] for key, _ in itertools.takewhile(
+            (low,).__le__, txn.items("run_metrics", prefix, reverse=True))}
+    high = at if op == "<" else above
+    keys = (key for key, _ in txn.items("run_metrics", prefix))
+    return {key[-DIGEST:] for key in (keys if high is None else itertools.takewhile(
+        high.__gt__, keys))}
+
+
+def _next_key(key: bytes) -> bytes | None:
+    """``key`` with its last 8 bytes (a big-endian number) plus one, or ``None`` when they
+    are at their largest."""
+    number = int.from_bytes(key[-8:], "big") + 1
+    return None if number >> 64 else key[:-8] + number.to_bytes(8, "big")
 
 
 # -- metric series --------------------------------------------------------------------------
