@@ -535,3 +535,21 @@ def test_total_size_counts_files_under_directories_without_following_links(files
     expected = sum(p.stat().st_size for p in (
         files / "train.csv", files / "images" / "a.bin", files / "images" / "scans" / "b.bin"))
     assert total_size([files / "train.csv", files / "images", files / "absent"]) == expected
+
+
+@pytest.mark.parametrize(("argv", "verb"), [
+    (["show", "x"], "show"),
+    (["--store", "runs", "--json", "show", "x"], "show"),  # a store directory named runs
+    (["--store=p", "runs"], "runs"),
+    (["--help"], None),
+    (["--version"], None),
+    (["shwo", "x"], None),
+    (["--store"], None),
+    ([], None),
+])
+def test_a_command_builds_only_its_verbs_parser(argv: list[str], verb: str | None) -> None:
+    from lineage.cli.app import VERBS, _verb_named, build_parser
+
+    assert _verb_named(argv) == verb
+    _parser, subparsers = build_parser(only=verb)
+    assert list(subparsers) == ([verb] if verb else [v.name for v in VERBS])

@@ -113,8 +113,11 @@ def _common(suppress: bool) -> _Parser:
     return parser
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    """The ``lineage`` parser and its subparsers by verb name."""
+def build_parser(only: str | None = None
+                 ) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The ``lineage`` parser and its subparsers by verb name: every verb's, or with
+    ``only`` just that verb's (what running it needs: building all ~30 costs each command
+    about 10 ms, mostly argparse looking up translations of its messages)."""
     parser = _Parser(
         prog="lineage", parents=[_common(suppress=False)],
         description="Exact, content-addressed provenance for ML.",
@@ -122,7 +125,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     parser.add_argument("--version", action="version", version=f"lineage {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
     subparsers: dict[str, argparse.ArgumentParser] = {}
-    for verb in VERBS:
+    for verb in VERBS if only is None else (_BY_NAME[only],):
         sub = verbs.add_parser(verb.name, help=verb.help, description=verb.help,
                                parents=[_common(suppress=True)])
         for argument in verb.arguments:
@@ -132,6 +135,18 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
 
 _BY_NAME: Final = {verb.name: verb for verb in VERBS}
+
+
+def _verb_named(argv: Sequence[str]) -> str | None:
+    """The verb ``argv`` runs, if its first word past the global options is one; else
+    ``None`` (``--help``, ``--version``, a typo: the full parser answers those)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--store":
+            next(words, None)
+        elif not (word == "--json" or word.startswith("--store=")):
+            return word if word in _BY_NAME else None
+    return None
 
 
 def _say_error(message: str) -> None:
@@ -150,7 +165,8 @@ def _print_result(result: Result, as_json: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``lineage`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
-    parser, subparsers = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser, _subparsers = build_parser(only=_verb_named(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (2)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from lineage.errors import PathError
@@ -18,6 +17,8 @@ def write_atomically(path: Path, text: str) -> Path:
     Raises:
         PathError: the directory is missing or not writable, or ``path`` is a directory.
     """
+    import tempfile  # here: it imports random and shutil, which most commands never need
+
     target = Path(os.path.abspath(path))
     if target.is_dir():
         raise PathError(f"{path} is a directory; give a file name")

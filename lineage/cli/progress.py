@@ -11,9 +11,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from tqdm import tqdm
+if TYPE_CHECKING:  # and imported by progress_bar: every command would pay ~25 ms for it
+    from tqdm import tqdm
 
 __all__ = ["LARGE_BYTES", "SLOW_SECONDS", "progress_bar", "total_size"]
 
@@ -26,6 +27,8 @@ def progress_bar(total: int | None, what: str) -> tqdm[None]:
 
     Work of at most :data:`LARGE_BYTES` shows only if it lasts :data:`SLOW_SECONDS`.
     """
+    from tqdm import tqdm
+
     large = total is not None and total > LARGE_BYTES
     return tqdm(
         total=total, desc=what, unit="B", unit_scale=True, unit_divisor=1024,
