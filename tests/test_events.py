@@ -96,8 +96,6 @@ def test_an_edited_history_entry_is_detected(store: Store) -> None:
 
 
 def test_erasing_that_a_promotion_was_forced_is_detected(store: Store) -> None:
-    from dataclasses import replace
-
     from sklearn.linear_model import LogisticRegression
 
     from lineage.core.records import RefEntry
@@ -109,7 +107,7 @@ def test_erasing_that_a_promotion_was_forced_is_detected(store: Store) -> None:
         key, value = next((k, v) for k, v in txn.items("history") if b"production" in v)
     entry = RefEntry.decode(value)
     assert entry.skipped and store.verify().ok
-    store._write(lambda txn: txn.put("history", key, replace(entry, skipped=()).encode()))
+    store._write(lambda txn: txn.put("history", key, entry.replace(skipped=()).encode()))
     assert any("differs from its event" in p for p in store.verify().problems)
 
 

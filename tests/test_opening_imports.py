@@ -1,6 +1,7 @@
 """What opening a store imports: the LMDB backend and the facade, not the record classes,
-the encoder or the layers above (they come with the first method that needs them), and
-the layout package's names, each resolved from its part on first use."""
+the encoder or the layers above (they come with the first method that needs them), nor
+``dataclasses`` on the way to a first load; and the layout package's names, each resolved
+from its part on first use."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ def test_opening_an_existing_store_imports_no_record_class_and_no_encoder(
     loaded = _imported_after("store = lineage.open(sys.argv[1])\n"
                              "assert store.load('config') == {'a': 1}", tmp_path / "store")
     assert {"lineage.core.records", "msgpack"} <= loaded  # they come when first needed
+    assert "dataclasses" not in loaded  # records are written out: no inspect, ast, dis
 
 
 def test_a_new_store_opens_and_begins_its_event_log(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lineage.errors import UnsupportedValue
@@ -27,7 +26,6 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True)
 class Dumped:
     """A value ready to store: its artifact kind, format, bytes and summary.
 
@@ -38,12 +36,21 @@ class Dumped:
     digest put in ``summary`` under the same key; ``gc`` keeps them with the artifact.
     """
 
-    kind: str
-    format: str
-    data: bytes | memoryview
-    summary: dict[str, Any] = field(default_factory=dict)
-    identity: bytes | None = None
-    attachments: dict[str, bytes] = field(default_factory=dict)
+    __slots__ = ("attachments", "data", "format", "identity", "kind", "summary")
+
+    def __init__(self, kind: str, format: str, data: bytes | memoryview,  # noqa: A002
+                 summary: dict[str, Any] | None = None, identity: bytes | None = None,
+                 attachments: dict[str, bytes] | None = None) -> None:
+        self.kind = kind
+        self.format = format
+        self.data = data
+        self.summary = {} if summary is None else summary
+        self.identity = identity
+        self.attachments = {} if attachments is None else attachments
+
+    def __repr__(self) -> str:
+        return (f"Dumped(kind={self.kind!r}, format={self.format!r}, {len(self.data)} bytes, "
+                f"summary={self.summary!r})")
 
 
 class Adapter(Protocol):
@@ -69,14 +76,16 @@ class Adapter(Protocol):
         ...
 
 
-@dataclass(slots=True)
 class _Lazy:
     """An adapter imported on first need: by the module its values' types come from."""
 
-    modules: tuple[str, ...]
-    formats: tuple[str, ...]
-    target: str
-    loaded: Adapter | None = None
+    __slots__ = ("formats", "loaded", "modules", "target")
+
+    def __init__(self, modules: tuple[str, ...], formats: tuple[str, ...], target: str) -> None:
+        self.modules = modules
+        self.formats = formats
+        self.target = target
+        self.loaded: Adapter | None = None
 
     def get(self) -> Adapter:
         if self.loaded is None:

@@ -8,8 +8,6 @@ identity.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from types import MemberDescriptorType
 from typing import Any, ClassVar, Final, TypeVar
 
 from lineage.core import encoding
@@ -23,29 +21,81 @@ T = TypeVar("T")
 SCHEMA: Final = 1
 ARTIFACT_TAG: Final = "lineage/artifact"
 RUN_TAG: Final = "lineage/run"
+_set = object.__setattr__  # how __init__ fills the slots of an immutable record
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Artifact:
+class _Immutable:
+    """Base of the record classes: slots set once by ``__init__``, read-only afterwards,
+    pickled and copied by their field values.
+
+    Written out rather than made with ``dataclasses``: importing that module (it imports
+    ``inspect``, ``ast``, ``dis``...) costs a fresh process ~6 ms, and nearly every command
+    and script reads a record.
+    """
+
+    __slots__ = ()
+    #: The constructor's parameters, in order: every slot.
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} records are immutable; make a changed "
+                             "copy with .replace(...)")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} records are immutable")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), tuple(getattr(self, name) for name in self.FIELDS)
+
+    def replace(self: T, **changes: Any) -> T:
+        """A copy with ``changes`` applied (a changed record has its own digest)."""
+        values = {name: getattr(self, name) for name in type(self).FIELDS}  # type: ignore[attr-defined]
+        unknown = changes.keys() - values.keys()
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field {sorted(unknown)[0]!r}")
+        values.update({"_digest": None} if "_digest" in values else {}, **changes)
+        return type(self)(**values)
+
+
+class Artifact(_Immutable):
     """An immutable piece of content with what was learned about it at log time.
 
     ``blob`` is the digest of the stored bytes (``None`` for values kept inline in
     ``summary``); ``parents`` are artifacts it was declared ``derived_from`` without a run.
+    ``version`` is not part of its identity: the version it was resolved through, if any.
     """
 
     TAG: ClassVar[str] = ARTIFACT_TAG
+    FIELDS: ClassVar[tuple[str, ...]] = ("kind", "name", "blob", "format", "size", "summary",
+                                         "meta", "parents", "version", "_digest")
+    __slots__ = FIELDS
 
     kind: str
-    name: str | None = None
-    blob: Digest | None = None
-    format: str = "bytes"
-    size: int = 0
-    summary: dict[str, Any] = field(default_factory=dict)
-    meta: dict[str, Any] = field(default_factory=dict)
-    parents: tuple[Digest, ...] = ()
-    #: Not part of identity: the version this record was resolved through, if any.
-    version: str | None = None
-    _digest: Digest | None = field(default=None, repr=False)
+    name: str | None
+    blob: Digest | None
+    format: str
+    size: int
+    summary: dict[str, Any]
+    meta: dict[str, Any]
+    parents: tuple[Digest, ...]
+    version: str | None
+    _digest: Digest | None
+
+    def __init__(self, kind: str, name: str | None = None, blob: Digest | None = None,
+                 format: str = "bytes", size: int = 0,  # noqa: A002 - the field's name
+                 summary: dict[str, Any] | None = None, meta: dict[str, Any] | None = None,
+                 parents: tuple[Digest, ...] = (), version: str | None = None,
+                 _digest: Digest | None = None) -> None:
+        _set(self, "kind", kind)
+        _set(self, "name", name)
+        _set(self, "blob", blob)
+        _set(self, "format", format)
+        _set(self, "size", size)
+        _set(self, "summary", {} if summary is None else summary)
+        _set(self, "meta", {} if meta is None else meta)
+        _set(self, "parents", parents)
+        _set(self, "version", version)
+        _set(self, "_digest", _digest)
 
     def content(self) -> dict[str, Any]:
         """The encoded fields (identity)."""
@@ -76,7 +126,7 @@ class Artifact:
 
     def with_version(self, version: str | None) -> Artifact:
         """This artifact viewed through ``version`` (same identity)."""
-        return _replace_view(self, version=version)
+        return self.replace(version=version, _digest=self._digest)
 
     @property
     def content_key(self) -> bytes:
@@ -128,8 +178,7 @@ class Artifact:
         return artifact_html(self)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Run:
+class Run(_Immutable):
     """One execution: what it read, what it was told, what it made, and how it ended.
 
     ``op`` is the operation (a step, a ``store.run`` block, a ``lineage run`` command): the
@@ -138,29 +187,62 @@ class Run:
     """
 
     TAG: ClassVar[str] = RUN_TAG
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "op", "id", "inputs", "outputs", "params", "metrics", "metric_datasets", "code",
+        "environment", "status", "error", "started", "ended", "parent", "call_key", "label",
+        "meta", "_digest")
+    __slots__ = FIELDS
+    version: ClassVar[None] = None
+    kind: ClassVar[str] = "run"
 
     op: str
     id: str
-    inputs: dict[str, Digest] = field(default_factory=dict)
-    outputs: dict[str, Digest] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
+    inputs: dict[str, Digest]
+    outputs: dict[str, Digest]
+    params: dict[str, Any]
+    metrics: dict[str, float]
     #: metric name -> the dataset artifact it was measured on
-    metric_datasets: dict[str, Digest] = field(default_factory=dict)
-    code: Digest | None = None
-    environment: Digest | None = None
-    status: str = "ok"
-    error: dict[str, str] | None = None
-    started: float = 0.0
-    ended: float = 0.0
-    parent: str | None = None
-    call_key: Digest | None = None
-    label: str | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-    _digest: Digest | None = field(default=None, repr=False)
+    metric_datasets: dict[str, Digest]
+    code: Digest | None
+    environment: Digest | None
+    status: str
+    error: dict[str, str] | None
+    started: float
+    ended: float
+    parent: str | None
+    call_key: Digest | None
+    label: str | None
+    meta: dict[str, Any]
+    _digest: Digest | None
 
-    version: ClassVar[None] = None
-    kind: ClassVar[str] = "run"
+    def __init__(  # noqa: PLR0913 - one parameter per field
+        self, op: str, id: str,  # noqa: A002 - the field's name
+        inputs: dict[str, Digest] | None = None, outputs: dict[str, Digest] | None = None,
+        params: dict[str, Any] | None = None, metrics: dict[str, float] | None = None,
+        metric_datasets: dict[str, Digest] | None = None, code: Digest | None = None,
+        environment: Digest | None = None, status: str = "ok",
+        error: dict[str, str] | None = None, started: float = 0.0, ended: float = 0.0,
+        parent: str | None = None, call_key: Digest | None = None, label: str | None = None,
+        meta: dict[str, Any] | None = None, _digest: Digest | None = None,
+    ) -> None:
+        _set(self, "op", op)
+        _set(self, "id", id)
+        _set(self, "inputs", {} if inputs is None else inputs)
+        _set(self, "outputs", {} if outputs is None else outputs)
+        _set(self, "params", {} if params is None else params)
+        _set(self, "metrics", {} if metrics is None else metrics)
+        _set(self, "metric_datasets", {} if metric_datasets is None else metric_datasets)
+        _set(self, "code", code)
+        _set(self, "environment", environment)
+        _set(self, "status", status)
+        _set(self, "error", error)
+        _set(self, "started", started)
+        _set(self, "ended", ended)
+        _set(self, "parent", parent)
+        _set(self, "call_key", call_key)
+        _set(self, "label", label)
+        _set(self, "meta", {} if meta is None else meta)
+        _set(self, "_digest", _digest)
 
     def content(self) -> dict[str, Any]:
         """The encoded fields (identity); ``label`` is encoded under its first name,
@@ -243,9 +325,7 @@ class Run:
 
 
 _RUN_FIELDS: Final = tuple(
-    ("name" if f.name == "label" else f.name, f.name)
-    for f in fields(Run) if not f.name.startswith("_")
-)
+    ("name" if name == "label" else name, name) for name in Run.FIELDS if name != "_digest")
 
 Record = Artifact | Run
 
@@ -258,54 +338,41 @@ def _digest_of(record: Artifact | Run) -> Digest:
     return cached
 
 
-def _replace_view(record: Artifact, **changes: Any) -> Artifact:
-    values = {name: getattr(record, name) for name in _ARTIFACT_FIELD_NAMES}
-    values.update(changes)
-    return Artifact(**values)
-
-
-_ARTIFACT_FIELD_NAMES: Final = tuple(f.name for f in fields(Artifact))
 _ENCODED_ARTIFACT_FIELDS: Final = frozenset(Artifact(kind="").content())
-def _setters(kind: type, names: frozenset[str]) -> tuple[tuple[str, Any], ...] | None:
-    """Each field's slot setter, or ``None`` when a field is neither encoded nor ``None`` by
-    default (the fast path could not fill it: such a class decodes through ``__init__``)."""
-    slots = vars(kind)  # the slots' member descriptors
-    found = []
-    for item in fields(kind):
-        if not isinstance(slots.get(item.name), MemberDescriptorType):
-            return None
-        if item.name not in names and item.name != "_digest" and item.default is not None:
-            return None
-        found.append((item.name, slots[item.name].__set__))
-    return tuple(found)
+def _setters(kind: type[_Immutable]) -> tuple[tuple[str, Any], ...]:
+    """Each field's slot setter (its member descriptor's ``__set__``), in field order."""
+    return tuple((name, vars(kind)[name].__set__) for name in kind.FIELDS)
 
 
 _ENCODED_RUN_FIELDS: Final = frozenset(
     attribute for _key, attribute in _RUN_FIELDS)  # as decode_record renames them
-_ARTIFACT_SETTERS: Final = _setters(Artifact, _ENCODED_ARTIFACT_FIELDS)
-_RUN_SETTERS: Final = _setters(Run, _ENCODED_RUN_FIELDS)
+_ARTIFACT_SETTERS: Final = _setters(Artifact)
+_RUN_SETTERS: Final = _setters(Run)
 
 
 def _from_slots(kind: type[T], setters: tuple[tuple[str, Any], ...], body: dict[str, Any],
-                digest: Digest | None) -> T:  # only called when ``setters`` is not None
+                digest: Digest | None) -> T:
     """``kind(**body, _digest=digest)`` for a body holding exactly the encoded fields, set
-    through the slots directly: what the frozen ``__init__`` does, in half the time (reading
-    small records and scanning runs is dominated by this). Fields that are not encoded
-    (``version``) start as ``None``."""
+    through the slots directly: what ``__init__`` does, in half the time (reading small
+    records and scanning runs is dominated by this). The fields that are not encoded
+    (``version``, ``_digest``) default to ``None``, so they start as ``None`` here too."""
     record = object.__new__(kind)
     for name, setter in setters:
         setter(record, body.get(name) if name != "_digest" else digest)
     return record
 
 
-@dataclass(frozen=True, slots=True)
-class RefEntry:
+class RefEntry(_Immutable):
     """One move of a ref, as kept in a name's append-only history.
 
     ``ref`` is ``"version"``, ``"stage"`` or ``"tag"``; ``key`` the version, stage or tag
     string; ``target``/``previous`` the record digests after and before (``None`` = unset).
     ``skipped`` lists the promotion checks a forced stage move overrode (empty otherwise).
     """
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("name", "ref", "key", "target", "previous", "time",
+                                         "user", "reason", "skipped")
+    __slots__ = FIELDS
 
     name: str
     ref: str
@@ -314,12 +381,32 @@ class RefEntry:
     previous: Digest | None
     time: float
     user: str
-    reason: str = ""
-    skipped: tuple[str, ...] = ()
+    reason: str
+    skipped: tuple[str, ...]
+
+    def __init__(self, name: str, ref: str, key: str, target: Digest | None,
+                 previous: Digest | None, time: float, user: str, reason: str = "",
+                 skipped: tuple[str, ...] = ()) -> None:
+        for field, value in zip(self.FIELDS, (name, ref, key, target, previous, time, user,
+                                              reason, skipped), strict=True):
+            _set(self, field, value)
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is RefEntry and other._values() == self._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.FIELDS)
+        return f"RefEntry({fields})"
 
     def encode(self) -> bytes:
         """Canonical bytes of this entry (``skipped`` only when a move overrode checks)."""
-        body = {f.name: getattr(self, f.name) for f in fields(self)}
+        body = dict(zip(self.FIELDS, self._values(), strict=True))
         if not self.skipped:
             del body["skipped"]
         return encoding.encode(["lineage/ref", SCHEMA, body])
@@ -329,8 +416,7 @@ class RefEntry:
         """Parse bytes made by :meth:`encode` (``CorruptRecordError`` if malformed)."""
         tag, _schema, body = _split(data, "lineage/ref")
         checked = _checked(tag, body, _REF_FIELDS)
-        missing = {f.name for f in fields(cls) if f.name not in ("reason", "skipped")} \
-            - set(checked)
+        missing = set(cls.FIELDS) - {"reason", "skipped"} - set(checked)
         if missing:
             raise CorruptRecordError(f"ref history entry lacks {sorted(missing)}")
         return cls(**{**checked, "skipped": tuple(checked.get("skipped", ()))})
@@ -441,14 +527,14 @@ def decode_record(data: bytes, digest: Digest | None = None) -> Artifact | Run:
             if body.get("size", 0) < 0:
                 raise CorruptRecordError(f"{tag} record has a negative size")
             body["parents"] = tuple(body.get("parents", ()))
-            if _ARTIFACT_SETTERS and body.keys() == _ENCODED_ARTIFACT_FIELDS:  # skip __init__
+            if body.keys() == _ENCODED_ARTIFACT_FIELDS:  # every field: skip __init__
                 return _from_slots(Artifact, _ARTIFACT_SETTERS, body, digest)
             record: Artifact | Run = Artifact(**body)
         elif tag == RUN_TAG:
             body = _checked(tag, body, _RUN_BODY_FIELDS)
             if "name" in body:
                 body["label"] = body.pop("name")
-            if _RUN_SETTERS and body.keys() == _ENCODED_RUN_FIELDS:
+            if body.keys() == _ENCODED_RUN_FIELDS:
                 return _from_slots(Run, _RUN_SETTERS, body, digest)
             record = Run(**body)
         else:

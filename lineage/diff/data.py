@@ -23,7 +23,6 @@ over :class:`lineage.storage.blobs.BlobFile`).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from collections.abc import Sequence
@@ -73,8 +72,8 @@ def profiled(backend: Backend, txn: ReadTxn, artifact: Artifact) -> Artifact:
         summary = frame_summary(frame, target=artifact.summary.get("target"))
     except (ImportError, UnsupportedValue):
         return artifact
-    return dataclasses.replace(artifact, summary={**artifact.summary, **summary},
-                               _digest=artifact.raw_digest)
+    return artifact.replace(summary={**artifact.summary, **summary},
+                            _digest=artifact.raw_digest)
 
 
 def dataset_diff(backend: Backend, txn: ReadTxn, a: Artifact, b: Artifact,

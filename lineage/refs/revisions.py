@@ -17,8 +17,7 @@ and never all-hex of 6 or more characters (that would shadow a digest prefix).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from lineage.core.hashing import DIGEST_SIZE, Digest, is_hex
 from lineage.core.records import Artifact, Run
@@ -67,8 +66,7 @@ def check_name(text: object, what: str = "name") -> str:
     return text
 
 
-@dataclass(frozen=True, slots=True)
-class Revision:
+class Revision(NamedTuple):
     """A parsed revision string."""
 
     text: str

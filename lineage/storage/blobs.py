@@ -22,7 +22,6 @@ import functools
 import io
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgpack
@@ -44,22 +43,34 @@ _INT64_MIN: Final = -(2**63)
 _UINT64_MAX: Final = 2**64 - 1
 
 
-@dataclass(slots=True)
 class StagedBlob:
     """Content whose new chunks are durable but not yet named in the index.
 
+    ``new_locations`` maps each chunk this staging wrote to where it lies; ``children``
+    lists the blobs a directory's manifest names; ``written`` counts the bytes it appended.
     ``reused`` marks a blob the store already held when it was staged (a stat-cache hit):
     its chunks are not listed, and committing only checks that it is still there.
     """
 
-    digest: Digest
-    size: int
-    chunks: list[Digest]
-    new_locations: dict[Digest, bytes] = field(default_factory=dict)
-    children: list[Digest] = field(default_factory=list)
-    written: int = 0
-    backend: Backend = field(kw_only=True, repr=False, compare=False)
-    reused: bool = field(default=False, kw_only=True)
+    __slots__ = ("backend", "children", "chunks", "digest", "new_locations", "reused", "size",
+                 "written")
+
+    def __init__(self, digest: Digest, size: int, chunks: list[Digest],
+                 new_locations: dict[Digest, bytes] | None = None,
+                 children: list[Digest] | None = None, written: int = 0, *,
+                 backend: Backend, reused: bool = False) -> None:
+        self.digest = digest
+        self.size = size
+        self.chunks = chunks
+        self.new_locations = {} if new_locations is None else new_locations
+        self.children = [] if children is None else children
+        self.written = written
+        self.backend = backend
+        self.reused = reused
+
+    def __repr__(self) -> str:
+        return (f"StagedBlob({self.digest}, {self.size} bytes, {len(self.chunks)} chunks, "
+                f"{len(self.new_locations)} new, reused={self.reused})")
 
     def commit(self, txn: WriteTxn) -> bool:
         """Name this blob and its new chunks in ``txn``; return whether the blob is new.

@@ -12,7 +12,7 @@ import inspect
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -162,8 +162,8 @@ def prepare(
     if summary is not None or format is not None or annotate:
         chosen = dict(artifact.summary if summary is None else summary)
         chosen.update(annotate or {})
-        artifact = replace(artifact, summary=chosen,
-                           format=artifact.format if format is None else format, _digest=None)
+        artifact = artifact.replace(summary=chosen,
+                                    format=artifact.format if format is None else format)
     again = partial(prepare, backend, value, name=name, version=version, kind=kind, meta=meta,
                     parents=parents, target=target, path_name=path_name, summary=summary,
                     format=format, annotate=annotate, key=key)

@@ -16,7 +16,6 @@ import time
 import uuid
 import weakref
 from contextvars import Token
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
 from lineage import context
@@ -470,7 +469,7 @@ def _failed_for_versions(run: Run, conflict: InvalidName) -> Run:
     """The run to keep when its outputs cannot be versioned: failed, saying why."""
     message = f"the run's outputs could not be versioned: {conflict}"
     error = run.error or {"type": type(conflict).__name__, "message": message[:2000]}
-    return replace(run, status="failed", error=error, _digest=None)
+    return run.replace(status="failed", error=error)
 
 
 @atexit.register
