@@ -13,8 +13,6 @@ import mmap
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,12 +34,12 @@ from harness import (
     speed_row,
     time_once,
 )
+from peers import DVC_ENV, dvc_repo
 
 SECTION = "core"
 EDIT_FRACTION = 0.02
 EDIT_PLACES = 5
 BACKDATE_S = 60
-DVC_ENV = {"DVC_NO_ANALYTICS": "1", "DVC_NO_UPDATER": "1"}
 
 
 def run(ctx: Context) -> list[Row]:
@@ -59,8 +57,6 @@ def run(ctx: Context) -> list[Row]:
     rows += _dvc_big(ctx, big)
     rows += _small_files(ctx)
     rows += _records(ctx)
-    rows += _import_time(ctx)
-    rows += _open_time(ctx)
     return rows
 
 
@@ -276,19 +272,9 @@ def _edit(ctx: Context, big: Path, store_path: Path) -> list[Row]:
 # -- DVC on the big file -----------------------------------------------------------------------
 
 
-def _dvc_repo(ctx: Context, name: str) -> tuple[Path, str] | None:
-    dvc = ctx.tool("dvc")
-    if dvc is None:
-        return None
-    repo = ctx.scratch(name)
-    site = ctx.scratch(name + "-site")  # DVC's own stat cache, fresh for each run
-    run_tool([dvc, "init", "--no-scm", "-q"], repo, DVC_ENV)
-    run_tool([dvc, "config", "core.site_cache_dir", str(site)], repo, DVC_ENV)
-    return repo, dvc
-
 
 def _dvc_big(ctx: Context, big: Path) -> list[Row]:
-    found = _dvc_repo(ctx, "dvc-big")
+    found = dvc_repo(ctx, "dvc-big")
     if found is None:
         ctx.note("dvc is not installed (pip install -e '.[bench]'): DVC rows skipped")
         return []
@@ -352,7 +338,7 @@ def _small_files(ctx: Context) -> list[Row]:
     assert artifact.summary["files"] == ctx.files
     dvc_s: list[float] = []
     for _ in range(ctx.rounds if ctx.tool("dvc") else 0):  # fresh repositories
-        repo, dvc = _dvc_repo(ctx, "dvc-small")  # type: ignore[misc]
+        repo, dvc = dvc_repo(ctx, "dvc-small")  # type: ignore[misc]
         ctx.log(f"dvc add of {ctx.files} small files")
         shutil.copytree(tree, repo / tree.name)
         settle()
@@ -410,7 +396,42 @@ def _raw_lmdb(ctx: Context, payloads: list[tuple[bytes, bytes]]) -> dict[str, fl
     env.close()
     remove(path)
     return {"put_each": put_each, "put_batch": put_batch, "get_each": get_each,
-            "get_batch": get_batch}
+            "get_batch": get_batch, "put_six": _raw_six(ctx, payloads[:half])}
+
+
+#: the named databases one ``Store.add`` of a small unnamed config writes
+SIX_DBS = (
+    "records",  # the artifact record
+    "chunks",  # its content, inline (at most 2000 bytes)
+    "blobs",  # the content's manifest
+    "by_kind",  # the index by kind
+    "events",  # the event log
+    "added",  # the event index: digest -> event number
+)
+
+
+def _raw_six(ctx: Context, payloads: list[tuple[bytes, bytes]]) -> float:
+    """Rate of one fsynced transaction per payload that puts its bytes into the six named
+    databases an add writes (:data:`SIX_DBS`; the same bytes in each, under the key shape
+    of each: the digest, the kind index's ``kind \\0 digest``, the event log's counter):
+    the pages an add really writes before its sync."""
+    import lmdb
+
+    path = ctx.scratch("raw-lmdb-six")
+    env = lmdb.open(str(path), map_size=1 << 30, max_dbs=len(SIX_DBS) + 2, sync=True,
+                    metasync=True, writemap=False, readahead=False)
+    dbs = [env.open_db(name.encode()) for name in SIX_DBS]
+    puts = [((key, key, key, b"config\0" + key, number.to_bytes(8, "big"), key), value)
+            for number, (key, value) in enumerate(payloads)]  # keys in SIX_DBS's order
+    start = time.perf_counter()
+    for keys, value in puts:
+        with env.begin(write=True) as txn:
+            for db, key in zip(dbs, keys, strict=True):
+                txn.put(key, value, db=db)
+    rate = len(payloads) / (time.perf_counter() - start)
+    env.close()
+    remove(path)
+    return rate
 
 
 def _ours_records(ctx: Context, configs: list[dict[str, Any]]) -> dict[str, float]:
@@ -448,7 +469,7 @@ def _records(ctx: Context) -> list[Row]:
     ctx.log(f"{2 * n} small records through Store and raw LMDB, {ctx.rounds} rounds")
     ours: dict[str, list[float]] = {"put_each": [], "put_batch": [], "get_each": []}
     raw: dict[str, list[float]] = {"put_each": [], "put_batch": [], "get_each": [],
-                                   "get_batch": []}
+                                   "get_batch": [], "put_six": []}
     for index in range(ctx.rounds):  # interleaved; new configs each round (new content)
         configs = _configs(2 * n, offset=index * 2 * n)
         payloads = [(xxhash.xxh3_128_digest(b := encoding.encode(c)), b) for c in configs]
@@ -461,7 +482,10 @@ def _records(ctx: Context) -> list[Row]:
         "it is at most 2000 bytes, and indexes) durably per call, so it is compared with one "
         "fsynced LMDB transaction per put of the same msgpack bytes (each touches one LMDB "
         "database; an add touches six — records, content, index by kind, event log, event "
-        "index, manifest — so it writes more pages per sync); batched = Store.prepare for "
+        "index, manifest — so it writes more pages per sync). The second reference puts "
+        "the same bytes into those six databases in one fsynced transaction per add: the "
+        "pages an add really writes, so its ratio is the cost of the add's own work (hashing, "
+        "encoding, building the record) on top of LMDB's; batched = Store.prepare for "
         "each config then one commit of all, vs all raw puts in one transaction. "
         "Store.load(digest) resolves the revision, verifies the record's and the content's "
         "digests and decodes; raw = one get per read transaction. Raw LMDB batched gets: "
@@ -470,105 +494,10 @@ def _records(ctx: Context) -> list[Row]:
     return [
         rate_row(SECTION, "small records: add, one durable txn each", ours["put_each"],
                  raw["put_each"], "raw lmdb put+commit", at_least=0.8),
+        rate_row(SECTION, "small records: add vs raw put+commit into 6 databases",
+                 ours["put_each"], raw["put_six"], "raw lmdb 6 puts+commit"),
         rate_row(SECTION, "small records: prepare × n, one commit", ours["put_batch"],
                  raw["put_batch"], "raw lmdb puts, 1 txn"),
         rate_row(SECTION, "small records: load (resolve, verify, decode)", ours["get_each"],
                  raw["get_each"], "raw lmdb get, 1 txn each", at_least=0.05),
     ]
-
-
-# -- import time ------------------------------------------------------------------------------
-
-
-def _fresh(code: str, env: dict[str, str] | None = None) -> float:
-    """Seconds a fresh interpreter reports for ``code`` (which prints them)."""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={**os.environ, **(env or {})})
-    return float(out.stdout.strip().splitlines()[-1])
-
-
-def _compiled() -> None:
-    """Byte-compile lineage first, as an installed package is (an editable install run with
-    PYTHONDONTWRITEBYTECODE would otherwise compile every module in every process)."""
-    import compileall
-
-    import lineage
-
-    compileall.compile_dir(str(Path(lineage.__file__).parent), quiet=1)
-
-
-def _import_time(ctx: Context) -> list[Row]:
-    ctx.log("import lineage")
-    _compiled()
-    code = "import time; t = time.perf_counter(); import lineage; print(time.perf_counter() - t)"
-    timings = [_fresh(code) for _ in range(max(5, ctx.rounds))]
-    bare = statistics.median(
-        time_once(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True))[0]
-        for _ in range(5))
-    return [limit_row(SECTION, "import lineage (fresh interpreter)", timings, "s", 0.1,
-                      note=f"interpreter start alone: {format_value(bare, 's')}")]
-
-
-OPEN_OURS = """
-import time, sys
-{pre}
-import lineage
-t = time.perf_counter()
-store = lineage.open(sys.argv[1])
-print(time.perf_counter() - t)
-"""
-OPEN_RAW = """
-import time, sys
-{pre}
-t = time.perf_counter()
-import lmdb
-NAMESPACES = {namespaces!r}
-env = lmdb.open(sys.argv[1], max_dbs=len(NAMESPACES) + 2, max_readers=1024, readahead=False)
-env.reader_check()
-dbs = [env.open_db(name.encode()) for name in NAMESPACES]
-with env.begin() as txn:
-    txn.get(b"x", db=dbs[-1])
-print(time.perf_counter() - t)
-"""
-
-
-def _open_time(ctx: Context) -> list[Row]:
-    """``lineage.open`` of an existing store in a fresh interpreter (after ``import
-    lineage``), against the raw limit: importing lmdb, opening the environment with its
-    named databases and one read, in a fresh interpreter too. Twice: a bare script (a CLI
-    command), and a script that has imported scikit-learn and pandas first."""
-    from lineage.storage.schema import NAMESPACES
-
-    ctx.log("lineage.open in fresh interpreters")
-    _compiled()
-    store_path = ctx.work / "store-open"
-    remove(store_path)
-    store = _open(store_path)
-    store.add({"a": 1}, name="config")
-    store.close()
-    rows = []
-    variants = [("bare script", ""),
-                ("after import sklearn, pandas", "import sklearn.linear_model, pandas")]
-    for label, pre in variants[:1] if ctx.quick else variants:
-        ours, raw = [], []
-        for _ in range(ctx.rounds if ctx.quick else max(7, ctx.rounds)):
-            ours.append(_fresh_arg(OPEN_OURS.format(pre=pre), store_path))
-            raw.append(_fresh_arg(OPEN_RAW.format(pre=pre, namespaces=NAMESPACES), store_path))
-        rows.append(limit_row(SECTION, f"open a store, fresh interpreter ({label})", ours,
-                              "s", 10e-3))
-        rows.append(speed_row(SECTION, f"  same, vs raw LMDB open ({label})", ours, raw,
-                              "lmdb.open + 22 dbs + a read"))
-    remove(store_path)
-    ctx.note("open: the time lineage.open() takes in a fresh interpreter after `import "
-             "lineage` (every lazy import it needs included), lineage byte-compiled first as "
-             "an installed package is; the raw limit imports lmdb and opens the same "
-             "environment and its named databases. The rest is Python importing and creating "
-             "lineage's record classes (dataclasses costs ~7 ms to import when nothing else "
-             "imported it; scikit-learn and pandas do)")
-    return rows
-
-
-def _fresh_arg(code: str, path: Path) -> float:
-    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
-                         text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])

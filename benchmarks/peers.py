@@ -1,4 +1,7 @@
-"""What the MLflow sides of the benchmarks share, and the MLflow side of the run query.
+"""What the peers' sides of the benchmarks share, and the MLflow side of the run query.
+
+- ``DVC_ENV`` and :func:`dvc_repo`: DVC runs without analytics or update checks, in a
+  git-less repository with its own stat cache;
 
 - ``MLFLOW_ENV`` and ``GUARD``: MLflow's subprocesses run with telemetry off and a
   ``sitecustomize`` that refuses every non-loopback connection and DNS lookup (written into a
@@ -21,8 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import Context, remove, time_once
+from harness import Context, remove, run_tool, time_once
 
+DVC_ENV = {"DVC_NO_ANALYTICS": "1", "DVC_NO_UPDATER": "1"}
 MLFLOW_FILTER = "params.C = '0.5' and metrics.sensitivity > 0.9"
 MLFLOW_LAYOUT = 1  # bump when how the MLflow runs are created changes
 MLFLOW_ENV = {
@@ -82,6 +86,19 @@ socket.socket.connect = connect
 socket.socket.connect_ex = connect_ex
 socket.getaddrinfo = getaddrinfo
 '''
+
+
+def dvc_repo(ctx: Context, name: str) -> tuple[Path, str] | None:
+    """A fresh ``dvc init --no-scm`` repository under scratch ``name`` with its own site
+    cache, and the ``dvc`` command; ``None`` when DVC is not installed (or peers are off)."""
+    dvc = ctx.tool("dvc")
+    if dvc is None:
+        return None
+    repo = ctx.scratch(name)
+    site = ctx.scratch(name + "-site")  # DVC's own stat cache, fresh for each run
+    run_tool([dvc, "init", "--no-scm", "-q"], repo, DVC_ENV)
+    run_tool([dvc, "config", "core.site_cache_dir", str(site)], repo, DVC_ENV)
+    return repo, dvc
 
 
 def search_rounds(ctx: Context, specs: list[dict[str, Any]], store_path: Path,

@@ -271,27 +271,16 @@ class Store(ReviewMethods, SharingMethods):
             IntegrityError: stored content does not match its digest.
             RecordTypeError: the revision names a run.
         """
-        from lineage.adapters import format_adapter
-        from lineage.adapters.tables import TABLE_FORMATS
-        from lineage.core.records import Artifact, Run
-        from lineage.refs.revisions import resolve_record
-        from lineage.storage.blobs import read_blob
+        from lineage.store.loading import is_table_dataset, read_artifact
 
         self._check_open()
-        with self._backend.read() as txn:  # one snapshot: the record and its content
-            artifact = revision if isinstance(revision, Artifact | Run) else resolve_record(
-                txn, revision)
-            if not isinstance(artifact, Artifact):
-                raise RecordTypeError(f"{revision!r} names a run, not an artifact")
-            adapter = None if as_path or artifact.format == "directory" else format_adapter(
-                artifact.format)
-            data = None if adapter is None else read_blob(self._backend, txn, _blob_of(artifact))
+        artifact, adapter, data = read_artifact(self._backend, revision, as_path=as_path)
         recorder = context.active_recorder()
         if recorder is not None and recorder.store is self:
             recorder.record_use(artifact, as_name)
         if adapter is None or data is None:
             path = self._materialize(artifact)
-            if not as_path and artifact.kind == "dataset" and artifact.format in TABLE_FORMATS:
+            if not as_path and is_table_dataset(artifact):
                 from lineage.adapters.pandas import read_table_file
 
                 return read_table_file(path)
