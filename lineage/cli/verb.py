@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from lineage.errors import StoreError
 from lineage.store import Store, open_store
@@ -34,8 +33,7 @@ class CommandError(Exception):
     """A failure the CLI itself detects; exits 1 with its message."""
 
 
-@dataclass(slots=True)
-class Result:
+class Result(NamedTuple):
     """What a verb produced: ``data`` for ``--json``, ``text`` for people."""
 
     data: dict[str, Any]
@@ -44,12 +42,14 @@ class Result:
     error: str | None = None  # one line for stderr when ``code`` is non-zero
 
 
-@dataclass(slots=True)
 class Context:
     """The store a verb works on, opened on first use and closed after the verb."""
 
-    path: Path
-    _store: Store | None = None
+    __slots__ = ("_store", "path")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._store: Store | None = None
 
     @property
     def store(self) -> Store:
@@ -80,12 +80,11 @@ class Context:
             self._store.close()
 
 
-@dataclass(frozen=True, slots=True)
-class Arg:
+class Arg(NamedTuple):
     """One ``add_argument`` call: flags and options."""
 
     flags: tuple[str, ...]
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any]
 
 
 def arg(*flags: str, **options: Any) -> Arg:
@@ -93,8 +92,7 @@ def arg(*flags: str, **options: Any) -> Arg:
     return Arg(flags, options)
 
 
-@dataclass(frozen=True, slots=True)
-class Verb:
+class Verb(NamedTuple):
     """A subcommand: its name, its function, a one-line help, and its arguments."""
 
     name: str

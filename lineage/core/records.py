@@ -15,7 +15,7 @@ from lineage.core.hashing import Digest, digest_bytes
 from lineage.core.plain import iso_time, jsonable
 from lineage.errors import CorruptRecordError
 
-__all__ = ["Artifact", "Record", "RefEntry", "Run", "decode_record"]
+__all__ = ["Artifact", "Record", "RefEntry", "Run", "decode_record", "encoded_with_digest"]
 
 T = TypeVar("T")
 SCHEMA: Final = 1
@@ -334,8 +334,19 @@ def _digest_of(record: Artifact | Run) -> Digest:
     cached = record._digest
     if cached is None:
         cached = digest_bytes(record.encode())
-        object.__setattr__(record, "_digest", cached)
+        _set(record, "_digest", cached)
     return cached
+
+
+def encoded_with_digest(record: Artifact | Run) -> tuple[bytes, Digest]:
+    """The record's canonical bytes and its digest, encoding it once (what storing a
+    record needs; the digest is kept on the record as ``raw_digest`` keeps it)."""
+    encoded = record.encode()
+    digest = record._digest
+    if digest is None:
+        digest = digest_bytes(encoded)
+        _set(record, "_digest", digest)
+    return encoded, digest
 
 
 _ENCODED_ARTIFACT_FIELDS: Final = frozenset(Artifact(kind="").content())

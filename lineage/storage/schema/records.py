@@ -11,7 +11,7 @@ from typing import Any
 
 from lineage.core import encoding
 from lineage.core.hashing import Digest, digest_bytes, unchecked_digest
-from lineage.core.records import Artifact, Run, decode_record
+from lineage.core.records import Artifact, Run, decode_record, encoded_with_digest
 from lineage.errors import (
     CollisionError,
     CorruptRecordError,
@@ -82,8 +82,7 @@ def artifacts_named(txn: ReadTxn, name: str) -> list[Digest]:
 def index_record(txn: WriteTxn, record: Artifact | Run) -> Digest:
     """Store ``record`` with its indexes and edges (again: no change); ``CollisionError``
     if a different record has its digest. Returns its digest."""
-    digest = record.raw_digest
-    encoded = record.encode()
+    encoded, digest = encoded_with_digest(record)
     stored = txn.get("records", digest)
     if stored is not None and bytes(stored) == encoded:
         return digest
