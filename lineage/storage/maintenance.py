@@ -25,6 +25,7 @@ from lineage.storage.base import Backend, ReadTxn
 from lineage.storage.crosscheck import TableCheck
 from lineage.storage.events import verify_chain
 from lineage.storage.files import decode_tree, looks_like_tree, tree_children
+from lineage.storage.indexcheck import check_indexes
 
 __all__ = ["GcReport", "VerifyReport", "collect_garbage", "reachable", "references",
            "verify_store"]
@@ -88,9 +89,11 @@ def verify_store(
 ) -> VerifyReport:
     """Re-hash every record, chunk and blob of the store, check the event log's chain
     (against ``checkpoint``, a head hash kept elsewhere, when given), that every version,
-    stage and tag names a stored record, and the versions, stages, tags, records, ``added``
-    index and policies against the chain (see :mod:`lineage.storage.crosscheck`; not through
-    a point-in-time view, which hides later events but not the settings they changed).
+    stage and tag names a stored record, the versions, stages, tags, records, ``added``
+    index and policies against the chain (see :mod:`lineage.storage.crosscheck`), and the
+    derived indexes against the records (see :mod:`lineage.storage.indexcheck`); the last
+    two not through a point-in-time view, which hides later events but not the settings
+    they changed.
 
     Damage is reported, never raised: each part that cannot be read is a problem, and the
     other parts are still checked. Only when the backend's own files are damaged in a way
@@ -104,7 +107,8 @@ def verify_store(
     tables = TableCheck() if describe_moment(backend) is None else None
     parts = (("the event log", _verify_chain), ("records", _verify_records),
              ("chunks", _verify_chunks), ("blobs", _verify_blobs), ("refs", _verify_refs),
-             ("the tables against the event log", _verify_tables))
+             ("the tables against the event log", _verify_tables),
+             ("the indexes against the records", _verify_indexes))
     for part, check in parts:
         try:
             with backend.read() as txn:
@@ -135,6 +139,12 @@ def _verify_tables(backend: Backend, txn: ReadTxn, report: VerifyReport, **optio
                    ) -> None:
     if options["tables"] is not None:
         report.problems.extend(options["tables"].finish(txn))
+
+
+def _verify_indexes(backend: Backend, txn: ReadTxn, report: VerifyReport, **options: Any
+                    ) -> None:
+    if options["tables"] is not None:  # a point-in-time view is not checked (as above)
+        report.problems.extend(check_indexes(txn))
 
 
 def _verify_chunks(backend: Backend, txn: ReadTxn, report: VerifyReport, **options: Any) -> None:

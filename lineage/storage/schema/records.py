@@ -7,7 +7,7 @@ import itertools
 import math
 import struct
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Final
 
 from lineage.core import encoding
 from lineage.core.hashing import Digest, digest_bytes, unchecked_digest
@@ -95,31 +95,48 @@ def index_record(txn: WriteTxn, record: Artifact | Run) -> Digest:
         seq = append_event(txn, "record", {"digest": digest, "kind": record.kind,
                                            "name": record.name})
         txn.put("added", digest, seq_key(seq))
-    txn.put("by_kind", record.kind.encode() + b"\0" + digest, b"")
+    for namespace, key, value in index_entries(record, digest):
+        txn.put(namespace, key, value)
+    if isinstance(record, Run) and record.parent:
+        parent_run = run_by_id(txn, record.parent)
+        if parent_run is not None:
+            add_edge(txn, parent_run, EDGE_CHILD, digest)
+    return digest
+
+
+#: The namespaces :func:`index_entries` fills: derived from the records alone.
+DERIVED_INDEXES: Final = ("by_kind", "by_name", "by_op", "run_ids", "call_keys",
+                          "run_params", "run_metrics", "edges_out", "edges_in")
+
+
+def index_entries(record: Artifact | Run, digest: Digest
+                  ) -> Iterator[tuple[str, bytes, bytes]]:
+    """``(namespace, key, value)`` of every index entry ``record`` (stored under ``digest``)
+    owns: by kind, name and operation, its run id and call key, its params and metrics,
+    and its edges in both directions, except the edge from its parent run (found by the
+    parent's id when either of them is stored). What :func:`index_record` writes and
+    ``verify`` checks the indexes against."""
+    yield "by_kind", record.kind.encode() + b"\0" + digest, b""
     if isinstance(record, Artifact):
         if record.name:
-            txn.put("by_name", name_key(record.name) + digest, b"")
+            yield "by_name", name_key(record.name) + digest, b""
         for parent in record.parents:
-            add_edge(txn, parent, EDGE_DERIVED, digest)
-        return digest
+            yield from _edge_entries(parent, EDGE_DERIVED, digest)
+        return
     started = int(record.started * 1e6).to_bytes(8, "big")
-    txn.put("by_op", record.op.encode() + b"\0" + started + digest, b"")
-    txn.put("run_ids", record.id.encode(), digest)
+    yield "by_op", record.op.encode() + b"\0" + started + digest, b""
+    yield "run_ids", record.id.encode(), digest
     if record.call_key is not None and record.status == "ok":
-        txn.put("call_keys", record.call_key, digest)
+        yield "call_keys", record.call_key, digest
     for namespace, key in _run_value_keys(record):
-        txn.put(namespace, key, b"")
+        yield namespace, key, b""
     for source in {*record.inputs.values(), *record.metric_datasets.values()}:
-        add_edge(txn, source, EDGE_USED, digest)
+        yield from _edge_entries(source, EDGE_USED, digest)
     for made in set(record.outputs.values()):
-        add_edge(txn, digest, EDGE_GENERATED, made)
+        yield from _edge_entries(digest, EDGE_GENERATED, made)
     for code_or_env in (record.code, record.environment):
         if code_or_env is not None:
-            add_edge(txn, code_or_env, EDGE_USED, digest)
-    parent_run = run_by_id(txn, record.parent) if record.parent else None
-    if parent_run is not None:
-        add_edge(txn, parent_run, EDGE_CHILD, digest)
-    return digest
+            yield from _edge_entries(code_or_env, EDGE_USED, digest)
 
 
 def unindex_record(txn: WriteTxn, digest: Digest) -> None:
@@ -148,8 +165,19 @@ def unindex_record(txn: WriteTxn, digest: Digest) -> None:
 
 def add_edge(txn: WriteTxn, src: Digest, edge: bytes, dst: Digest) -> None:
     """Index an edge in both directions."""
-    txn.put("edges_out", src + edge + dst, b"")
-    txn.put("edges_in", dst + edge + src, b"")
+    for namespace, key, value in _edge_entries(src, edge, dst):
+        txn.put(namespace, key, value)
+
+
+def _edge_entries(src: Digest, edge: bytes, dst: Digest) -> Iterator[tuple[str, bytes, bytes]]:
+    yield "edges_out", src + edge + dst, b""
+    yield "edges_in", dst + edge + src, b""
+
+
+def split_edge(key: bytes) -> tuple[Digest, bytes, Digest]:
+    """``(from, edge type, to)`` of an ``edges_out`` key (of ``edges_in``: ``to`` first)."""
+    return unchecked_digest(key[:DIGEST]), key[DIGEST:DIGEST + 1], unchecked_digest(
+        key[DIGEST + 1:])
 
 
 Edge = tuple[bytes, Digest]
