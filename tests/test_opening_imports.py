@@ -5,6 +5,7 @@ from its part on first use."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import subprocess
 import sys
@@ -61,3 +62,14 @@ def test_every_layout_name_resolves_from_its_part(name: str) -> None:
 def test_an_unknown_layout_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'read_recordz'"):
         schema.read_recordz  # noqa: B018
+
+
+def test_the_names_type_checkers_see_are_the_names_resolved_at_run_time() -> None:
+    """The layout package lists each name twice (imports for type checkers, ``_PART_OF``
+    for ``__getattr__``): the lists must agree, part by part."""
+    tree = ast.parse(Path(schema.__file__).read_text())
+    guarded = next(node for node in tree.body if isinstance(node, ast.If)
+                   and ast.unparse(node.test) == "TYPE_CHECKING")
+    seen = {alias.name: node.module.rsplit(".", 1)[-1] for node in guarded.body
+            if isinstance(node, ast.ImportFrom) and node.module for alias in node.names}
+    assert seen == schema._PART_OF

@@ -4,6 +4,8 @@ never sharing a default dict between two records."""
 from __future__ import annotations
 
 import copy
+import copyreg
+import io
 import pickle
 from typing import Any
 
@@ -85,3 +87,24 @@ def test_ref_entries_compare_by_every_field() -> None:
     assert entry != entry.replace(reason="other")
     assert len({entry, RefEntry.decode(entry.encode())}) == 1
     assert repr(entry).startswith("RefEntry(name='m', ref='stage', key='production'")
+
+
+def test_records_pickled_as_dataclasses_by_an_earlier_lineage_still_load() -> None:
+    """Earlier records were slotted dataclasses: pickles hold ``copyreg.__newobj__`` and the
+    list of field values, which ``__setstate__`` takes."""
+    entry = RefEntry("m", "tag", "best", digest_bytes(b"t"), None, 1.0, "u", "why", ("lint",))
+    for record in (_run(), Artifact(kind="model", name="m", version="v1"), entry):
+        buffer = io.BytesIO()
+        _DataclassStylePickler(buffer, protocol=4).dump(record)
+        back = pickle.loads(buffer.getvalue())
+        assert type(back) is type(record)
+        assert all(getattr(back, n) == getattr(record, n) for n in record.FIELDS)
+
+
+class _DataclassStylePickler(pickle.Pickler):
+    """Pickles records the way slotted dataclasses did: the class, then the field values."""
+
+    def reducer_override(self, obj: object) -> Any:
+        if isinstance(obj, Artifact | Run | RefEntry):
+            return copyreg.__newobj__, (type(obj),), [getattr(obj, n) for n in obj.FIELDS]
+        return NotImplemented

@@ -15,7 +15,8 @@ import pytest
 from test_verify_tamper import RawTxn, problems_after
 
 import lineage
-from lineage.core.hashing import Digest, digest_bytes
+from lineage.core.hashing import digest_bytes
+from lineage.core.records import Run
 from lineage.storage import schema
 
 
@@ -113,19 +114,54 @@ def test_forged_kind_and_metric_entries_and_a_lost_run_id_are_reported(
     assert "1 entries missing for stored records" in problems[2]
 
 
-def test_parent_run_edges_are_checked_both_ways(built: tuple[Path, dict[str, Any]]) -> None:
+def test_parent_run_edges_must_join_two_stored_runs_both_ways(
+    built: tuple[Path, dict[str, Any]]
+) -> None:
     path, made = built
     parent, (first, second) = made["parent"].raw_digest, made["children"]
-    stranger: Digest = made["steps"][0].raw_digest
+    ghost = digest_bytes(b"no such run")
 
-    def unlink_one_child_and_adopt_a_stranger(txn: RawTxn) -> None:
-        assert txn.delete("edges_out", parent + schema.EDGE_CHILD + first.raw_digest)
+    def adopt_a_ghost_and_drop_half_an_edge(txn: RawTxn) -> None:
+        schema.add_edge(txn, second.raw_digest, schema.EDGE_CHILD, ghost)
         assert txn.delete("edges_in", first.raw_digest + schema.EDGE_CHILD + parent)
-        schema.add_edge(txn, second.raw_digest, schema.EDGE_CHILD, stranger)
 
-    problems = problems_after(path, unlink_one_child_and_adopt_a_stranger)
-    assert len(problems) == 2
-    assert problems[0].startswith("the lineage edges (outgoing): 1 parent-run edges no run "
-                                  f"stands behind ({second.digest}")
-    assert problems[1].startswith("the lineage edges (incoming): 1 child runs without the "
-                                  f"edge from their parent run ({first.digest}")
+    problems = problems_after(path, adopt_a_ghost_and_drop_half_an_edge)
+    assert len(problems) == 1
+    assert problems[0].startswith("the lineage edges (outgoing): 2 parent-run edges that do "
+                                  "not join two stored runs (")
+    assert (parent + schema.EDGE_CHILD + first.raw_digest).hex() in problems[0]
+    assert (second.raw_digest + schema.EDGE_CHILD + ghost).hex() in problems[0]
+
+
+def test_cache_hits_in_other_runs_and_steps_bound_by_path_verify_clean(tmp_path: Path) -> None:
+    """A run gets an edge to the cached run a step hit returned (whatever that run's
+    ``parent``), and a step bound to the store's path records no edge from the run it ran
+    in: neither is damage."""
+    path = tmp_path / "store"
+    with lineage.open(path) as store:
+
+        @lineage.step(store=store)
+        def double(x: int) -> int:
+            return 2 * x
+
+        @lineage.step(store=str(path))
+        def triple(x: int) -> int:
+            return 3 * x
+
+        with store.run("a"):
+            assert (double(3), triple(3)) == (6, 9)
+        with store.run("b"):
+            assert double(3) == 6  # a hit: b gets an edge to a's step run
+        report = store.verify()
+        assert report.ok, report.problems
+
+
+def test_a_record_whose_entries_cannot_be_formed_is_reported_not_raised(tmp_path: Path) -> None:
+    path = tmp_path / "store"
+    forged = Run(op="evil", id="x", started=-1.0)  # no index key holds a negative time
+    with lineage.open(path) as store:
+        store.add(b"honest", name="honest")
+        store._write(lambda txn: txn.put("records", forged.raw_digest, forged.encode()))
+        problems = store.verify().problems
+    assert any(p.startswith(f"record {forged.digest}: its index entries cannot be formed")
+               for p in problems), problems

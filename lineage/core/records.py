@@ -47,6 +47,12 @@ class _Immutable:
     def __reduce__(self) -> tuple[Any, ...]:
         return type(self), tuple(getattr(self, name) for name in self.FIELDS)
 
+    def __setstate__(self, state: list[Any]) -> None:
+        """Fill a record pickled by an earlier lineage, whose records were slotted
+        dataclasses: those pickled the list of their field values, in this order."""
+        for name, value in zip(self.FIELDS, state, strict=True):
+            _set(self, name, value)
+
     def replace(self: T, **changes: Any) -> T:
         """A copy with ``changes`` applied (a changed record has its own digest)."""
         values = {name: getattr(self, name) for name in type(self).FIELDS}  # type: ignore[attr-defined]
@@ -406,7 +412,9 @@ class RefEntry(_Immutable):
         return tuple(getattr(self, name) for name in self.FIELDS)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is RefEntry and other._values() == self._values()
+        if not isinstance(other, RefEntry):
+            return NotImplemented
+        return other._values() == self._values()
 
     def __hash__(self) -> int:
         return hash(self._values())

@@ -11,8 +11,12 @@ owns, and compares them with the stored ones, namespace by namespace:
 - an entry no record owns (**extra**) or one a record owns that is not there (**missing**);
 - for the run ids and call keys, which map a key to a run: an entry naming a run other
   than the ones that own the key (**repointed**);
-- the edges from parent runs to their children: each must join a run to one whose
-  ``parent`` is its id, and each such child must have one.
+- the edges from a run to the runs made inside it (its steps, its cache hits, its nested
+  runs): each must join two stored runs, in both directions (which runs have one is
+  decided while recording, not derivable from the records alone).
+
+A record whose entries cannot even be formed (a start time outside the index's range) is
+reported as such, and the other records are still checked.
 
 The expected entries are held in memory (tens of bytes per entry), so a check reads every
 record once more and each index once: linear in the size of the store.
@@ -50,25 +54,28 @@ def check_indexes(txn: ReadTxn) -> list[str]:
     check reports them)."""
     expected: dict[str, set[bytes]] = defaultdict(set)
     owners: dict[str, dict[bytes, set[bytes]]] = {name: defaultdict(set) for name in _MAPPED}
-    runs_by_id: dict[str, set[Digest]] = defaultdict(set)
-    children: dict[Digest, str] = {}  # run -> its parent's id
+    runs: set[Digest] = set()
+    problems: list[str] = []
     for digest, record in _records(txn):
-        for namespace, key, value in schema.index_entries(record, digest):
+        try:
+            entries = list(schema.index_entries(record, digest))
+        except (OverflowError, ValueError, TypeError) as exc:  # a damaged or forged record
+            problems.append(f"record {digest.hex()}: its index entries cannot be formed "
+                            f"({exc}); restore the store from a backup")
+            continue
+        for namespace, key, value in entries:
             if namespace in owners:
                 owners[namespace][key].add(value)
             else:
                 expected[namespace].add(key)
         if isinstance(record, Run):
-            runs_by_id[record.id].add(digest)
-            if record.parent:
-                children[digest] = record.parent
-    problems: list[str] = []
+            runs.add(digest)
     for namespace in schema.DERIVED_INDEXES:
         if namespace in owners:
             problems += _check_mapped(txn, namespace, owners[namespace])
         else:
             problems += _check_set(txn, namespace, expected[namespace])
-    problems += _check_child_edges(txn, runs_by_id, children)
+    problems += _check_child_edges(txn, runs)
     return problems
 
 
@@ -91,13 +98,14 @@ def _check_set(txn: ReadTxn, namespace: str, expected: set[bytes]) -> list[str]:
 def _check_mapped(txn: ReadTxn, namespace: str, owners: dict[bytes, set[bytes]]
                   ) -> list[str]:
     """Extra, repointed and missing entries of an index mapping a key to a run."""
-    extra, repointed = set(), set()
+    extra, repointed, stored = set(), set(), set()
     for key, value in txn.items(namespace):
+        stored.add(key)
         if key not in owners:
             extra.add(key)
         elif value not in owners[key]:
             repointed.add(key)
-    missing = set(owners) - {key for key, _value in txn.items(namespace)}
+    missing = set(owners) - stored
     return (_named(namespace, "entries no record owns", extra)
             + _named(namespace, "entries naming a run that does not own them", repointed)
             + _named(namespace, "entries missing for stored runs", missing))
@@ -108,29 +116,27 @@ def _is_child_edge(namespace: str, key: bytes) -> bool:
     return namespace in ("edges_out", "edges_in") and edge == schema.EDGE_CHILD
 
 
-def _check_child_edges(txn: ReadTxn, runs_by_id: dict[str, set[Digest]],
-                       children: dict[Digest, str]) -> list[str]:
-    """Each parent -> child edge joins a run to a run whose ``parent`` is its id (both
-    directions stored), and each child of a stored parent has such an edge."""
-    wrong: set[bytes] = set()
-    joined: set[Digest] = set()
+def _check_child_edges(txn: ReadTxn, runs: set[Digest]) -> list[str]:
+    """Each parent -> child edge joins two stored runs and is stored in both directions.
+
+    Which runs have one is not derived from the records: a run gets an edge to each step
+    run made inside it and to each cached run a step hit returned, whatever their
+    ``parent`` says, and a step bound to another ``Store`` object records none."""
     outgoing = {key for key, _v in txn.items("edges_out") if _is_child_edge("edges_out", key)}
     incoming = {key for key, _v in txn.items("edges_in") if _is_child_edge("edges_in", key)}
-    for key in outgoing:
-        parent, _edge, child = schema.split_edge(key)
-        if parent not in runs_by_id.get(children.get(child, ""), set()):
-            wrong.add(key)
-        elif child + schema.EDGE_CHILD + parent not in incoming:
-            wrong.add(key)
-        else:
-            joined.add(child)
-    wrong |= {key for key in incoming if key[DIGEST_SIZE + 1:] + schema.EDGE_CHILD
-              + key[:DIGEST_SIZE] not in outgoing}
-    unjoined = {child for child, parent_id in children.items()
-                if parent_id in runs_by_id and child not in joined}
-    return (_named("edges_out", "parent-run edges no run stands behind", wrong)
-            + _named("edges_in", "child runs without the edge from their parent run",
-                     unjoined))
+    wrong = {key for key in outgoing if not _joins_runs(key, runs)
+             or _reversed(key) not in incoming}
+    wrong |= {_reversed(key) for key in incoming if _reversed(key) not in outgoing}
+    return _named("edges_out", "parent-run edges that do not join two stored runs", wrong)
+
+
+def _reversed(key: bytes) -> bytes:
+    """The same edge's key in the other direction's index."""
+    return key[DIGEST_SIZE + 1:] + key[DIGEST_SIZE:DIGEST_SIZE + 1] + key[:DIGEST_SIZE]
+
+
+def _joins_runs(key: bytes, runs: set[Digest]) -> bool:
+    return key[:DIGEST_SIZE] in runs and key[DIGEST_SIZE + 1:] in runs
 
 
 def _named(namespace: str, what: str, keys: set[bytes] | set[Digest]) -> list[str]:

@@ -201,8 +201,7 @@ def _metric_candidates(txn: ReadTxn, name: str, condition: Condition) -> set[byt
     if op in ("==", "!="):
         return {run for value, run in schema.runs_by_metric(txn, name)
                 if (value == wanted) == (op == "==")}
-    found: set[bytes] = schema.runs_with_metric(txn, name, op, wanted)
-    return found
+    return schema.runs_with_metric(txn, name, op, wanted)
 
 
 def _timestamp(value: float | _dt.datetime | None, what: str) -> float | None:

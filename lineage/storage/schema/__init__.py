@@ -86,6 +86,7 @@ if TYPE_CHECKING:  # for type checkers (pyproject lets mypy see them re-exported
         runs_by_metric,
         runs_by_param,
         runs_of_op,
+        runs_with_metric,
         runs_with_param_part,
         split_edge,
         unindex_record,
@@ -198,13 +199,15 @@ _PART_OF = {
 __all__ = sorted(_PART_OF)
 
 
-def __getattr__(name: str) -> Any:
-    part = _PART_OF.get(name)
-    if part is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{part}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+if not TYPE_CHECKING:  # hidden from type checkers: a misspelt name stays an error for them
+
+    def __getattr__(name: str) -> Any:
+        part = _PART_OF.get(name)
+        if part is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{__name__}.{part}"), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
 
 
 def __dir__() -> list[str]:

@@ -275,12 +275,11 @@ def runs_by_param(txn: ReadTxn, name: str) -> Iterator[tuple[Any, Digest]]:
         yield value, unchecked_digest(key[-DIGEST:])
 
 
-def runs_by_metric(txn: ReadTxn, name: str, *, descending: bool = False
-                   ) -> Iterator[tuple[float, Digest]]:
+def runs_by_metric(txn: ReadTxn, name: str) -> Iterator[tuple[float, Digest]]:
     """``(value, run)`` for every run with metric ``name``, in value order."""
     prefix = key_part(name)
     start = len(prefix)
-    for key, _ in txn.items("run_metrics", prefix, reverse=descending):
+    for key, _ in txn.items("run_metrics", prefix):
         yield unsortable(key[start:start + 8]), unchecked_digest(key[-DIGEST:])
 
 
