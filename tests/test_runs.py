@@ -461,3 +461,20 @@ def test_a_run_whose_reused_content_vanishes_is_staged_again_and_kept(
     assert record is not None and record.status == "ok"
     assert store.load("weights") == {"w": [1, 2]}
     assert store.resolve(record.digest).metrics == {"loss": 0.25}
+
+
+def test_a_load_through_another_handle_on_the_same_store_is_an_input(tmp_path: Path) -> None:
+    """``lineage.open`` of the run's own store (a helper that opens it again) gives another
+    handle on the same store: what it loads inside the run is the run's input all the same;
+    a different store's loads are not."""
+    path = tmp_path / "store"
+    with lineage.open(path) as store, lineage.open(tmp_path / "other") as other:
+        config = store.add({"C": 1}, name="config")
+        other.add({"C": 2}, name="elsewhere")
+        with store.run("train"):
+            again = lineage.open(path)
+            assert again is not store and again.load("config") == {"C": 1}
+            assert other.load("elsewhere") == {"C": 2}
+            again.close()
+        (train,) = store.runs("train")
+        assert list(train.inputs.values()) == [config.raw_digest]

@@ -135,8 +135,8 @@ def test_parent_run_edges_must_join_two_stored_runs_both_ways(
 
 def test_cache_hits_in_other_runs_and_steps_bound_by_path_verify_clean(tmp_path: Path) -> None:
     """A run gets an edge to the cached run a step hit returned (whatever that run's
-    ``parent``), and a step bound to the store's path records no edge from the run it ran
-    in: neither is damage."""
+    ``parent``), and to a step bound to the store's path (another handle on the same
+    store): neither is damage."""
     path = tmp_path / "store"
     with lineage.open(path) as store:
 
@@ -154,6 +154,13 @@ def test_cache_hits_in_other_runs_and_steps_bound_by_path_verify_clean(tmp_path:
             assert double(3) == 6  # a hit: b gets an edge to a's step run
         report = store.verify()
         assert report.ok, report.problems
+        (a,), (b,) = store.runs("a"), store.runs("b")
+        steps = {run.op: run.raw_digest for run in store.runs() if run.call_key}
+        with store._read() as txn:
+            assert {d for _e, d in schema.downstream(txn, a.raw_digest, schema.EDGE_CHILD)} \
+                == {steps["double"], steps["triple"]}
+            assert [d for _e, d in schema.downstream(txn, b.raw_digest, schema.EDGE_CHILD)] \
+                == [steps["double"]]
 
 
 def test_a_record_whose_entries_cannot_be_formed_is_reported_not_raised(tmp_path: Path) -> None:

@@ -276,7 +276,7 @@ class Store(ReviewMethods, SharingMethods):
         self._check_open()
         artifact, adapter, data = read_artifact(self._backend, revision, as_path=as_path)
         recorder = context.active_recorder()
-        if recorder is not None and recorder.store is self:
+        if recorder is not None and self._same_store(recorder.store):
             recorder.record_use(artifact, as_name)
         if adapter is None or data is None:
             path = self._materialize(artifact)
@@ -534,6 +534,11 @@ class Store(ReviewMethods, SharingMethods):
         return collect_garbage(self._backend, dry_run=dry_run, materialized=materialized)
 
     # -- internals shared with lineage.tracking.recording ---------------------------------
+
+    def _same_store(self, other: object) -> bool:
+        """Whether ``other`` is this store: this handle, or another one ``lineage.open``
+        gave on the same directory (they share one backend)."""
+        return other is self or getattr(other, "_backend", None) is self._backend
 
     def _check_open(self) -> None:
         if self._closed:

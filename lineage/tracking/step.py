@@ -426,7 +426,7 @@ def _note_child(store: Store, run_digest: Digest, outputs: dict[str, Digest],
     model derives from this step's output, so diffs and ancestors reach the step.
     """
     recorder = context.active_recorder()
-    if recorder is None or getattr(recorder, "store", None) is not store:
+    if recorder is None or not store._same_store(getattr(recorder, "store", None)):
         return
     recorder.record_child(run_digest)  # type: ignore[attr-defined]
     note = getattr(recorder, "record_step_output", None)
