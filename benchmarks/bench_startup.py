@@ -15,11 +15,10 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from harness import Context, Row, format_value, limit_row, remove, run_tool, speed_row, time_once
-from peers import DVC_ENV, GUARD, MLFLOW_ENV, dvc_repo
+from peers import DVC_ENV, dvc_repo, guarded_mlflow_env
 
 SECTION = "startup"
 TITLE = "Start-up"
@@ -215,7 +214,7 @@ def _cli_time(ctx: Context) -> list[Row]:
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(ctx.rounds if ctx.quick else max(7, ctx.rounds)):
         for name, (args, cwd, env) in commands.items():
-            times[name].append(_run_env(args, cwd, env))
+            times[name].append(run_tool(args, cwd, env, inherit=False))
     attempts = ctx.work / "cli-mlflow" / "network-attempts.log"
     if attempts.exists():
         ctx.note(f"mlflow runs describe tried the network (refused): {attempts.read_text()[:300]}")
@@ -235,17 +234,6 @@ def _cli_time(ctx: Context) -> list[Row]:
     return rows
 
 
-def _run_env(args: list[str], cwd: Path, env: dict[str, str]) -> float:
-    """Wall time of a command run with exactly ``env``; raise with its output if it fails."""
-    start = time.perf_counter()
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}): "
-                           f"{(done.stderr or done.stdout).strip()[-500:]}")
-    return elapsed
-
-
 def _mlflow_describe(ctx: Context) -> dict[str, Command]:
     """``mlflow runs describe`` of the one run of a SQLite store made in a scratch directory
     (telemetry off, non-loopback network refused, as in ``peers.py``); none without MLflow."""
@@ -254,14 +242,7 @@ def _mlflow_describe(ctx: Context) -> dict[str, Command]:
         return {}
     ctx.log("mlflow: a tracking store with one run")
     root = ctx.scratch("cli-mlflow")
-    guard = root / "guard"
-    guard.mkdir()
-    (guard / "sitecustomize.py").write_text(GUARD)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("MLFLOW_") and k != "PYTHONPATH"}
-    env.update(MLFLOW_ENV, PYTHONPATH=str(guard),
-               MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}",
-               LINEAGE_BENCH_NET_LOG=str(root / "network-attempts.log"))
+    env = guarded_mlflow_env(root) | {"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
     code = ("import mlflow\nwith mlflow.start_run() as run:\n    mlflow.log_param('a', 1)\n"
             "print(run.info.run_id)")
     made = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True,

@@ -53,7 +53,7 @@ from harness import (
     speed_row,
     time_once,
 )
-from peers import GUARD, MLFLOW_ENV
+from peers import guarded_mlflow_env
 
 SECTION = "track"
 TITLE = "Tracking"
@@ -199,13 +199,7 @@ def _fresh_quickstart(ctx: Context) -> list[Row]:
     has_mlflow = ctx.has("mlflow")
     mlflow_env: dict[str, str] = {}
     if has_mlflow:
-        guard = root / "guard"
-        guard.mkdir()
-        (guard / "sitecustomize.py").write_text(GUARD)
-        mlflow_env = {k: v for k, v in os.environ.items()
-                      if not k.startswith("MLFLOW_") and k != "PYTHONPATH"}
-        mlflow_env.update(MLFLOW_ENV, PYTHONPATH=str(guard),
-                          LINEAGE_BENCH_NET_LOG=str(root / "network-attempts.log"), **ONE_THREAD)
+        mlflow_env = guarded_mlflow_env(root) | ONE_THREAD
         (root / "mlflow").mkdir()
 
     def lineage_once(c: float, cache_dir: Path = cache) -> float:
@@ -436,16 +430,11 @@ class Mlflow:
     def __init__(self, ctx: Context, store: str) -> None:
         self.store = store
         self.root = ctx.scratch(f"track-mlflow/{store}")
-        guard = self.root / "guard"
-        guard.mkdir()
-        (guard / "sitecustomize.py").write_text(GUARD)
-        self.net_log = self.root / "network-attempts.log"
+        env = guarded_mlflow_env(self.root)
+        self.net_log = Path(env["LINEAGE_BENCH_NET_LOG"])
         self.stderr_path = self.root / "stderr.log"
         spec_file = self.root / "spec.json"
         spec_file.write_text(json.dumps({"store": store, "root": str(self.root)}))
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("MLFLOW_") and k != "PYTHONPATH"}
-        env.update(MLFLOW_ENV, PYTHONPATH=str(guard), LINEAGE_BENCH_NET_LOG=str(self.net_log))
         ctx.log(f"mlflow ({store} store): starting, warming up (a quick-start)")
         self._stderr = open(self.stderr_path, "w")  # noqa: SIM115 - closed in close()
         self.process = subprocess.Popen(

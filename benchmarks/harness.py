@@ -313,9 +313,11 @@ def median_of(fn: Callable[[], Any], repeat: int) -> float:
     return statistics.median(time_once(fn)[0] for _ in range(repeat))
 
 
-def run_tool(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> float:
-    """Run a command; return its wall time. Raise with its output if it fails."""
-    full_env = {**os.environ, **(env or {})}
+def run_tool(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None, *,
+             inherit: bool = True) -> float:
+    """Run a command with ``env`` over this process's environment (with ``inherit=False``:
+    exactly ``env``); return its wall time. Raise with its output if it fails."""
+    full_env = {**os.environ, **(env or {})} if inherit else dict(env or {})
     start = time.perf_counter()
     done = subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start

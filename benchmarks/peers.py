@@ -1,5 +1,6 @@
 """What the peers' sides of the benchmarks share, and the MLflow side of the run query.
 
+- :func:`guarded_mlflow_env`: that environment, ready for a subprocess;
 - ``DVC_ENV`` and :func:`dvc_repo`: DVC runs without analytics or update checks, in a
   git-less repository with its own stat cache;
 
@@ -86,6 +87,20 @@ socket.socket.connect = connect
 socket.socket.connect_ex = connect_ex
 socket.getaddrinfo = getaddrinfo
 '''
+
+
+def guarded_mlflow_env(root: Path) -> dict[str, str]:
+    """The environment MLflow's processes run in: this one without ``MLFLOW_*`` settings
+    and ``PYTHONPATH``, plus :data:`MLFLOW_ENV` and :data:`GUARD` (written under ``root``),
+    logging refused connections to ``root/network-attempts.log``."""
+    guard = root / "guard"
+    guard.mkdir(exist_ok=True)
+    (guard / "sitecustomize.py").write_text(GUARD)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("MLFLOW_") and k != "PYTHONPATH"}
+    env.update(MLFLOW_ENV, PYTHONPATH=str(guard),
+               LINEAGE_BENCH_NET_LOG=str(root / "network-attempts.log"))
+    return env
 
 
 def dvc_repo(ctx: Context, name: str) -> tuple[Path, str] | None:
