@@ -1,7 +1,8 @@
 """The immutable records of a store: Artifact, Run, and ref history entries.
 
-Each record encodes canonically as ``[type tag, schema version, {field: value}]`` and is
-identified by the XXH3-128 digest of those bytes. Fields that are views rather than content
+Each record encodes canonically as ``[type tag, schema version, {field: value}]`` (taken
+apart and checked field by field by :mod:`lineage.core.recordform`) and is identified by
+the XXH3-128 digest of those bytes. Fields that are views rather than content
 (an artifact's ``version`` as resolved through a ref) are not encoded and not part of the
 identity.
 """
@@ -13,14 +14,22 @@ from typing import Any, ClassVar, Final, TypeVar
 from lineage.core import encoding
 from lineage.core.hashing import Digest, digest_bytes
 from lineage.core.plain import iso_time, jsonable
+from lineage.core.recordform import (
+    ARTIFACT_FIELDS,
+    ARTIFACT_TAG,
+    REF_FIELDS,
+    REF_TAG,
+    RUN_FIELDS,
+    RUN_TAG,
+    SCHEMA,
+    check_fields,
+    split_record,
+)
 from lineage.errors import CorruptRecordError
 
 __all__ = ["Artifact", "Record", "RefEntry", "Run", "decode_record", "encoded_with_digest"]
 
 T = TypeVar("T")
-SCHEMA: Final = 1
-ARTIFACT_TAG: Final = "lineage/artifact"
-RUN_TAG: Final = "lineage/run"
 _set = object.__setattr__  # how __init__ fills the slots of an immutable record
 
 
@@ -428,13 +437,13 @@ class RefEntry(_Immutable):
         body = dict(zip(self.FIELDS, self._values(), strict=True))
         if not self.skipped:
             del body["skipped"]
-        return encoding.encode(["lineage/ref", SCHEMA, body])
+        return encoding.encode([REF_TAG, SCHEMA, body])
 
     @classmethod
     def decode(cls, data: bytes) -> RefEntry:
         """Parse bytes made by :meth:`encode` (``CorruptRecordError`` if malformed)."""
-        tag, _schema, body = _split(data, "lineage/ref")
-        checked = _checked(tag, body, _REF_FIELDS)
+        tag, _schema, body = split_record(data, REF_TAG)
+        checked = check_fields(tag, body, REF_FIELDS)
         missing = set(cls.FIELDS) - {"reason", "skipped"} - set(checked)
         if missing:
             raise CorruptRecordError(f"ref history entry lacks {sorted(missing)}")
@@ -455,78 +464,6 @@ class RefEntry(_Immutable):
         }
 
 
-def _split(data: bytes, expected: str | None = None) -> tuple[str, int, dict[str, Any]]:
-    value = encoding.decode(data)
-    if (
-        not isinstance(value, list)
-        or len(value) != 3
-        or not isinstance(value[0], str)
-        or not isinstance(value[2], dict)
-    ):
-        raise CorruptRecordError("stored bytes are not a tagged lineage record")
-    if expected is not None and value[0] != expected:
-        raise CorruptRecordError(f"expected a {expected} record, found {value[0]!r}")
-    if type(value[1]) is not int or value[1] != SCHEMA:
-        raise CorruptRecordError(
-            f"record schema {value[1]!r} is not supported by this lineage (schema {SCHEMA}); "
-            "upgrade lineage"
-        )
-    return value[0], value[1], value[2]
-
-
-# -- field checks: a record that decodes is well-typed, or CorruptRecordError --------------
-
-_NONE: Final = type(None)
-_NUMBER: Final = (int, float)
-#: field -> (the types its value may have, the types a dict's values or a list's items
-#: may have, or None when they are free). Map keys are free: the encoding allows str, int
-#: and bytes keys, so a legitimate record may hold any of them.
-Spec = dict[str, tuple[tuple[type, ...], tuple[type, ...] | None]]
-
-_ARTIFACT_FIELDS: Final[Spec] = {
-    "kind": ((str,), None), "name": ((str, _NONE), None), "blob": ((Digest, _NONE), None),
-    "format": ((str,), None), "size": ((int,), None), "summary": ((dict,), None),
-    "meta": ((dict,), None), "parents": ((list,), (Digest,)),
-}
-_RUN_BODY_FIELDS: Final[Spec] = {
-    "op": ((str,), None), "id": ((str,), None), "inputs": ((dict,), (Digest,)),
-    "outputs": ((dict,), (Digest,)), "params": ((dict,), None),
-    "metrics": ((dict,), _NUMBER), "metric_datasets": ((dict,), (Digest,)),
-    "code": ((Digest, _NONE), None), "environment": ((Digest, _NONE), None),
-    "status": ((str,), None), "error": ((dict, _NONE), None), "started": (_NUMBER, None),
-    "ended": (_NUMBER, None), "parent": ((str, _NONE), None),
-    "call_key": ((Digest, _NONE), None), "name": ((str, _NONE), None),
-    "meta": ((dict,), None),
-}
-_REF_FIELDS: Final[Spec] = {
-    "name": ((str,), None), "ref": ((str,), None), "key": ((str,), None),
-    "target": ((Digest, _NONE), None), "previous": ((Digest, _NONE), None),
-    "time": (_NUMBER, None), "user": ((str,), None), "reason": ((str,), None),
-    "skipped": ((list,), (str,)),
-}
-
-
-def _checked(tag: str, body: dict[str, Any], spec: Spec) -> dict[str, Any]:
-    """``body`` if every key is a field of ``spec`` holding a value of the right type
-    (about 2 µs for a run: this runs for every record read).
-
-    Missing fields take their defaults (records written before a field existed); unknown
-    ones, such as ``_digest`` or ``version`` (never encoded), are refused.
-    """
-    for key, value in body.items():
-        field = spec.get(key)
-        if field is None:
-            raise CorruptRecordError(f"{tag} record has an unknown field {key!r}")
-        kinds, members = field
-        kind = type(value)
-        if kind not in kinds or (members is not None and not all(
-                type(item) in members for item in (value.values() if kind is dict
-                                                   else value))):
-            raise CorruptRecordError(
-                f"{tag} record field {key!r} holds a {kind.__name__} that field never holds")
-    return body
-
-
 def decode_record(data: bytes, digest: Digest | None = None) -> Artifact | Run:
     """Rebuild the record encoded in ``data``.
 
@@ -535,14 +472,14 @@ def decode_record(data: bytes, digest: Digest | None = None) -> Artifact | Run:
             tagged record, an unknown field, or a field holding the wrong type.
     """
     try:
-        tag, _schema, body = _split(data)
+        tag, _schema, body = split_record(data)
     except CorruptRecordError as exc:
         if digest is None:
             raise
         raise CorruptRecordError(f"record {digest.hex()}: {exc}") from None
     try:
         if tag == ARTIFACT_TAG:
-            body = _checked(tag, body, _ARTIFACT_FIELDS)
+            body = check_fields(tag, body, ARTIFACT_FIELDS)
             if body.get("size", 0) < 0:
                 raise CorruptRecordError(f"{tag} record has a negative size")
             body["parents"] = tuple(body.get("parents", ()))
@@ -550,7 +487,7 @@ def decode_record(data: bytes, digest: Digest | None = None) -> Artifact | Run:
                 return _from_slots(Artifact, _ARTIFACT_SETTERS, body, digest)
             record: Artifact | Run = Artifact(**body)
         elif tag == RUN_TAG:
-            body = _checked(tag, body, _RUN_BODY_FIELDS)
+            body = check_fields(tag, body, RUN_FIELDS)
             if "name" in body:
                 body["label"] = body.pop("name")
             if body.keys() == _ENCODED_RUN_FIELDS:
