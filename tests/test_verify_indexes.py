@@ -8,6 +8,7 @@ The stores are real; the tampering goes through the ``lmdb`` module, as in
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +74,9 @@ def test_a_repointed_call_key_is_reported(built: tuple[Path, dict[str, Any]]) ->
 
     problems = problems_after(path, repoint)
     assert problems == [
-        "the step cache's index of call keys: 1 entries naming a run that does not own them "
-        f"({one.call_key.hex()}); the index disagrees with the records: restore the store "
-        "from a backup"]
+        "the step cache's index of call keys: 1 entry naming a run other than its owner "
+        f"(call key {one.call_key.hex()}); the index disagrees with the records: restore the "
+        "store from a backup"]
 
 
 def test_a_dropped_edge_is_reported_in_the_direction_it_was_dropped(
@@ -89,8 +90,9 @@ def test_a_dropped_edge_is_reported_in_the_direction_it_was_dropped(
 
     problems = problems_after(path, drop_an_incoming_used_edge)
     assert len(problems) == 1
-    assert problems[0].startswith("the lineage edges (incoming): 1 entries missing for "
-                                  "stored records (")
+    assert problems[0].startswith("the lineage edges (incoming): 1 entry missing for stored "
+                                  "records (")
+    assert re.search(r"\(([0-9a-f]{32}) -used-> ([0-9a-f]{32})\)", problems[0])
 
 
 def test_forged_kind_and_metric_entries_and_a_lost_run_id_are_reported(
@@ -100,18 +102,20 @@ def test_forged_kind_and_metric_entries_and_a_lost_run_id_are_reported(
     ghost = digest_bytes(b"no such record")
     train = made["children"][0]
 
+    dropped: list[bytes] = []
+
     def forge(txn: RawTxn) -> None:
         txn.put("by_kind", b"model\0" + ghost, b"")
-        metric = next(k for k, _v in txn.items("run_metrics", schema.key_part("auc")))
-        txn.delete("run_metrics", metric)
+        dropped.append(next(k for k, _v in txn.items("run_metrics", schema.key_part("auc"))))
+        txn.delete("run_metrics", dropped[0])
         txn.delete("run_ids", train.id.encode())
 
     problems = problems_after(path, forge)
     assert [p.split(":")[0] for p in problems] == [
         "the index by kind", "the index of run ids", "the metrics index"]
-    assert "1 entries no record owns" in problems[0] and ghost.hex() in problems[0]
-    assert "1 entries missing for stored runs" in problems[1]
-    assert "1 entries missing for stored records" in problems[2]
+    assert f"1 entry no record owns (model {ghost.hex()})" in problems[0]
+    assert f"1 entry missing for stored runs (run id {train.id!r})" in problems[1]
+    assert f"1 entry missing for stored records (run {dropped[0][-16:].hex()})" in problems[2]
 
 
 def test_parent_run_edges_must_join_two_stored_runs_both_ways(
@@ -127,10 +131,10 @@ def test_parent_run_edges_must_join_two_stored_runs_both_ways(
 
     problems = problems_after(path, adopt_a_ghost_and_drop_half_an_edge)
     assert len(problems) == 1
-    assert problems[0].startswith("the lineage edges (outgoing): 2 parent-run edges that do "
-                                  "not join two stored runs (")
-    assert (parent + schema.EDGE_CHILD + first.raw_digest).hex() in problems[0]
-    assert (second.raw_digest + schema.EDGE_CHILD + ghost).hex() in problems[0]
+    assert problems[0].startswith("the lineage edges (outgoing): 2 parent-run edges not "
+                                  "joining two stored runs (")
+    assert f"{parent.hex()} -child_of-> {first.digest}" in problems[0]
+    assert f"{second.digest} -child_of-> {ghost.hex()}" in problems[0]
 
 
 def test_cache_hits_in_other_runs_and_steps_bound_by_path_verify_clean(tmp_path: Path) -> None:

@@ -45,6 +45,7 @@ INDEX_NAMES: Final = {
     "edges_in": "the lineage edges (incoming)",
 }
 _MAPPED: Final = ("run_ids", "call_keys")  # key -> the run it names
+_ENTRY: Final = ("entry", "entries")
 _SHOWN: Final = 3  # examples named per kind of problem
 
 
@@ -91,8 +92,8 @@ def _check_set(txn: ReadTxn, namespace: str, expected: set[bytes]) -> list[str]:
     """Extra and missing keys of an index whose keys are its entries."""
     stored = {key for key, _value in txn.items(namespace)
               if not _is_child_edge(namespace, key)}
-    return (_named(namespace, "entries no record owns", stored - expected)
-            + _named(namespace, "entries missing for stored records", expected - stored))
+    return (_named(namespace, _ENTRY, "no record owns", stored - expected)
+            + _named(namespace, _ENTRY, "missing for stored records", expected - stored))
 
 
 def _check_mapped(txn: ReadTxn, namespace: str, owners: dict[bytes, set[bytes]]
@@ -106,9 +107,9 @@ def _check_mapped(txn: ReadTxn, namespace: str, owners: dict[bytes, set[bytes]]
         elif value not in owners[key]:
             repointed.add(key)
     missing = set(owners) - stored
-    return (_named(namespace, "entries no record owns", extra)
-            + _named(namespace, "entries naming a run that does not own them", repointed)
-            + _named(namespace, "entries missing for stored runs", missing))
+    return (_named(namespace, _ENTRY, "no record owns", extra)
+            + _named(namespace, _ENTRY, "naming a run other than its owner", repointed)
+            + _named(namespace, _ENTRY, "missing for stored runs", missing))
 
 
 def _is_child_edge(namespace: str, key: bytes) -> bool:
@@ -121,13 +122,14 @@ def _check_child_edges(txn: ReadTxn, runs: set[Digest]) -> list[str]:
 
     Which runs have one is not derived from the records: a run gets an edge to each step
     run made inside it and to each cached run a step hit returned, whatever their
-    ``parent`` says, and a step bound to another ``Store`` object records none."""
+    ``parent`` says (a step run in another store gets none)."""
     outgoing = {key for key, _v in txn.items("edges_out") if _is_child_edge("edges_out", key)}
     incoming = {key for key, _v in txn.items("edges_in") if _is_child_edge("edges_in", key)}
     wrong = {key for key in outgoing if not _joins_runs(key, runs)
              or _reversed(key) not in incoming}
     wrong |= {_reversed(key) for key in incoming if _reversed(key) not in outgoing}
-    return _named("edges_out", "parent-run edges that do not join two stored runs", wrong)
+    return _named("edges_out", ("parent-run edge", "parent-run edges"),
+                  "not joining two stored runs", wrong)
 
 
 def _reversed(key: bytes) -> bytes:
@@ -139,11 +141,33 @@ def _joins_runs(key: bytes, runs: set[Digest]) -> bool:
     return key[:DIGEST_SIZE] in runs and key[DIGEST_SIZE + 1:] in runs
 
 
-def _named(namespace: str, what: str, keys: set[bytes] | set[Digest]) -> list[str]:
-    """One problem line for ``keys`` (none when empty), naming a few of them."""
+def _named(namespace: str, noun: tuple[str, str], what: str,
+           keys: set[bytes] | set[Digest]) -> list[str]:
+    """One problem line for ``keys`` (none when empty), naming a few of them; ``noun`` is
+    what a key is, singular and plural."""
     if not keys:
         return []
-    shown = ", ".join(key.hex() for key in sorted(keys)[:_SHOWN])
-    more = f" and {len(keys) - _SHOWN} more" if len(keys) > _SHOWN else ""
-    return [f"{INDEX_NAMES[namespace]}: {len(keys)} {what} ({shown}{more}); the index "
+    shown = "; ".join(_describe(namespace, key) for key in sorted(keys)[:_SHOWN])
+    more = f"; and {len(keys) - _SHOWN} more" if len(keys) > _SHOWN else ""
+    count = f"{len(keys)} {noun[0] if len(keys) == 1 else noun[1]}"
+    return [f"{INDEX_NAMES[namespace]}: {count} {what} ({shown}{more}); the index "
             "disagrees with the records: restore the store from a backup"]
+
+
+def _describe(namespace: str, key: bytes) -> str:
+    """An index key in the terms a reader looks it up by."""
+    if namespace in ("edges_out", "edges_in"):
+        near, edge, far = key[:DIGEST_SIZE], key[DIGEST_SIZE:DIGEST_SIZE + 1], \
+            key[DIGEST_SIZE + 1:]
+        source, target = (near, far) if namespace == "edges_out" else (far, near)
+        return f"{source.hex()} -{schema.EDGE_NAMES.get(edge, edge.hex())}-> {target.hex()}"
+    if namespace == "run_ids":
+        return f"run id {key.decode(errors='replace')!r}"
+    if namespace == "call_keys":
+        return f"call key {key.hex()}"
+    record = key[-DIGEST_SIZE:].hex()
+    if namespace in ("by_kind", "by_name", "by_op"):
+        label = key.split(b"\0", 1)[0].decode(errors="replace")  # the kind, name or op
+        return f"{label} {record}"
+    return f"run {record}"  # a params or metrics entry: the run it names
+
