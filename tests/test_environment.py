@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import platform
 import subprocess
 import sys
@@ -279,3 +280,32 @@ def test_a_prefetched_capture_is_the_capture_and_still_checked(repo: Path) -> No
     (repo / "train.py").write_text("print('changed after the prefetch')\n")
     git(repo, "add", "train.py")  # the index changed: the prefetched answer is stale
     assert capture_environment(repo)["git"]["dirty"] is True
+
+
+def test_a_forked_child_gets_a_fresh_distributions_lock() -> None:
+    """A run's prefetch thread may hold the distributions lock when the process forks (a
+    multiprocessing pool started inside a run): the child must not wait for a thread that
+    does not exist in it."""
+    import threading
+
+    from lineage.tracking import distributions
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with distributions._lock:
+            held.set()
+            release.wait()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: the lock is fresh, so it is free
+            os._exit(0 if distributions._lock.acquire(timeout=5) else 1)
+        _pid, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        holder.join()
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -108,3 +108,20 @@ class _DataclassStylePickler(pickle.Pickler):
         if isinstance(obj, Artifact | Run | RefEntry):
             return copyreg.__newobj__, (type(obj),), [getattr(obj, n) for n in obj.FIELDS]
         return NotImplemented
+
+
+def test_a_ref_entry_pickled_before_it_had_skipped_loads_with_none_skipped() -> None:
+    """RefEntry once had eight fields (``skipped`` came later): its old pickles hold eight
+    values, and the missing one takes its default."""
+    entry = RefEntry("m", "stage", "production", digest_bytes(b"t"), None, 1.0, "u", "why")
+    buffer = io.BytesIO()
+    _EightFieldPickler(buffer, protocol=2).dump(entry)
+    back = pickle.loads(buffer.getvalue())
+    assert back == entry and back.skipped == ()
+
+
+class _EightFieldPickler(pickle.Pickler):
+    def reducer_override(self, obj: object) -> Any:
+        if isinstance(obj, RefEntry):
+            return copyreg.__newobj__, (RefEntry,), [getattr(obj, n) for n in obj.FIELDS[:8]]
+        return NotImplemented

@@ -478,3 +478,20 @@ def test_a_load_through_another_handle_on_the_same_store_is_an_input(tmp_path: P
             again.close()
         (train,) = store.runs("train")
         assert list(train.inputs.values()) == [config.raw_digest]
+
+
+def test_a_run_nested_through_another_handle_is_a_child_of_the_outer_run(tmp_path: Path) -> None:
+    from lineage.storage import schema
+
+    path = tmp_path / "store"
+    with lineage.open(path) as store:
+        again = lineage.open(path)
+        with store.run("outer"):
+            with again.run("inner"):
+                pass
+        again.close()
+        (outer,), (inner,) = store.runs("outer"), store.runs("inner")
+        assert inner.parent == outer.id
+        with store._read() as txn:
+            assert [d for _e, d in schema.downstream(txn, outer.raw_digest, schema.EDGE_CHILD)] \
+                == [inner.raw_digest]

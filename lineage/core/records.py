@@ -58,9 +58,11 @@ class _Immutable:
 
     def __setstate__(self, state: list[Any]) -> None:
         """Fill a record pickled by an earlier lineage, whose records were slotted
-        dataclasses: those pickled the list of their field values, in this order."""
-        for name, value in zip(self.FIELDS, state, strict=True):
-            _set(self, name, value)
+        dataclasses: those pickled the list of their field values, in this order (fields
+        added since, at the end, take their defaults)."""
+        fresh = type(self)(*state)
+        for name in self.FIELDS:
+            _set(self, name, getattr(fresh, name))
 
     def replace(self: T, **changes: Any) -> T:
         """A copy with ``changes`` applied (a changed record has its own digest)."""

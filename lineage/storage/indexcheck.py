@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Final
 
-from lineage.core.hashing import DIGEST_SIZE, Digest
+from lineage.core.hashing import DIGEST_SIZE, Digest, digest_bytes
 from lineage.core.records import Artifact, Run, decode_record
 from lineage.errors import LineageError
 from lineage.storage import schema
@@ -51,13 +51,18 @@ _SHOWN: Final = 3  # examples named per kind of problem
 
 def check_indexes(txn: ReadTxn) -> list[str]:
     """Problems found comparing every derived index with the entries the stored records
-    imply (see the module docstring); records that do not decode are skipped (the record
-    check reports them)."""
+    imply (see the module docstring). A damaged record (its bytes do not hash to its digest
+    or do not decode) is the record check's to report: the entries naming it are not
+    checked, so one damaged record is one problem, not one per index."""
     expected: dict[str, set[bytes]] = defaultdict(set)
     owners: dict[str, dict[bytes, set[bytes]]] = {name: defaultdict(set) for name in _MAPPED}
     runs: set[Digest] = set()
+    damaged: set[bytes] = set()
     problems: list[str] = []
     for digest, record in _records(txn):
+        if record is None:
+            damaged.add(digest)
+            continue
         try:
             entries = list(schema.index_entries(record, digest))
         except (OverflowError, ValueError, TypeError) as exc:  # a damaged or forged record
@@ -73,35 +78,52 @@ def check_indexes(txn: ReadTxn) -> list[str]:
             runs.add(digest)
     for namespace in schema.DERIVED_INDEXES:
         if namespace in owners:
-            problems += _check_mapped(txn, namespace, owners[namespace])
+            problems += _check_mapped(txn, namespace, owners[namespace], damaged)
         else:
-            problems += _check_set(txn, namespace, expected[namespace])
-    problems += _check_child_edges(txn, runs)
+            problems += _check_set(txn, namespace, expected[namespace], damaged)
+    problems += _check_child_edges(txn, runs, damaged)
     return problems
 
 
-def _records(txn: ReadTxn) -> Iterable[tuple[Digest, Artifact | Run]]:
+def _records(txn: ReadTxn) -> Iterable[tuple[Digest, Artifact | Run | None]]:
+    """Every stored record, decoded; ``None`` for one whose bytes are damaged."""
     for digest, data in schema.digest_entries(txn, "records"):
         try:
-            yield digest, decode_record(data, digest)
+            intact = digest_bytes(data) == digest
+            yield digest, decode_record(data, digest) if intact else None
         except LineageError:
-            continue
+            yield digest, None
 
 
-def _check_set(txn: ReadTxn, namespace: str, expected: set[bytes]) -> list[str]:
+def _names_damaged(namespace: str, key: bytes, value: bytes, damaged: set[bytes]) -> bool:
+    """Whether an index entry names a damaged record (its own check reports it)."""
+    if not damaged:
+        return False
+    if namespace in ("edges_out", "edges_in"):
+        return key[:DIGEST_SIZE] in damaged or key[DIGEST_SIZE + 1:] in damaged
+    if namespace in _MAPPED:
+        return value in damaged
+    return key[-DIGEST_SIZE:] in damaged
+
+
+def _check_set(txn: ReadTxn, namespace: str, expected: set[bytes], damaged: set[bytes]
+               ) -> list[str]:
     """Extra and missing keys of an index whose keys are its entries."""
-    stored = {key for key, _value in txn.items(namespace)
-              if not _is_child_edge(namespace, key)}
+    stored = {key for key, value in txn.items(namespace) if not _is_child_edge(namespace, key)
+              and not _names_damaged(namespace, key, value, damaged)}
+    expected = {key for key in expected if not _names_damaged(namespace, key, b"", damaged)}
     return (_named(namespace, _ENTRY, "no record owns", stored - expected)
             + _named(namespace, _ENTRY, "missing for stored records", expected - stored))
 
 
-def _check_mapped(txn: ReadTxn, namespace: str, owners: dict[bytes, set[bytes]]
-                  ) -> list[str]:
+def _check_mapped(txn: ReadTxn, namespace: str, owners: dict[bytes, set[bytes]],
+                  damaged: set[bytes]) -> list[str]:
     """Extra, repointed and missing entries of an index mapping a key to a run."""
     extra, repointed, stored = set(), set(), set()
     for key, value in txn.items(namespace):
         stored.add(key)
+        if _names_damaged(namespace, key, value, damaged):
+            continue
         if key not in owners:
             extra.add(key)
         elif value not in owners[key]:
@@ -117,19 +139,23 @@ def _is_child_edge(namespace: str, key: bytes) -> bool:
     return namespace in ("edges_out", "edges_in") and edge == schema.EDGE_CHILD
 
 
-def _check_child_edges(txn: ReadTxn, runs: set[Digest]) -> list[str]:
+def _check_child_edges(txn: ReadTxn, runs: set[Digest], damaged: set[bytes]) -> list[str]:
     """Each parent -> child edge joins two stored runs and is stored in both directions.
 
     Which runs have one is not derived from the records: a run gets an edge to each step
     run made inside it and to each cached run a step hit returned, whatever their
     ``parent`` says (a step run in another store gets none)."""
-    outgoing = {key for key, _v in txn.items("edges_out") if _is_child_edge("edges_out", key)}
-    incoming = {key for key, _v in txn.items("edges_in") if _is_child_edge("edges_in", key)}
-    wrong = {key for key in outgoing if not _joins_runs(key, runs)
-             or _reversed(key) not in incoming}
-    wrong |= {_reversed(key) for key in incoming if _reversed(key) not in outgoing}
-    return _named("edges_out", ("parent-run edge", "parent-run edges"),
-                  "not joining two stored runs", wrong)
+    outgoing, incoming = ({key for key, value in txn.items(namespace)
+                           if _is_child_edge(namespace, key)
+                           and not _names_damaged(namespace, key, value, damaged)}
+                          for namespace in ("edges_out", "edges_in"))
+    unjoined = {key for key in outgoing if not _joins_runs(key, runs)}
+    no_incoming = {_reversed(key) for key in outgoing if _reversed(key) not in incoming}
+    no_outgoing = {_reversed(key) for key in incoming if _reversed(key) not in outgoing}
+    edge = ("parent-run edge", "parent-run edges")
+    return (_named("edges_out", edge, "not joining two stored runs", unjoined)
+            + _named("edges_in", edge, "missing (stored outgoing only)", no_incoming)
+            + _named("edges_out", edge, "missing (stored incoming only)", no_outgoing))
 
 
 def _reversed(key: bytes) -> bytes:
@@ -160,7 +186,8 @@ def _describe(namespace: str, key: bytes) -> str:
         near, edge, far = key[:DIGEST_SIZE], key[DIGEST_SIZE:DIGEST_SIZE + 1], \
             key[DIGEST_SIZE + 1:]
         source, target = (near, far) if namespace == "edges_out" else (far, near)
-        return f"{source.hex()} -{schema.EDGE_NAMES.get(edge, edge.hex())}-> {target.hex()}"
+        name = schema.EDGE_NAMES.get(edge, edge.hex())
+        return f"{name} edge {source.hex()} → {target.hex()}"
     if namespace == "run_ids":
         return f"run id {key.decode(errors='replace')!r}"
     if namespace == "call_keys":

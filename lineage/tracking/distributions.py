@@ -55,6 +55,16 @@ _index: list[Index] = []  # this process's index, once found
 _lock = threading.Lock()
 
 
+def _fresh_lock_in_child() -> None:
+    """A forked child gets a fresh lock: a run's prefetch thread may have held it at the
+    fork, and that thread does not exist in the child to release it."""
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock_in_child)
+
+
 def cache_dir() -> Path:
     """Where lineage keeps per-machine caches (see the module doc)."""
     explicit = os.environ.get("LINEAGE_CACHE_DIR")

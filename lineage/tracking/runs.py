@@ -452,7 +452,7 @@ class RunContext:
         self.artifacts = {k: p.artifact.with_version(recorded.versions.get(k))
                           for k, p in self._outputs.items()}
         parent = self._parent
-        if parent is not None and getattr(parent, "store", None) is self.store:
+        if parent is not None and self.store._same_store(getattr(parent, "store", None)):
             parent.record_child(recorded.run.raw_digest)  # type: ignore[attr-defined]
         if recorded.conflict is not None:
             if exc is None:

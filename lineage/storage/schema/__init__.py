@@ -88,7 +88,6 @@ if TYPE_CHECKING:  # for type checkers (pyproject lets mypy see them re-exported
         runs_of_op,
         runs_with_metric,
         runs_with_param_part,
-        split_edge,
         unindex_record,
         upstream,
     )
@@ -180,7 +179,6 @@ _PART_OF = {
     "runs_of_op": "records",
     "runs_with_metric": "records",
     "runs_with_param_part": "records",
-    "split_edge": "records",
     "split_name_key": "keys",
     "stage_target": "refs",
     "stages": "refs",

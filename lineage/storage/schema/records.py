@@ -174,11 +174,6 @@ def _edge_entries(src: Digest, edge: bytes, dst: Digest) -> Iterator[tuple[str, 
     yield "edges_in", dst + edge + src, b""
 
 
-def split_edge(key: bytes) -> tuple[Digest, bytes, Digest]:
-    """``(from, edge type, to)`` of an ``edges_out`` key (of ``edges_in``: ``to`` first)."""
-    return unchecked_digest(key[:DIGEST]), key[DIGEST:DIGEST + 1], unchecked_digest(
-        key[DIGEST + 1:])
-
 
 Edge = tuple[bytes, Digest]
 
