@@ -45,6 +45,10 @@ class RawTxn:
                  if bytes(k).startswith(prefix)]
         return iter(found[::-1] if reverse else found)
 
+    def keys(self, namespace: str, prefix: bytes = b"", *, reverse: bool = False
+             ) -> Iterator[bytes]:
+        return (key for key, _ in self.items(namespace, prefix, reverse=reverse))
+
     def put(self, namespace: str, key: bytes, value: bytes) -> None:
         self._txn.put(key, value, db=self._dbs[namespace])
 

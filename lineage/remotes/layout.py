@@ -144,6 +144,11 @@ class MirrorTxn:
         for key in (reversed(chosen) if reverse else chosen):
             yield key, values[key]
 
+    def keys(self, namespace: str, prefix: bytes = b"", *, reverse: bool = False
+             ) -> Iterator[bytes]:
+        """The keys of :meth:`items`, in the same order."""
+        return (key for key, _ in self.items(namespace, prefix, reverse=reverse))
+
     def put(self, namespace: str, key: bytes, value: bytes) -> None:
         """Set ``key`` to ``value``."""
         values = self._values[namespace]

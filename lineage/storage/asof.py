@@ -97,6 +97,10 @@ class _AsOfTxn:
             if self._shows(namespace, key, value):
                 yield key, value
 
+    def keys(self, namespace: str, prefix: bytes = b"", *, reverse: bool = False
+             ) -> Iterator[bytes]:
+        return (key for key, _ in self.items(namespace, prefix, reverse=reverse))
+
     def _shows(self, namespace: str, key: bytes, value: bytes) -> bool:
         if namespace == "version_keys":
             name, version = schema.split_name_key(key)

@@ -39,6 +39,11 @@ class ReadTxn(Protocol):
         """Key/value pairs whose key starts with ``prefix``, in key order."""
         ...
 
+    def keys(self, namespace: str, prefix: bytes = b"", *, reverse: bool = False
+             ) -> Iterator[bytes]:
+        """The keys of :meth:`items`, in the same order (index scans need no values)."""
+        ...
+
 
 class WriteTxn(ReadTxn, Protocol):
     """A read view that can also change the store, all at once on commit."""

@@ -40,6 +40,10 @@ class _Snapshot:
         for key in keys:
             yield key, table[key]
 
+    def keys(self, namespace: str, prefix: bytes = b"", *, reverse: bool = False
+             ) -> Iterator[bytes]:
+        return (key for key, _ in self.items(namespace, prefix, reverse=reverse))
+
 
 class _Overlay(_Snapshot):
     """A write transaction: changes recorded aside until commit."""

@@ -148,7 +148,7 @@ class StoreContract:
         with backend.read() as txn:
             assert txn.get("tags", b"t") is None
 
-    def test_items_with_prefix_and_reverse(self, backend: Backend) -> None:
+    def test_items_and_keys_with_prefix_and_reverse(self, backend: Backend) -> None:
         keys = [b"a", b"a\x00", b"a\x01", b"a\xff", b"a\xff\xff", b"ab", b"b", b"\xff", b"\xff\x01"]
 
         def apply(txn: WriteTxn) -> None:
@@ -164,6 +164,8 @@ class StoreContract:
                 assert forward == [(k, k + b"!") for k in expected], prefix
                 backward = [k for k, _v in txn.items("by_name", prefix, reverse=True)]
                 assert backward == expected[::-1], prefix
+                assert list(txn.keys("by_name", prefix)) == expected, prefix
+                assert list(txn.keys("by_name", prefix, reverse=True)) == expected[::-1], prefix
 
     # The backend fixture is reset by each example itself; subclasses share this method.
     @settings(
@@ -191,7 +193,9 @@ class StoreContract:
         expected = sorted((k for k in keys if k.startswith(prefix)), reverse=reverse)
         with backend.read() as txn:
             found = list(txn.items("history", prefix, reverse=reverse))
+            found_keys = list(txn.keys("history", prefix, reverse=reverse))
         assert found == [(k, k[::-1]) for k in expected]
+        assert found_keys == expected
 
     def test_items_inside_a_write_see_its_own_changes(self, backend: Backend) -> None:
         def fill(txn: WriteTxn) -> None:
@@ -203,9 +207,10 @@ class StoreContract:
         def apply(txn: WriteTxn) -> list[bytes]:
             txn.delete("by_kind", b"x2")
             txn.put("by_kind", b"x0", b"")
-            return [k for k, _v in txn.items("by_kind", b"x", reverse=True)]
+            return [k for k, _v in txn.items("by_kind", b"x", reverse=True)] + list(
+                txn.keys("by_kind", b"x"))
 
-        assert backend.write(apply) == [b"x3", b"x1", b"x0"]
+        assert backend.write(apply) == [b"x3", b"x1", b"x0", b"x0", b"x1", b"x3"]
 
     def test_write_returns_what_apply_returns(self, backend: Backend) -> None:
         assert backend.write(lambda txn: 42) == 42

@@ -98,7 +98,7 @@ def stat_entry(txn: ReadTxn, key: bytes) -> StatEntry | None:
 
 def stat_keys(txn: ReadTxn) -> list[bytes]:
     """The key of every stat cache entry."""
-    return [key for key, _ in txn.items("stat_cache")]
+    return [key for key in txn.keys("stat_cache")]
 
 
 def put_stat_entry(txn: WriteTxn, key: bytes, encoded: bytes | None) -> None:

@@ -58,7 +58,7 @@ def raw_record(txn: ReadTxn, digest: Digest) -> bytes | None:
 def digests_with_prefix(txn: ReadTxn, hex_prefix: str, limit: int) -> list[Digest]:
     """Up to ``limit`` record digests whose hex starts with ``hex_prefix`` (lowercase)."""
     even = bytes.fromhex(hex_prefix[: len(hex_prefix) // 2 * 2])
-    found = (Digest(key) for key, _ in txn.items("records", even)
+    found = (Digest(key) for key in txn.keys("records", even)
              if key.hex().startswith(hex_prefix))
     return list(itertools.islice(found, limit))
 
@@ -66,7 +66,7 @@ def digests_with_prefix(txn: ReadTxn, hex_prefix: str, limit: int) -> list[Diges
 def record_digests(txn: ReadTxn, kind: str | None = None) -> list[Digest]:
     """Digests of every record, or of those of ``kind`` (``"run"`` for runs)."""
     prefix = kind.encode() + b"\0" if kind is not None else b""
-    return [unchecked_digest(key[-DIGEST:]) for key, _ in txn.items("by_kind", prefix)]
+    return [unchecked_digest(key[-DIGEST:]) for key in txn.keys("by_kind", prefix)]
 
 
 def is_kind(txn: ReadTxn, digest: Digest, kind: str) -> bool:
@@ -76,7 +76,7 @@ def is_kind(txn: ReadTxn, digest: Digest, kind: str) -> bool:
 
 def artifacts_named(txn: ReadTxn, name: str) -> list[Digest]:
     """Digests of every artifact recorded under ``name`` (versioned or not)."""
-    return [unchecked_digest(key[-DIGEST:]) for key, _ in txn.items("by_name", name_key(name))]
+    return [unchecked_digest(key[-DIGEST:]) for key in txn.keys("by_name", name_key(name))]
 
 
 def index_record(txn: WriteTxn, record: Artifact | Run) -> Digest:
@@ -182,14 +182,14 @@ def upstream(txn: ReadTxn, digest: Digest, edge: bytes | None = None) -> list[Ed
     """``(edge type, source)`` of the edges into ``digest`` (of one type if ``edge``)."""
     prefix = digest + (edge or b"")
     return [(key[DIGEST:DIGEST + 1], unchecked_digest(key[DIGEST + 1:]))
-            for key, _ in txn.items("edges_in", prefix)]
+            for key in txn.keys("edges_in", prefix)]
 
 
 def downstream(txn: ReadTxn, digest: Digest, edge: bytes | None = None) -> list[Edge]:
     """``(edge type, target)`` of the edges out of ``digest`` (of one type if ``edge``)."""
     prefix = digest + (edge or b"")
     return [(key[DIGEST:DIGEST + 1], unchecked_digest(key[DIGEST + 1:]))
-            for key, _ in txn.items("edges_out", prefix)]
+            for key in txn.keys("edges_out", prefix)]
 
 
 # -- runs -----------------------------------------------------------------------------------
@@ -199,7 +199,7 @@ def runs_of_op(txn: ReadTxn, op: str) -> Iterator[tuple[float, Digest]]:
     """``(start time, run digest)`` of the runs of ``op``, newest first."""
     at = len(op.encode()) + 1
     return ((int.from_bytes(key[at:at + 8], "big") / 1e6, unchecked_digest(key[-DIGEST:]))
-            for key, _ in txn.items("by_op", op.encode() + b"\0", reverse=True))
+            for key in txn.keys("by_op", op.encode() + b"\0", reverse=True))
 
 
 def run_by_id(txn: ReadTxn, run_id: str) -> Digest | None:
@@ -210,7 +210,7 @@ def run_by_id(txn: ReadTxn, run_id: str) -> Digest | None:
 
 def run_ops(txn: ReadTxn) -> list[str]:
     """Every operation that has runs, sorted."""
-    return sorted({key.split(b"\0", 1)[0].decode() for key, _ in txn.items("by_op")})
+    return sorted({key.split(b"\0", 1)[0].decode() for key in txn.keys("by_op")})
 
 
 def run_for_call(txn: ReadTxn, call_key: Digest) -> Digest | None:
@@ -256,7 +256,7 @@ def runs_with_param_part(txn: ReadTxn, name: str, parts: Iterable[bytes]) -> set
     found: set[bytes] = set()
     for part in parts:
         size = len(prefix) + len(part) + DIGEST
-        found |= {key[-DIGEST:] for key, _ in txn.items("run_params", prefix + part)
+        found |= {key[-DIGEST:] for key in txn.keys("run_params", prefix + part)
                   if len(key) == size}
     return found
 
@@ -264,7 +264,7 @@ def runs_with_param_part(txn: ReadTxn, name: str, parts: Iterable[bytes]) -> set
 def runs_by_param(txn: ReadTxn, name: str) -> Iterator[tuple[Any, Digest]]:
     """``(value, run)`` for every run with param ``name`` (``None``: too long to keep)."""
     prefix = key_part(name)
-    for key, _ in txn.items("run_params", prefix):
+    for key in txn.keys("run_params", prefix):
         part = key[len(prefix):-DIGEST]
         value = None if part[:1] == HASHED else encoding.decode(part)
         yield value, unchecked_digest(key[-DIGEST:])
@@ -274,7 +274,7 @@ def runs_by_metric(txn: ReadTxn, name: str) -> Iterator[tuple[float, Digest]]:
     """``(value, run)`` for every run with metric ``name``, in value order."""
     prefix = key_part(name)
     start = len(prefix)
-    for key, _ in txn.items("run_metrics", prefix):
+    for key in txn.keys("run_metrics", prefix):
         yield unsortable(key[start:start + 8]), unchecked_digest(key[-DIGEST:])
 
 
@@ -288,10 +288,10 @@ def runs_with_metric(txn: ReadTxn, name: str, op: str, bound: float) -> set[byte
         low = above if op == ">" else at
         if low is None:
             return set()
-        return {key[-DIGEST:] for key, _ in itertools.takewhile(
-            (low,).__le__, txn.items("run_metrics", prefix, reverse=True))}
+        return {key[-DIGEST:] for key in itertools.takewhile(
+            low.__le__, txn.keys("run_metrics", prefix, reverse=True))}
     high = at if op == "<" else above
-    keys = (key for key, _ in txn.items("run_metrics", prefix))
+    keys = txn.keys("run_metrics", prefix)
     return {key[-DIGEST:] for key in (keys if high is None else itertools.takewhile(
         high.__gt__, keys))}
 

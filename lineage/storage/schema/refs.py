@@ -70,14 +70,14 @@ def put_version(txn: WriteTxn, name: str, entry: VersionEntry) -> None:
 def versioned_names(txn: ReadTxn) -> list[str]:
     """Every name that has versions, sorted."""
     return sorted({encoding.as_text(key.split(b"\0", 1)[0], "a version key")
-                   for key, _ in txn.items("version_keys")})
+                   for key in txn.keys("version_keys")})
 
 
 def version_labels(txn: ReadTxn, name: str) -> list[str]:
     """Every version label of ``name`` (for suggestions)."""
     prefix = name_key(name)
     return [encoding.as_text(key[len(prefix):], "a version key")
-            for key, _ in txn.items("version_keys", prefix)]
+            for key in txn.keys("version_keys", prefix)]
 
 
 def all_versions(txn: ReadTxn) -> Iterator[tuple[str, VersionEntry]]:
@@ -142,7 +142,7 @@ def append_history(txn: WriteTxn, entry: RefEntry) -> int:
 def history_names(txn: ReadTxn) -> list[str]:
     """Every name with a history, sorted."""
     return sorted({encoding.as_text(key[:-SEQ_SIZE - 1], "a history key")
-                   for key, _ in txn.items("history")})
+                   for key in txn.keys("history")})
 
 
 def history(txn: ReadTxn, name: str) -> list[RefEntry]:
