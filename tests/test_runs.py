@@ -480,6 +480,19 @@ def test_a_load_through_another_handle_on_the_same_store_is_an_input(tmp_path: P
         assert list(train.inputs.values()) == [config.raw_digest]
 
 
+def test_a_load_through_a_point_in_time_view_is_an_input(tmp_path: Path) -> None:
+    """A run that reads an artifact as the store stood earlier (``store.as_of``) used that
+    artifact: it is recorded as the run's input, whichever version is live now."""
+    with lineage.open(tmp_path / "store") as store:
+        old = store.add({"C": 1}, name="config")
+        moment = store.events()[-1].time
+        store.add({"C": 2}, name="config")
+        with store.run("retrain"):
+            assert store.as_of(moment).load("config", as_name="config") == {"C": 1}
+        (run,) = store.runs("retrain")
+        assert run.inputs == {"config": old.raw_digest}
+
+
 def test_a_run_nested_through_another_handle_is_a_child_of_the_outer_run(tmp_path: Path) -> None:
     from lineage.storage import schema
 

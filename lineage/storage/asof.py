@@ -44,6 +44,10 @@ class AsOfBackend(Backend):
     def location(self) -> str:
         return self._inner.location
 
+    @property
+    def underlying(self) -> Backend:
+        return self._inner.underlying
+
     @contextmanager
     def read(self) -> Iterator[ReadTxn]:  # type: ignore[override]
         with self._inner.read() as txn:

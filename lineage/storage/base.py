@@ -60,6 +60,13 @@ class WriteTxn(ReadTxn, Protocol):
 class Backend(ABC):
     """Durable storage for one store directory (or memory)."""
 
+    @property
+    def underlying(self) -> Backend:
+        """The backend holding this one's records: itself, or for a view (a point-in-time
+        view), the backend it looks through. Two handles whose backends share one
+        ``underlying`` are handles on the same store."""
+        return self
+
     @abstractmethod
     def read(self) -> ReadTxnContext:
         """A context manager yielding a :class:`ReadTxn`."""

@@ -536,9 +536,12 @@ class Store(ReviewMethods, SharingMethods):
     # -- internals shared with lineage.tracking.recording ---------------------------------
 
     def _same_store(self, other: object) -> bool:
-        """Whether ``other`` is this store: this handle, or another one ``lineage.open``
-        gave on the same directory (they share one backend)."""
-        return other is self or getattr(other, "_backend", None) is self._backend
+        """Whether ``other`` is this store: this handle, another one ``lineage.open`` gave
+        on the same directory (they share one backend), or a point-in-time view of it."""
+        if other is self:
+            return True
+        backend = getattr(other, "_backend", None)
+        return isinstance(backend, Backend) and backend.underlying is self._backend.underlying
 
     def _check_open(self) -> None:
         if self._closed:
