@@ -196,6 +196,27 @@ def test_untag_of_an_unknown_tag_changes_nothing(filled: Store) -> None:
     assert_unchanged(filled, lambda: filled.untag("nope"), RevisionNotFound)
 
 
+def test_a_record_from_another_store_cannot_be_tagged_or_promoted(
+        filled: Store, tmp_path: Path) -> None:
+    """A tag or stage must name a record the store holds: an ``Artifact`` object from
+    another store (or one gc removed) is refused, and nothing moves."""
+    with lineage.open(tmp_path / "other") as other:
+        foreign = other.add(b"elsewhere", name="model", version="v9")
+    assert_unchanged(filled, lambda: filled.tag(foreign, "foreign"), RevisionNotFound)
+    assert_unchanged(filled, lambda: filled.promote(foreign, "staging", force=True,
+                                                    reason="test"), RevisionNotFound)
+    with pytest.raises(RevisionNotFound, match="this store does not hold it"):
+        filled.tag(foreign, "foreign")
+
+
+def test_an_artifact_gc_removed_cannot_be_tagged(store: Store) -> None:
+    loose = store.add({"scratch": 1})  # unnamed and unused: gc takes it
+    store.gc()
+    with pytest.raises(RevisionNotFound):
+        store.resolve(loose.raw_digest)
+    assert_unchanged(store, lambda: store.tag(loose, "keep"), RevisionNotFound)
+
+
 # -- paths ------------------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from typing import Final
 from lineage.context import current_user
 from lineage.core.hashing import Digest
 from lineage.core.records import Artifact, RefEntry, Run
-from lineage.errors import InvalidName
+from lineage.errors import InvalidName, RevisionNotFound
 from lineage.refs.revisions import check_name
 from lineage.storage import schema
 from lineage.storage.base import ReadTxn, WriteTxn
@@ -104,6 +104,7 @@ def set_stage(
     previous = current.get(stage)
     if previous == target:
         return previous
+    _require_record(txn, target, f"{name}@{stage}")
     schema.put_stage(txn, name, stage, target)
     schema.append_history(txn, RefEntry(name, "stage", stage, target, previous, time.time(),
                                         current_user(), reason, skipped))
@@ -124,12 +125,22 @@ def set_tag(
     previous = schema.tag_target(txn, tag)
     if previous == target:
         return previous
+    _require_record(txn, target, f"tag {tag!r}")
     schema.put_tag(txn, tag, target)
     now, user = time.time(), current_user()
     schema.append_history(txn, RefEntry(tag, "tag", tag, target, previous, now, user, reason))
     if name is not None and name != tag:
         schema.append_history(txn, RefEntry(name, "tag", tag, target, previous, now, user, reason))
     return previous
+
+
+def _require_record(txn: ReadTxn, target: Digest | None, ref: str) -> None:
+    """Refuse to point ``ref`` at a record this store does not hold (checked in the
+    transaction that moves it, so a concurrent gc cannot slip in between)."""
+    if target is not None and schema.raw_record(txn, target) is None:
+        raise RevisionNotFound(
+            f"cannot point {ref} at record {target.hex()[:12]}: this store does not hold it "
+            "(gc removed it, or it came from another store); add it to this store first")
 
 
 def history(txn: ReadTxn, name: str) -> list[RefEntry]:
