@@ -36,6 +36,11 @@ class RunRecorder(Protocol):
 
     store: Any
 
+    @property
+    def closed(self) -> bool:
+        """Whether the run or call has ended (it then records nothing more)."""
+        ...
+
     def record_use(self, artifact: Any, name: str | None) -> None:
         """Note that ``artifact`` was read, under input ``name`` if given."""
         ...
@@ -47,8 +52,13 @@ _last_opened: list[Any] = []
 
 
 def active_recorder() -> RunRecorder | None:
-    """The run or step call recording in this context, or ``None``."""
-    return active_recorder_var.get()
+    """The run or step call recording in this context, or ``None``.
+
+    A recorder that has ended is not active, even where a context copied while it was open
+    still names it (threads of an in-process Dask cluster started inside a run): what runs
+    there later is not part of that run."""
+    recorder = active_recorder_var.get()
+    return None if recorder is None or recorder.closed else recorder
 
 
 def push_store(store: Any) -> Token[tuple[Any, ...]]:

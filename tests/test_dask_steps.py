@@ -33,6 +33,11 @@ def refuses(x: int) -> int:
     raise ValueError(f"refused {x}")
 
 
+@lineage.step
+def square(x: int) -> int:
+    return x * x
+
+
 @pytest.fixture(scope="module")
 def client() -> Iterator[object]:
     from distributed import Client, LocalCluster
@@ -169,3 +174,29 @@ def test_workers_without_the_store_reach_it_through_a_remote(client: object,
     team.pull(url)
     assert sorted(r.params["x"] for r in team.runs(op="featurize")) == list(range(6))
     assert team.verify().ok
+
+
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")  # the module's cluster has it
+def test_an_in_process_cluster_started_inside_a_run_does_not_extend_it(tmp_path: Path) -> None:
+    """Worker threads of a ``LocalCluster(processes=False)`` created inside a run hold a
+    copy of the run's context: calls made while the run is open are its children, calls
+    made after it ended are not (they are nobody's child)."""
+    from distributed import Client, LocalCluster
+
+    store = lineage.open(tmp_path / "store")
+    with store:
+        with store.run("outer"):
+            cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                   protocol="tcp://", host="127.0.0.1",
+                                   dashboard_address=None, silence_logs=40)
+            connected = Client(cluster)
+            assert connected.submit(square, 3).result() == 9
+        try:
+            assert connected.submit(square, 4).result() == 16
+        finally:
+            connected.close()
+            cluster.close()
+        (outer,) = store.runs("outer")
+        parents = {run.params["x"]: run.parent for run in store.runs("square")}
+    store.close()
+    assert parents == {3: outer.id, 4: None}

@@ -493,6 +493,42 @@ def test_a_load_through_a_point_in_time_view_is_an_input(tmp_path: Path) -> None
         assert run.inputs == {"config": old.raw_digest}
 
 
+def test_what_runs_in_a_context_copied_inside_a_run_after_it_ends_is_not_part_of_it(
+        store: Store) -> None:
+    """A context copied while a run is open (as threads of an in-process Dask cluster
+    started inside the run hold one) still names the run after it ends; a step called
+    there, a run started there and a load made there are not that run's."""
+    import contextvars
+
+    @lineage.step(store=store)
+    def double(x: int) -> int:
+        return 2 * x
+
+    config = store.add({"C": 1}, name="config")
+    with store.run("outer"):
+        copied = contextvars.copy_context()
+        inside = copied.run(double, 1)
+
+    def later() -> None:
+        assert double(2) == 4
+        with store.run("late"):
+            pass
+        store.load("config")
+
+    copied.run(later)
+    assert inside == 2
+    (outer,), (late,) = store.runs("outer"), store.runs("late")
+    parents = {run.params["x"]: run.parent for run in store.runs("double")}
+    assert parents == {1: outer.id, 2: None}
+    assert late.parent is None
+    assert outer.inputs == {} and config.raw_digest not in late.inputs.values()
+    with store._read() as txn:
+        from lineage.storage import schema
+
+        children = [d for _e, d in schema.downstream(txn, outer.raw_digest, EDGE_CHILD)]
+    assert len(children) == 1  # the call made while the run was open
+
+
 def test_a_run_nested_through_another_handle_is_a_child_of_the_outer_run(tmp_path: Path) -> None:
     from lineage.storage import schema
 

@@ -460,6 +460,11 @@ class RunContext:
             exc.add_note(f"lineage: the run's outputs could not be versioned: "
                          f"{recorded.conflict}")
 
+    @property
+    def closed(self) -> bool:
+        """Whether the run has ended (committed, or failed)."""
+        return self._closed
+
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<RunContext {self.op} {self.id[:8]} ({state})>"

@@ -312,6 +312,7 @@ class Step(Generic[P, R]):
             if entered is not None:
                 context.pop_store(entered)
             context.active_recorder_var.reset(token)
+            recorder.closed = True
             if error is not None:
                 _record_failure(self, store, plan, recorder, started, error)
         self._record(store, plan, recorder, started, result, None)
@@ -408,6 +409,7 @@ class _StepRecorder:
         self.id = uuid.uuid4().hex
         self.inputs: dict[str, Digest] = {}
         self.children: list[Digest] = []
+        self.closed = False  # set when the call returns or raises
         parent = context.active_recorder()
         self.parent_id: str | None = getattr(parent, "id", None)
 
