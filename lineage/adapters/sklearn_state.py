@@ -9,19 +9,25 @@ loading only ever instantiates these, so loading needs no ``trust=True``:
   ``make_column_selector``, rebuilt as pickle rebuilds them (``cls.__new__(cls)`` then
   ``__setstate__``);
 - ``sklearn.tree._tree.Tree`` (decision trees and forests), whose node arrays are checked
-  before use: every child index points forward and inside the tree, every node but the root
-  has exactly one parent, split features are inside the estimator's ``n_features_in_``, and
-  the depth and value shapes agree, so no crafted tree can make scikit-learn's Cython code
-  read outside its arrays;
-- ``numpy.random.RandomState`` (by its state), ``sklearn.utils.Bunch``;
-- plain values: ``None``, bools, 64-bit ints, floats, str, bytes, lists, tuples, dicts (keys
+  before use (children inside the tree and pointing forward, one parent per node, split
+  features inside the estimator's ``n_features_in_``), so no crafted tree can make
+  scikit-learn's Cython code read outside its arrays;
+- gradient boosting's parts (see :mod:`lineage.adapters.sklearn_compiled`): a loss of
+  ``sklearn._loss.loss``, rebuilt by calling its class with the arguments that made it, and
+  the histogram models' ``TreePredictor``, whose nodes are checked like a tree's; and, once
+  the whole model is read, what ties a boosting model together (features per tree, trees
+  per iteration, no categorical features);
+- ``numpy.random.RandomState`` and ``numpy.random.Generator`` (by their state),
+  ``sklearn.utils.Bunch``;
+- plain values: ``None``, bools, ints, floats, str, bytes, lists, tuples, dicts (keys
   in insertion order), slices, numpy arrays without Python objects (dtype, shape, order,
   raw bytes), object arrays of the kinds above, numpy scalars and dtypes, the numpy scalar
   types and ``int``/``float``/``bool``/``str``/``bytes``/``complex``/``object`` as types,
   numpy ufuncs by name.
 
-Anything else (a user's class, a function, a Cython helper such as a loss object) makes
-:func:`dumps` raise :class:`NotRepresentable`, and the adapter keeps a pickle instead.
+Anything else (a user's class, a function, another Cython helper, a categorical split)
+makes :func:`dumps` raise :class:`NotRepresentable`, or :func:`loads` refuse the file, and
+the adapter keeps a pickle instead.
 Loading imports only the scikit-learn modules the file names, never every estimator module.
 
 Layout: the msgpack encoding of ``["lineage/sklearn-state", 1, node]``. A node is a msgpack
@@ -33,10 +39,13 @@ nil, bool, int, float, str or bin, or an array whose first item is a tag::
     ["s", descr, bytes]  numpy scalar     ["y", descr]  dtype     ["T", module, name]  type
     ["u", name]  numpy ufunc              ["R", node]  RandomState (its ``get_state()``)
     ["E", module, qualname, [[key, value]...]]  estimator (its pickled ``__dict__``)
+    ["I", text]  an integer beyond 64 bits    ["G", name, node]  Generator (bit generator, state)
+    ["L", name, [[argument, value]...], [[attribute, value]...]]  loss (sklearn._loss.loss)
+    ["P", nodes, binned bitsets, raw bitsets]  TreePredictor
     ["B", [[key, value]...], [[key, value]...]]  Bunch (items, attributes)
     ["N", n_features, n_classes, n_outputs, [[key, value]...]]  tree
     ["r", n]  the n-th shared object (estimator, list, dict, array, Bunch, RandomState,
-              tree; numbered in order of first appearance) again
+              Generator, tree, loss, predictor; numbered in order of first appearance) again
 
 Identical estimators give identical bytes: dict order is the order the estimator set its
 attributes, nothing depends on memory addresses or time.
@@ -54,6 +63,7 @@ import msgpack
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from lineage.adapters import sklearn_compiled
 from lineage.errors import CorruptRecordError, UntrustedContentError
 
 __all__ = ["FORMAT", "NotRepresentable", "dumps", "loads"]
@@ -71,7 +81,7 @@ _TREE: Final = ("sklearn.tree._tree", "Tree")
 _BUNCH: Final = ("sklearn.utils._bunch", "Bunch")
 #: scikit-learn classes that are not estimators but hold only plain values, rebuilt like them
 _HELPERS: Final = frozenset({("sklearn.compose._column_transformer", "make_column_selector")})
-_TREE_LEAF: Final = -1
+_BIT_GENERATORS: Final = frozenset({"PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64"})
 _NEWOBJ: Final = getattr(copyreg, "__newobj__")  # what object.__reduce_ex__ names  # noqa: B009
 
 
@@ -104,7 +114,7 @@ class _Writer:
         kind = type(value)
         if kind in _PLAIN:
             if kind is int and not _INT_MIN <= value <= _INT_MAX:
-                raise NotRepresentable(f"an integer beyond 64 bits ({value})")
+                return ["I", str(value)]  # a random generator's 128-bit state
             return value
         seen = self._memo.get(id(value))
         if seen is not None:
@@ -139,9 +149,15 @@ class _Writer:
         if kind is np.random.RandomState:
             self._remember(value)
             return ["R", self.node(value.get_state(legacy=True))]
+        if kind is np.random.Generator:
+            return self._generator(value)
         path = _path(kind)
         if path == _TREE:
             return self._tree(value)
+        if path == sklearn_compiled.PREDICTOR:
+            return self._predictor(value)
+        if kind.__module__ == sklearn_compiled.LOSS_MODULE:
+            return self._loss(value)
         if path == _BUNCH:
             self._remember(value)
             return ["B", self._pairs(dict(value)), self._pairs(vars(value))]
@@ -184,6 +200,31 @@ class _Writer:
         n_features, n_classes, n_outputs = args
         return ["N", self.node(int(n_features)), self.node(n_classes), self.node(int(n_outputs)),
                 self._pairs(state)]
+
+    def _generator(self, value: np.random.Generator) -> list[Any]:
+        bits = value.bit_generator
+        name = type(bits).__name__
+        if name not in _BIT_GENERATORS or getattr(np.random, name) is not type(bits):
+            raise NotRepresentable(f"a random generator driven by {name}")
+        self._remember(value)
+        return ["G", name, self.node(bits.state)]
+
+    def _predictor(self, value: Any) -> list[Any]:
+        try:
+            fields = sklearn_compiled.predictor_fields(value)
+            sklearn_compiled.predictor_features(*fields)
+        except ValueError as exc:
+            raise NotRepresentable(str(exc)) from None
+        self._remember(value)
+        return ["P", *(self.node(field) for field in fields)]
+
+    def _loss(self, value: Any) -> list[Any]:
+        try:
+            name, parameters, attributes = sklearn_compiled.describe_loss(value)
+        except ValueError as exc:
+            raise NotRepresentable(str(exc)) from None
+        self._remember(value)
+        return ["L", name, self._pairs(parameters), self._pairs(attributes)]
 
     def _estimator(self, value: BaseEstimator, kind: type) -> list[Any]:
         module, qualname = _path(kind)
@@ -236,6 +277,7 @@ class _Reader:
         self._shared: list[Any] = []
         self._trees: list[Any] = []
         self._estimators: list[Any] = []
+        self._predictor_features: dict[int, int] = {}  # id(TreePredictor) -> largest feature
 
     def _keep(self, value: Any) -> Any:
         self._shared.append(value)
@@ -341,6 +383,48 @@ class _Reader:
             raise _corrupt(f"random state: {exc}") from None
         return out
 
+    def _big_int(self, text: Any) -> int:
+        if not (isinstance(text, str) and re.fullmatch(r"-?[0-9]{1,80}", text)):
+            raise _corrupt(f"bad integer {text!r}")
+        return int(text)
+
+    def _generator(self, name: Any, state: Any) -> Any:
+        if name not in _BIT_GENERATORS:
+            raise _corrupt(f"unknown random bit generator {name!r}")
+        bits = getattr(np.random, name)()
+        out = self._keep(np.random.Generator(bits))
+        try:
+            bits.state = self.node(state)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise _corrupt(f"random generator state: {exc}") from None
+        return out
+
+    def _predictor(self, nodes: Any, binned: Any, raw: Any) -> Any:
+        from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+        slot = len(self._shared)
+        self._shared.append(_PENDING)
+        fields = (self.node(nodes), self.node(binned), self.node(raw))
+        try:
+            largest = sklearn_compiled.predictor_features(*fields)
+        except ValueError as exc:
+            raise _corrupt(str(exc)) from None
+        predictor = TreePredictor(*fields)
+        self._shared[slot] = predictor
+        self._predictor_features[id(predictor)] = largest
+        return predictor
+
+    def _loss(self, name: Any, parameters: list[Any], attributes: list[Any]) -> Any:
+        slot = len(self._shared)
+        self._shared.append(_PENDING)
+        try:
+            loss = sklearn_compiled.rebuild_loss(name, self._fill({}, parameters),
+                                                 self._fill({}, attributes))
+        except ValueError as exc:
+            raise _corrupt(f"loss: {exc}") from None
+        self._shared[slot] = loss
+        return loss
+
     def _bunch(self, items: list[Any], attributes: list[Any]) -> Any:
         from sklearn.utils import Bunch
 
@@ -385,7 +469,10 @@ class _Reader:
         slot = len(self._shared)
         self._shared.append(_PENDING)
         classes, state = self.node(n_classes), self._fill({}, pairs)
-        _check_tree(n_features, classes, n_outputs, state, NODE_DTYPE)
+        try:
+            sklearn_compiled.check_tree(n_features, classes, n_outputs, state, NODE_DTYPE)
+        except ValueError as exc:
+            raise _corrupt(str(exc)) from None
         tree = Tree(n_features, classes, n_outputs)
         tree.__setstate__(state)
         self._shared[slot] = tree
@@ -399,9 +486,13 @@ class _Reader:
             "store.load(..., trust=True)")
 
     def check_estimators(self) -> None:
-        """Every estimator holding a tree sees as many features as the tree splits on."""
+        """Every estimator holding a tree sees as many features as the tree splits on, and
+        a boosting model's parts fit together (see :func:`sklearn_compiled.boosting_problem`)."""
         trees = {id(tree) for tree in self._trees}
         for estimator in self._estimators:
+            problem = sklearn_compiled.boosting_problem(estimator, self._predictor_features)
+            if problem is not None:
+                raise _corrupt(f"a {type(estimator).__name__} with {problem}")
             tree = vars(estimator).get("tree_")
             if tree is None or id(tree) not in trees:
                 continue
@@ -416,7 +507,8 @@ _READERS: Final[dict[str, Callable[..., Any]]] = {
     "l": _Reader._list, "t": _Reader._tuple, "d": _Reader._dict, "r": _Reader._ref,
     "a": _Reader._array, "o": _Reader._objects, "s": _Reader._scalar, "y": _Reader._dtype_node,
     "T": _Reader._type, "u": _Reader._ufunc, "S": _Reader._slice, "R": _Reader._random_state,
-    "B": _Reader._bunch, "E": _Reader._estimator, "N": _Reader._tree,
+    "B": _Reader._bunch, "E": _Reader._estimator, "N": _Reader._tree, "I": _Reader._big_int,
+    "G": _Reader._generator, "P": _Reader._predictor, "L": _Reader._loss,
 }
 
 
@@ -424,48 +516,6 @@ def _shape(shape: Any) -> tuple[int, ...]:
     if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
         raise _corrupt(f"bad shape {shape!r}")
     return tuple(shape)
-
-
-def _check_tree(n_features: Any, n_classes: Any, n_outputs: Any, state: dict[str, Any],
-                node_dtype: np.dtype[Any]) -> None:
-    """Refuse a tree whose arrays could make scikit-learn read outside them."""
-    if not (type(n_features) is int and n_features >= 1 and type(n_outputs) is int
-            and n_outputs >= 1):
-        raise _corrupt("a tree without features or outputs")
-    if not (isinstance(n_classes, np.ndarray) and n_classes.dtype.kind == "i"
-            and n_classes.shape == (n_outputs,) and bool(np.all(n_classes >= 1))):
-        raise _corrupt("a tree's class counts do not match its outputs")
-    nodes, values = state.get("nodes"), state.get("values")
-    count, depth = state.get("node_count"), state.get("max_depth")
-    if not (isinstance(nodes, np.ndarray) and nodes.dtype == node_dtype and nodes.ndim == 1
-            and type(count) is int and len(nodes) == count >= 1 and type(depth) is int):
-        raise _corrupt("a tree's node array does not match its node count")
-    if not (isinstance(values, np.ndarray) and values.dtype == np.float64
-            and values.shape == (count, n_outputs, int(n_classes.max()))):
-        raise _corrupt("a tree's value array does not match its nodes")
-    left, right = nodes["left_child"], nodes["right_child"]
-    index = np.arange(count)
-    leaf = left == _TREE_LEAF
-    if bool(np.any(leaf != (right == _TREE_LEAF))):
-        raise _corrupt("a tree node has one child")
-    inner, lefts, rights = index[~leaf], left[~leaf], right[~leaf]
-    feature = nodes["feature"][~leaf]
-    if bool(np.any(lefts <= inner) | np.any(rights <= inner) | np.any(lefts >= count)
-            | np.any(rights >= count) | np.any(feature < 0) | np.any(feature >= n_features)):
-        raise _corrupt("a tree node points outside the tree or its features")
-    children = np.concatenate([lefts, rights])
-    parents = np.bincount(children, minlength=count)
-    if parents[0] != 0 or bool(np.any(parents[1:] != 1)):
-        raise _corrupt("a tree node has no parent or several")
-    reached, frontier = 0, np.array([0])
-    while True:  # children point forward, so this ends after at most `count` levels
-        internal = frontier[left[frontier] != _TREE_LEAF]
-        if not internal.size:
-            break
-        frontier = np.concatenate([left[internal], right[internal]])
-        reached += 1
-    if reached != depth:
-        raise _corrupt(f"a tree says its depth is {depth} but it is {reached}")
 
 
 def loads(data: bytes, *, trust: bool = False) -> Any:

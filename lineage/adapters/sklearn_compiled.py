@@ -1,0 +1,334 @@
+"""The parts of a scikit-learn model that compiled code reads, as the ``"sklearn-state"``
+format writes, rebuilds and checks them, so that a crafted file cannot make that code read
+or write outside its arrays.
+
+- A decision tree (``sklearn.tree._tree.Tree``) is checked by :func:`check_tree`.
+- A loss (``sklearn._loss.loss``) holds a Cython object, so it is written as its class, the
+  constructor arguments that made it, and its plain attributes, and rebuilt by calling that
+  constructor: :func:`describe_loss`, :func:`rebuild_loss`.
+- A ``TreePredictor`` (``HistGradientBoosting*``) is three arrays; :func:`predictor_features`
+  checks its nodes as :func:`check_tree` checks a decision tree's.
+- :func:`boosting_problem` checks what ties an estimator's parts together at predict time
+  (features per tree, trees per iteration, categorical features).
+
+Categorical splits are not represented: their bitsets are filled and read by compiled code
+without bounds checks, so a model using them stays a pickle.
+
+Functions here raise ``ValueError`` with the reason; :mod:`lineage.adapters.sklearn_state`
+turns it into "not representable" when writing and into a malformed file when reading.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Any, Final
+
+import numpy as np
+
+__all__ = ["LOSS_MODULE", "PREDICTOR", "boosting_problem", "check_tree", "describe_loss",
+           "predictor_features", "predictor_fields", "rebuild_loss"]
+
+LOSS_MODULE: Final = "sklearn._loss.loss"
+PREDICTOR: Final = ("sklearn.ensemble._hist_gradient_boosting.predictor", "TreePredictor")
+_PREDICTOR_FIELDS: Final = frozenset({"nodes", "binned_left_cat_bitsets", "raw_left_cat_bitsets"})
+_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: constructor arguments that describe no fitted model (data, or where arrays live)
+_NOT_PARAMETERS: Final = frozenset({"self", "sample_weight", "xp", "device"})
+#: attributes rebuilt by the constructor itself (the Cython loss, the link, the intervals)
+_BUILT: Final = frozenset({"closs", "link", "interval_y_true", "interval_y_pred", "xp",
+                           "device"})
+#: constructor arguments a loss keeps only inside its Cython object, in its pickled args
+_CYTHON_ARGUMENTS: Final = {"PinballLoss": ("quantile",), "HuberLoss": ("delta",),
+                            "HalfTweedieLoss": ("power",),
+                            "HalfTweedieLossIdentity": ("power",)}
+_PLAIN: Final = (type(None), bool, int, float)
+_TREE_LEAF: Final = -1
+
+
+# -- decision trees -------------------------------------------------------------------------
+
+
+def check_tree(n_features: Any, n_classes: Any, n_outputs: Any, state: dict[str, Any],
+                node_dtype: np.dtype[Any]) -> None:
+    """Refuse a decision tree (``sklearn.tree._tree.Tree``, given as its constructor's
+    arguments and pickled state) whose arrays could make scikit-learn read outside them:
+    children that do not point forward and inside the tree, a node with no parent or
+    several, a split feature outside ``n_features``, a depth or value shape that disagrees.
+
+    Raises:
+        ValueError: what is wrong with the tree.
+    """
+    if not (type(n_features) is int and n_features >= 1 and type(n_outputs) is int
+            and n_outputs >= 1):
+        raise ValueError("a tree without features or outputs")
+    if not (isinstance(n_classes, np.ndarray) and n_classes.dtype.kind == "i"
+            and n_classes.shape == (n_outputs,) and bool(np.all(n_classes >= 1))):
+        raise ValueError("a tree's class counts do not match its outputs")
+    nodes, values = state.get("nodes"), state.get("values")
+    count, depth = state.get("node_count"), state.get("max_depth")
+    if not (isinstance(nodes, np.ndarray) and nodes.dtype == node_dtype and nodes.ndim == 1
+            and type(count) is int and len(nodes) == count >= 1 and type(depth) is int):
+        raise ValueError("a tree's node array does not match its node count")
+    if not (isinstance(values, np.ndarray) and values.dtype == np.float64
+            and values.shape == (count, n_outputs, int(n_classes.max()))):
+        raise ValueError("a tree's value array does not match its nodes")
+    left, right = nodes["left_child"], nodes["right_child"]
+    index = np.arange(count)
+    leaf = left == _TREE_LEAF
+    if bool(np.any(leaf != (right == _TREE_LEAF))):
+        raise ValueError("a tree node has one child")
+    inner, lefts, rights = index[~leaf], left[~leaf], right[~leaf]
+    feature = nodes["feature"][~leaf]
+    if bool(np.any(lefts <= inner) | np.any(rights <= inner) | np.any(lefts >= count)
+            | np.any(rights >= count) | np.any(feature < 0) | np.any(feature >= n_features)):
+        raise ValueError("a tree node points outside the tree or its features")
+    children = np.concatenate([lefts, rights])
+    parents = np.bincount(children, minlength=count)
+    if parents[0] != 0 or bool(np.any(parents[1:] != 1)):
+        raise ValueError("a tree node has no parent or several")
+    reached, frontier = 0, np.array([0])
+    while True:  # children point forward, so this ends after at most `count` levels
+        internal = frontier[left[frontier] != _TREE_LEAF]
+        if not internal.size:
+            break
+        frontier = np.concatenate([left[internal], right[internal]])
+        reached += 1
+    if reached != depth:
+        raise ValueError(f"a tree says its depth is {depth} but it is {reached}")
+
+
+# -- losses ---------------------------------------------------------------------------------
+
+
+def _loss_class(qualname: Any) -> type:
+    from sklearn._loss import loss
+
+    found = getattr(loss, qualname, None) if isinstance(qualname, str) else None
+    if not (isinstance(qualname, str) and _NAME.fullmatch(qualname) and isinstance(found, type)
+            and issubclass(found, loss.BaseLoss) and found.__module__ == LOSS_MODULE):
+        raise ValueError(f"{qualname!r} is not a scikit-learn loss")
+    return found
+
+
+def _parameter_names(kind: type) -> list[str]:
+    return [name for name in inspect.signature(kind.__init__).parameters  # type: ignore[misc]
+            if name not in _NOT_PARAMETERS]
+
+
+def describe_loss(value: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """``(class name, constructor arguments, plain attributes)`` of a scikit-learn loss,
+    checked to rebuild into an equal loss.
+
+    Raises:
+        ValueError: not a loss of ``sklearn._loss.loss``, or one these cannot rebuild.
+    """
+    kind = type(value)
+    if kind.__module__ != LOSS_MODULE:
+        raise ValueError(f"{kind.__module__}.{kind.__qualname__} is not a scikit-learn loss")
+    _loss_class(kind.__qualname__)
+    state = vars(value)
+    inside = dict(zip(_CYTHON_ARGUMENTS.get(kind.__qualname__, ()),
+                      value.closs.__reduce__()[1], strict=False))
+    parameters = {}
+    for name in _parameter_names(kind):
+        found = state[name] if name in state else inside.get(name)
+        if type(found) not in _PLAIN:
+            raise ValueError(f"a {kind.__qualname__} whose {name} is not a plain value")
+        parameters[name] = found
+    attributes = {key: item for key, item in state.items() if key not in _BUILT}
+    if not all(type(item) in _PLAIN for item in attributes.values()):
+        raise ValueError(f"a {kind.__qualname__} holding arrays (a loss in the middle of fit)")
+    if state.get("xp") is not None or state.get("device") is not None:
+        raise ValueError(f"a {kind.__qualname__} bound to an array library")
+    if not _same_loss(rebuild_loss(kind.__qualname__, parameters, attributes), value):
+        raise ValueError(f"a {kind.__qualname__} its constructor does not rebuild")
+    return kind.__qualname__, parameters, attributes
+
+
+def rebuild_loss(qualname: Any, parameters: dict[Any, Any], attributes: dict[Any, Any]) -> Any:
+    """The loss :func:`describe_loss` described: its class called with the arguments, then
+    the plain attributes set (only ones the new loss has, to plain values).
+
+    Raises:
+        ValueError: not a scikit-learn loss, an argument it does not take or refuses, or
+            an attribute it does not have.
+    """
+    kind = _loss_class(qualname)
+    allowed = set(_parameter_names(kind))
+    if not (set(parameters) <= allowed
+            and all(type(item) in _PLAIN for item in parameters.values())):
+        raise ValueError(f"arguments {sorted(map(str, parameters))} for {qualname}")
+    try:
+        loss = kind(**parameters)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{qualname}: {exc}") from None
+    state = vars(loss)
+    for key, item in attributes.items():
+        if key not in state or key in _BUILT or type(item) not in _PLAIN:
+            raise ValueError(f"{qualname} has no plain attribute {key!r}")
+        state[key] = item
+    return loss
+
+
+def _same_loss(rebuilt: Any, original: Any) -> bool:
+    if type(rebuilt) is not type(original) or type(rebuilt.link) is not type(original.link):
+        return False
+    mine, theirs = vars(rebuilt), vars(original)
+    if mine.keys() != theirs.keys():
+        return False
+    plain = all(mine[key] == theirs[key] for key in mine if key not in ("closs", "link"))
+    return plain and rebuilt.closs.__reduce__() == original.closs.__reduce__()
+
+
+# -- histogram gradient boosting's trees ---------------------------------------------------
+
+
+def predictor_fields(value: Any) -> tuple[Any, Any, Any]:
+    """``(nodes, binned bitsets, raw bitsets)`` of a ``TreePredictor``.
+
+    Raises:
+        ValueError: it holds other attributes than those three.
+    """
+    state = vars(value)
+    if state.keys() != _PREDICTOR_FIELDS:
+        raise ValueError("a tree predictor with unknown attributes")
+    return state["nodes"], state["binned_left_cat_bitsets"], state["raw_left_cat_bitsets"]
+
+
+def predictor_features(nodes: Any, binned: Any, raw: Any) -> int:
+    """The largest feature index a ``TreePredictor``'s nodes split on (-1: a single leaf),
+    once its arrays are checked: the node record type, children that point forward and
+    inside the array, one parent per node but the root, no negative feature, and no
+    categorical split.
+
+    Raises:
+        ValueError: what is wrong with the arrays.
+    """
+    from sklearn.ensemble._hist_gradient_boosting.common import (
+        PREDICTOR_RECORD_DTYPE,
+        X_BITSET_INNER_DTYPE,
+    )
+
+    if not (isinstance(nodes, np.ndarray) and nodes.dtype == PREDICTOR_RECORD_DTYPE
+            and nodes.ndim == 1 and len(nodes) >= 1):
+        raise ValueError("a tree predictor's nodes are not a node array")
+    for bitsets in (binned, raw):
+        if not (isinstance(bitsets, np.ndarray) and bitsets.dtype == X_BITSET_INNER_DTYPE
+                and bitsets.ndim == 2 and bitsets.shape[1] == 8):
+            raise ValueError("a tree predictor's category bitsets are malformed")
+    if bool(np.any(nodes["is_categorical"] != 0)):
+        raise ValueError("a tree predictor with categorical splits")
+    count = len(nodes)
+    leaf = nodes["is_leaf"]
+    if bool(np.any(leaf > 1)):
+        raise ValueError("a tree predictor's leaf flags are not 0 or 1")
+    inner = np.flatnonzero(leaf == 0)
+    lefts = nodes["left"][inner].astype(np.int64)
+    rights = nodes["right"][inner].astype(np.int64)
+    feature = nodes["feature_idx"][inner]
+    if bool(np.any(lefts <= inner) | np.any(rights <= inner) | np.any(lefts >= count)
+            | np.any(rights >= count) | np.any(feature < 0)):
+        raise ValueError("a tree predictor's node points outside the tree or its features")
+    parents = np.bincount(np.concatenate([lefts, rights]), minlength=count)
+    if parents[0] != 0 or bool(np.any(parents[1:] != 1)):
+        raise ValueError("a tree predictor's node has no parent or several")
+    return int(feature.max()) if feature.size else -1
+
+
+# -- what ties a boosting model together ---------------------------------------------------
+
+
+def boosting_problem(estimator: Any, features_of: dict[int, int]) -> str | None:
+    """Why ``estimator`` (read from a file) could make compiled predict code read or write
+    outside its arrays, or ``None``. ``features_of`` maps ``id(predictor)`` to the largest
+    feature each checked ``TreePredictor`` splits on.
+
+    - ``_BinMapper`` and ``HistGradientBoosting*``: no categorical feature; every
+      predictor checked, splitting only on the estimator's features;
+    - ``GradientBoosting*``: one tree per class and iteration, each over the estimator's
+      features, and initial predictions as wide as a row of trees.
+    """
+    if not type(estimator).__module__.startswith("sklearn.ensemble."):
+        return None  # and loading a linear model imports no ensemble module
+    from sklearn.ensemble._gb import BaseGradientBoosting
+    from sklearn.ensemble._hist_gradient_boosting.binning import _BinMapper
+    from sklearn.ensemble._hist_gradient_boosting.gradient_boosting import (
+        BaseHistGradientBoosting,
+    )
+
+    if isinstance(estimator, _BinMapper | BaseHistGradientBoosting):
+        categorical = vars(estimator).get("is_categorical_")
+        if categorical is not None and (not isinstance(categorical, np.ndarray)
+                                        or categorical.dtype.kind not in "bu"
+                                        or bool(categorical.any())):
+            return "categorical features (kept only as pickles)"
+    if isinstance(estimator, BaseHistGradientBoosting):
+        return _histogram_problem(estimator, features_of)
+    if isinstance(estimator, BaseGradientBoosting):
+        return _stages_problem(estimator)
+    return None
+
+
+def _histogram_problem(estimator: Any, features_of: dict[int, int]) -> str | None:
+    from sklearn.ensemble._hist_gradient_boosting.binning import _BinMapper
+
+    state = vars(estimator)
+    if "_predictors" not in state:
+        return None  # not fitted
+    n_features, iterations = state.get("n_features_in_"), state["_predictors"]
+    if type(n_features) is not int or n_features < 1:
+        return "a fitted model without a feature count"
+    if not isinstance(state.get("_bin_mapper"), _BinMapper):
+        return "a fitted model without its bin mapper"
+    if not (isinstance(iterations, list) and all(isinstance(row, list) for row in iterations)):
+        return "its trees are not a list of lists"
+    for row in iterations:
+        for predictor in row:
+            largest = features_of.get(id(predictor))
+            if largest is None:
+                return "it holds a tree predictor that was not checked"
+            if largest >= n_features:
+                return (f"a tree splits on feature {largest} of a model of {n_features} "
+                        "features")
+    return None
+
+
+def _stages_problem(estimator: Any) -> str | None:
+    from sklearn._loss.loss import HalfMultinomialLoss
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+    from sklearn.tree import DecisionTreeRegressor
+
+    state = vars(estimator)
+    if "estimators_" not in state:
+        return None  # not fitted
+    stages, per_stage = state["estimators_"], state.get("n_trees_per_iteration_")
+    n_features = state.get("n_features_in_")
+    if not (isinstance(stages, np.ndarray) and stages.dtype == object and stages.ndim == 2
+            and stages.shape[0] >= 1 and type(per_stage) is int
+            and stages.shape[1] == per_stage and type(n_features) is int):
+        return "its trees are not a stages × trees-per-iteration array"
+    for tree in stages.reshape(-1):
+        if not (type(tree) is DecisionTreeRegressor
+                and getattr(tree, "n_features_in_", None) == n_features):
+            return f"a stage is not a regression tree over the model's {n_features} features"
+    # predict adds tree k of each stage into column k of the initial predictions,
+    # unchecked: those must be exactly one column per tree of a stage
+    init = state.get("init_")
+    if isinstance(init, str) and init == "zero":
+        return None
+    fitted = vars(init) if type(init) in (DummyClassifier, DummyRegressor) else {}
+    if fitted.get("n_outputs_") != 1:
+        return "its initial estimator is not scikit-learn's default one"
+    if type(init) is DummyRegressor:
+        width = 1
+    else:
+        prior = fitted.get("class_prior_")
+        if fitted.get("_strategy") != "prior" or not (isinstance(prior, np.ndarray)
+                                                      and prior.ndim == 1):
+            return "its initial estimator is not scikit-learn's default one"
+        multiclass = isinstance(state.get("_loss"), HalfMultinomialLoss)
+        width = len(prior) if multiclass else 1
+    if width != per_stage:
+        return f"its initial predictions have {width} columns for {per_stage} trees a stage"
+    return None

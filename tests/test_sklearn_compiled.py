@@ -1,0 +1,275 @@
+"""Gradient boosting in the "sklearn-state" format (``lineage.adapters.sklearn_compiled``):
+both scikit-learn families load without trust=True and predict exactly as before, training
+continues from a loaded model as from the original, categorical models stay pickles, and a
+crafted file cannot make the compiled predict code read or write outside its arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import msgpack
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+)
+
+from lineage.adapters import sklearn_state
+from lineage.errors import CorruptRecordError, UntrustedContentError
+from lineage.store import Store
+
+ROWS = 240
+
+
+def data(seed: int = 0, *, missing: bool = False) -> tuple[Any, Any, Any, Any]:
+    """Features (NaNs in 5 % of cells when ``missing``), a binary, a three-class and a
+    positive numeric label."""
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(ROWS, 4))
+    binary = (features[:, 0] + rng.normal(scale=0.5, size=ROWS) > 0).astype(int)
+    three = np.digitize(features[:, 1], [-0.5, 0.5])
+    amount = np.exp(features[:, 0] / 2) + rng.random(ROWS)
+    if missing:
+        features[rng.random(features.shape) < 0.05] = np.nan
+    return features, binary, three, amount
+
+
+def _fitted(kind: type, label: str, missing: bool, **options: Any) -> tuple[Any, Any]:
+    features, binary, three, amount = data(missing=missing)
+    target = {"binary": binary, "three": three, "amount": amount}[label]
+    return kind(random_state=0, **options).fit(features, target), features
+
+
+MODELS = {
+    "gb-binary": lambda: _fitted(GradientBoostingClassifier, "binary", False, n_estimators=8),
+    "gb-three-classes": lambda: _fitted(GradientBoostingClassifier, "three", False,
+                                        n_estimators=5),
+    "gb-huber": lambda: _fitted(GradientBoostingRegressor, "amount", False, loss="huber",
+                                n_estimators=6),
+    "gb-quantile": lambda: _fitted(GradientBoostingRegressor, "amount", False,
+                                   loss="quantile", alpha=0.3, n_estimators=6),
+    "hgb-binary-missing": lambda: _fitted(HistGradientBoostingClassifier, "binary", True,
+                                          max_iter=10),
+    "hgb-three-classes": lambda: _fitted(HistGradientBoostingClassifier, "three", True,
+                                         max_iter=6),
+    "hgb-poisson": lambda: _fitted(HistGradientBoostingRegressor, "amount", False,
+                                   loss="poisson", max_iter=8),
+    "hgb-quantile-subsampled": lambda: _fitted(HistGradientBoostingRegressor, "amount", True,
+                                               loss="quantile", quantile=0.8, max_iter=8,
+                                               max_features=0.5),
+}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_a_boosting_model_loads_without_trust_and_predicts_the_same(
+        store: Store, name: str) -> None:
+    model, features = MODELS[name]()
+    artifact = store.add(model)
+    assert artifact.format == "sklearn-state"
+    back = store.load(artifact.digest)
+    assert type(back) is type(model)
+    assert np.array_equal(back.predict(features), model.predict(features), equal_nan=True)
+    if hasattr(model, "predict_proba"):
+        assert np.array_equal(back.predict_proba(features), model.predict_proba(features))
+    assert store.add(back).digest == artifact.digest
+
+
+@pytest.mark.parametrize(("kind", "options"), [
+    (GradientBoostingClassifier, {"n_estimators": 4, "subsample": 0.7}),
+    (HistGradientBoostingClassifier, {"max_iter": 4, "max_features": 0.5,
+                                      "early_stopping": False}),
+], ids=["gb-subsampled", "hgb-feature-subsampled"])
+def test_training_continues_from_a_loaded_model_as_from_the_original(
+        kind: type, options: dict[str, Any]) -> None:
+    """Their random generators' states come back too: ``warm_start`` adds the same trees."""
+    features, binary, _three, _amount = data(1)
+    original = kind(random_state=5, warm_start=True, **options).fit(features, binary)
+    loaded = sklearn_state.loads(sklearn_state.dumps(original))
+    more = "n_estimators" if "n_estimators" in options else "max_iter"
+    for model in (original, loaded):
+        model.set_params(**{more: options[more] + 3}).fit(features, binary)
+    assert np.array_equal(loaded.predict_proba(features), original.predict_proba(features))
+    assert sklearn_state.dumps(loaded) == sklearn_state.dumps(original)
+
+
+def test_a_model_with_categorical_features_stays_a_pickle(store: Store) -> None:
+    features, binary, _three, _amount = data(2)
+    features[:, 3] = np.random.default_rng(2).integers(0, 4, ROWS)
+    model = HistGradientBoostingClassifier(categorical_features=[3], max_iter=5)
+    artifact = store.add(model.fit(features, binary))
+    assert artifact.format == "sklearn-pickle"
+    with pytest.raises(UntrustedContentError, match="trust=True"):
+        store.load(artifact.digest)
+
+
+# -- crafted files -----------------------------------------------------------------------------
+
+
+def _nodes_of(node: Any, tag: str) -> Iterator[list[Any]]:
+    """Every node tagged ``tag`` in an unpacked file, depth first."""
+    if isinstance(node, list):
+        if node and node[0] == tag:
+            yield node
+        for item in node:
+            yield from _nodes_of(item, tag)
+
+
+def _pairs_of(estimator: list[Any]) -> dict[str, list[Any]]:
+    """An ``E`` node's ``[key, value]`` pairs by key (edit the pairs in place)."""
+    return {pair[0]: pair for pair in estimator[3]}
+
+
+def edited(model: BaseEstimator, edit: Callable[[list[Any]], None]) -> bytes:
+    """``model``'s file, unpacked, edited by ``edit(root node)`` and packed again."""
+    top = msgpack.unpackb(sklearn_state.dumps(model), raw=False)
+    edit(top[2])
+    return msgpack.packb(top, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def _edit_predictor(change: Callable[[Any], None]) -> Callable[[list[Any]], None]:
+    """An edit of the first tree predictor's node array (``change(records)``)."""
+    def edit(root: list[Any]) -> None:
+        nodes = next(_nodes_of(root, "P"))[1]
+        dtype = np.lib.format.descr_to_dtype([tuple(field) for field in nodes[1]])
+        records = np.frombuffer(nodes[4], dtype).copy()
+        change(records)
+        nodes[4] = records.tobytes()
+    return edit
+
+
+def _inner(records: Any) -> Any:
+    return np.flatnonzero(records["is_leaf"] == 0)
+
+
+def _set_pair(key: str, value: Any) -> Callable[[list[Any]], None]:
+    def edit(root: list[Any]) -> None:
+        _pairs_of(root)[key][1] = value
+    return edit
+
+
+def _bin_mapper_categorical(root: list[Any]) -> None:
+    mapper = _pairs_of(root)["_bin_mapper"][1]
+    flags = _pairs_of(mapper)["is_categorical_"][1]  # ["a", descr, shape, fortran, bytes]
+    flags[4] = b"\x01" + flags[4][1:]
+
+
+HISTOGRAM_EDITS = {
+    "child-out-of-range": _edit_predictor(
+        lambda r: r["left"].__setitem__(_inner(r)[0], 10**6)),
+    "child-pointing-back": _edit_predictor(
+        lambda r: r["right"].__setitem__(_inner(r)[-1], 0)),
+    "two-parents": _edit_predictor(
+        lambda r: r["right"].__setitem__(_inner(r)[0], r["left"][_inner(r)[0]])),
+    "feature-beyond-the-model": _edit_predictor(
+        lambda r: r["feature_idx"].__setitem__(_inner(r)[0], 4)),
+    "negative-feature": _edit_predictor(
+        lambda r: r["feature_idx"].__setitem__(_inner(r)[0], -3)),
+    "categorical-split": _edit_predictor(
+        lambda r: r["is_categorical"].__setitem__(_inner(r)[0], 1)),
+    "leaf-flag": _edit_predictor(lambda r: r["is_leaf"].__setitem__(0, 7)),
+    "categorical-bin-mapper": _bin_mapper_categorical,
+    "no-feature-count": _set_pair("n_features_in_", "4"),
+}
+
+
+@pytest.mark.parametrize("name", list(HISTOGRAM_EDITS))
+def test_a_crafted_histogram_model_is_refused_before_scikit_learn_uses_it(name: str) -> None:
+    model, _features = MODELS["hgb-binary-missing"]()
+    assert sklearn_state.loads(edited(model, lambda root: None)) is not None
+    with pytest.raises(CorruptRecordError):
+        sklearn_state.loads(edited(model, HISTOGRAM_EDITS[name]))
+
+
+def _wider_stages(root: list[Any]) -> None:
+    """Stages array claims two trees a stage where the initial predictions have one."""
+    _pairs_of(root)["n_trees_per_iteration_"][1] = 2
+
+
+def _prior_of_two_classes(root: list[Any]) -> None:
+    init = _pairs_of(root)["init_"][1]
+    prior = _pairs_of(init)["class_prior_"][1]  # ["a", descr, [3], fortran, bytes]
+    prior[2], prior[4] = [2], prior[4][:16]
+
+
+def _first_tree_over_fewer_features(model: Any) -> None:
+    """predict checks X against the first tree only; the others would read past it."""
+    features, _binary, _three, amount = data(3)
+    from sklearn.tree import DecisionTreeRegressor
+
+    model.estimators_[0, 0] = DecisionTreeRegressor(max_depth=2).fit(features[:, :2], amount)
+
+
+def _stages_as_a_list(model: Any) -> None:
+    model.estimators_ = list(model.estimators_[:, 0])
+
+
+def _another_initial_estimator(model: Any) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    features, _binary, _three, amount = data(3)
+    model.init_ = LinearRegression().fit(features, amount)
+
+
+STAGE_EDITS: dict[str, tuple[str, Callable[[list[Any]], None] | None,
+                             Callable[[Any], None] | None]] = {
+    "trees-per-stage": ("gb-binary", _wider_stages, None),
+    "initial-predictions-too-narrow": ("gb-three-classes", _prior_of_two_classes, None),
+    "first-tree-over-fewer-features": ("gb-huber", None, _first_tree_over_fewer_features),
+    "stages-not-an-array": ("gb-binary", None, _stages_as_a_list),
+    "another-initial-estimator": ("gb-huber", None, _another_initial_estimator),
+}
+
+
+@pytest.mark.parametrize("name", list(STAGE_EDITS))
+def test_a_crafted_gradient_boosting_model_is_refused_before_scikit_learn_uses_it(
+        name: str) -> None:
+    """Edited in its file, or edited as an object and then written (writing checks
+    nothing: the adapter keeps a pickle when the file does not read back)."""
+    which, edit_file, edit_model = STAGE_EDITS[name]
+    model, _features = MODELS[which]()
+    assert sklearn_state.loads(edited(model, lambda root: None)) is not None
+    if edit_model is not None:
+        edit_model(model)
+    with pytest.raises(CorruptRecordError):
+        sklearn_state.loads(edited(model, edit_file or (lambda root: None)))
+
+
+def crafted(root: Any) -> bytes:
+    return msgpack.packb(["lineage/sklearn-state", 1, root], use_bin_type=True)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("node", [
+    ["L", "os", [], []],  # not a loss of sklearn._loss.loss
+    ["L", "Interval", [], []],  # in that module, but not a loss
+    ["L", "BaseLoss.__init__", [], []],
+    ["L", "PinballLoss", [["eval", 1]], []],  # an argument the constructor does not take
+    ["L", "PinballLoss", [["quantile", ["l", []]]], []],  # not a plain value
+    ["L", "PinballLoss", [["quantile", 7.0]], []],  # refused by the constructor
+    ["L", "HalfBinomialLoss", [], [["closs", None]]],  # an attribute the constructor builds
+    ["L", "HalfBinomialLoss", [], [["__class__", 1]]],  # one it does not have
+    ["G", "SeedSequence", ["d", []]],  # not a bit generator
+    ["G", "PCG64", ["d", [["bit_generator", "MT19937"]]]],  # a state of another kind
+    ["I", "12ab"], ["I", "9" * 200],
+], ids=lambda node: repr(node)[:60])
+def test_a_crafted_loss_generator_or_integer_is_refused(node: list[Any]) -> None:
+    with pytest.raises(CorruptRecordError):
+        sklearn_state.loads(crafted(node))
+
+
+def test_a_loss_a_generator_and_a_big_integer_round_trip() -> None:
+    from sklearn._loss.loss import HuberLoss
+
+    generator = np.random.default_rng(7)
+    generator.random(3)
+    model = HistGradientBoostingRegressor()
+    model.extra_ = [HuberLoss(quantile=0.8, delta=0.25), generator, 2**100, -(2**90)]
+    back = sklearn_state.loads(sklearn_state.dumps(model)).extra_
+    assert type(back[0]) is HuberLoss and back[0].quantile == 0.8
+    assert back[0].closs.__reduce__() == model.extra_[0].closs.__reduce__()
+    assert back[1].random(2).tolist() == generator.random(2).tolist()
+    assert back[2:] == [2**100, -(2**90)]
