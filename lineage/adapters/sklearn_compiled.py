@@ -8,8 +8,10 @@ or write outside its arrays.
   constructor: :func:`describe_loss`, :func:`rebuild_loss`.
 - A ``TreePredictor`` (``HistGradientBoosting*``) is three arrays; :func:`predictor_features`
   checks its nodes as :func:`check_tree` checks a decision tree's.
-- :func:`boosting_problem` checks what ties an estimator's parts together at predict time
-  (features per tree, trees per iteration, categorical features).
+- A random generator's state is checked by :func:`check_bit_state` (NumPy takes positions
+  and numbers it then reads outside its buffers with).
+- :func:`boosting_problem` checks what ties an estimator's parts together at predict and
+  fit time (features per tree, trees per iteration, the loss's classes, the bin mapper).
 
 Categorical splits are not represented: their bitsets are filled and read by compiled code
 without bounds checks, so a model using them stays a pickle.
@@ -26,7 +28,8 @@ from typing import Any, Final
 
 import numpy as np
 
-__all__ = ["LOSS_MODULE", "PREDICTOR", "boosting_problem", "check_tree", "describe_loss",
+__all__ = ["BIT_GENERATORS", "LOSS_MODULE", "PREDICTOR", "Checked", "boosting_problem",
+           "check_bit_state", "check_legacy_state", "check_tree", "describe_loss", "held_loss",
            "predictor_features", "predictor_fields", "rebuild_loss"]
 
 LOSS_MODULE: Final = "sklearn._loss.loss"
@@ -106,7 +109,8 @@ def _loss_class(qualname: Any) -> type:
 
     found = getattr(loss, qualname, None) if isinstance(qualname, str) else None
     if not (isinstance(qualname, str) and _NAME.fullmatch(qualname) and isinstance(found, type)
-            and issubclass(found, loss.BaseLoss) and found.__module__ == LOSS_MODULE):
+            and issubclass(found, loss.BaseLoss) and found is not loss.BaseLoss
+            and found.__module__ == LOSS_MODULE):
         raise ValueError(f"{qualname!r} is not a scikit-learn loss")
     return found
 
@@ -236,18 +240,82 @@ def predictor_features(nodes: Any, binned: Any, raw: Any) -> int:
     return int(feature.max()) if feature.size else -1
 
 
+# -- random generators ----------------------------------------------------------------------
+
+#: the bit generators a Generator may be driven by (NumPy's default and the legacy one)
+BIT_GENERATORS: Final = frozenset({"PCG64", "PCG64DXSM", "MT19937"})
+_MT_KEY: Final = 624  # words in an MT19937 key; its position runs 0..624
+
+
+def _is_int(value: Any, low: int, high: int) -> bool:
+    return type(value) is int and low <= value <= high
+
+
+def check_bit_state(name: str, state: Any) -> None:
+    """Refuse a bit generator state NumPy would take but then read outside its buffers:
+    it checks neither MT19937's position nor the sizes of the numbers it is given.
+
+    Raises:
+        ValueError: ``name`` is not one of :data:`BIT_GENERATORS`, or the state is not
+            one of that generator.
+    """
+    fields = state.get("state") if isinstance(state, dict) else None
+    if name not in BIT_GENERATORS or state.get("bit_generator") != name \
+            or not isinstance(fields, dict):
+        raise ValueError(f"a random generator state that is not one of {name}")
+    if name == "MT19937":
+        key = fields.get("key")
+        if not (isinstance(key, np.ndarray) and key.dtype == np.uint32
+                and key.shape == (_MT_KEY,) and _is_int(fields.get("pos"), 0, _MT_KEY)):
+            raise ValueError("an MT19937 state with a key or position out of range")
+        return
+    if not (_is_int(fields.get("state"), 0, 2**128 - 1)
+            and _is_int(fields.get("inc"), 0, 2**128 - 1)
+            and _is_int(state.get("has_uint32"), 0, 1)
+            and _is_int(state.get("uinteger"), 0, 2**32 - 1)):
+        raise ValueError(f"a {name} state with numbers out of range")
+
+
+def check_legacy_state(state: Any) -> None:
+    """The same for a ``RandomState``'s ``get_state(legacy=True)`` tuple.
+
+    Raises:
+        ValueError: the state is not an MT19937 one, or its key or position is out of range.
+    """
+    if not (isinstance(state, tuple) and len(state) == 5 and state[0] == "MT19937"):
+        raise ValueError("a random state that is not an MT19937 one")
+    check_bit_state("MT19937", {"bit_generator": "MT19937",
+                                "state": {"key": state[1], "pos": state[2]}})
+
+
 # -- what ties a boosting model together ---------------------------------------------------
 
 
-def boosting_problem(estimator: Any, features_of: dict[int, int]) -> str | None:
-    """Why ``estimator`` (read from a file) could make compiled predict code read or write
-    outside its arrays, or ``None``. ``features_of`` maps ``id(predictor)`` to the largest
-    feature each checked ``TreePredictor`` splits on.
+class Checked:
+    """What a reader has checked so far: decision trees (by id), tree predictors (id ->
+    the largest feature they split on) and losses (by id)."""
 
-    - ``_BinMapper`` and ``HistGradientBoosting*``: no categorical feature; every
-      predictor checked, splitting only on the estimator's features;
-    - ``GradientBoosting*``: one tree per class and iteration, each over the estimator's
-      features, and initial predictions as wide as a row of trees.
+    __slots__ = ("losses", "predictors", "trees")
+
+    def __init__(self) -> None:
+        self.trees: set[int] = set()
+        self.predictors: dict[int, int] = {}
+        self.losses: set[int] = set()
+
+
+def boosting_problem(estimator: Any, checked: Checked) -> str | None:
+    """Why ``estimator`` (read from a file) could make compiled code read or write outside
+    its arrays, or ``None``.
+
+    - ``_BinMapper``: thresholds, flags and bin counts for the same features, no
+      categorical feature, a sane thread count;
+    - ``HistGradientBoosting*``: no categorical feature, no preprocessor (predict would
+      skip its input checks), not marked as in the middle of fit; every predictor checked,
+      splitting only on the estimator's features;
+    - ``GradientBoosting*``: one checked tree per class and iteration, each over the
+      estimator's features, and initial predictions as wide as a row of trees;
+    - both families: the loss a parameter name, the fitted loss one for as many classes as
+      trees per iteration.
     """
     if not type(estimator).__module__.startswith("sklearn.ensemble."):
         return None  # and loading a linear model imports no ensemble module
@@ -257,23 +325,82 @@ def boosting_problem(estimator: Any, features_of: dict[int, int]) -> str | None:
         BaseHistGradientBoosting,
     )
 
-    if isinstance(estimator, _BinMapper | BaseHistGradientBoosting):
-        categorical = vars(estimator).get("is_categorical_")
-        if categorical is not None and (not isinstance(categorical, np.ndarray)
-                                        or categorical.dtype.kind not in "bu"
-                                        or bool(categorical.any())):
-            return "categorical features (kept only as pickles)"
+    if isinstance(estimator, _BinMapper):
+        return _bin_mapper_problem(vars(estimator))
     if isinstance(estimator, BaseHistGradientBoosting):
-        return _histogram_problem(estimator, features_of)
+        return _loss_problem(estimator, checked) or _histogram_problem(estimator, checked)
     if isinstance(estimator, BaseGradientBoosting):
-        return _stages_problem(estimator)
+        return _loss_problem(estimator, checked) or _stages_problem(estimator, checked)
     return None
 
 
-def _histogram_problem(estimator: Any, features_of: dict[int, int]) -> str | None:
+#: where an estimator keeps a fitted loss: gradient boosting (checked against its trees by
+#: :func:`boosting_problem`) and the generalized linear models (which use only its link)
+_LOSS_ATTRIBUTES: Final = {"sklearn.ensemble.": "_loss", "sklearn.linear_model.": "_base_loss"}
+
+
+def held_loss(estimator: Any) -> Any:
+    """The fitted loss ``estimator``'s own code uses, or ``None``: a loss found anywhere
+    else in a file is refused (no other code reads one)."""
+    module = type(estimator).__module__
+    for prefix, attribute in _LOSS_ATTRIBUTES.items():
+        if module.startswith(prefix):
+            return vars(estimator).get(attribute)
+    return None
+
+
+def _bin_mapper_problem(state: dict[str, Any]) -> str | None:
+    threads = state.get("n_threads")
+    if threads is not None and not _is_int(threads, -1024, 1024):
+        return f"a thread count of {threads!r}"
+    if "bin_thresholds_" not in state:
+        return None  # not fitted
+    thresholds, flags = state["bin_thresholds_"], state.get("is_categorical_")
+    counts = state.get("n_bins_non_missing_")
+    if not (isinstance(counts, np.ndarray) and counts.ndim == 1):
+        return "no bin count per feature"
+    features = len(counts)
+    if not (isinstance(thresholds, list) and len(thresholds) == features
+            and all(isinstance(t, np.ndarray) and t.dtype == np.float64 and t.ndim == 1
+                    for t in thresholds)):
+        return f"bin thresholds that are not {features} arrays of numbers"
+    if not (isinstance(flags, np.ndarray) and flags.dtype == np.uint8
+            and flags.shape == (features,) and flags.flags.c_contiguous):
+        return f"categorical flags that are not {features} bytes"
+    if bool(flags.any()):
+        return "categorical features (kept only as pickles)"
+    if not _is_int(state.get("missing_values_bin_idx_"), 0, 255):
+        return "a missing-values bin outside 0..255"
+    return None
+
+
+def _loss_problem(estimator: Any, checked: Checked) -> str | None:
+    state = vars(estimator)
+    if not isinstance(state.get("loss"), str):
+        return "a loss parameter that is not a loss's name"
+    if "_loss" not in state:
+        return None  # not fitted
+    loss, per_iteration = state["_loss"], state.get("n_trees_per_iteration_")
+    if id(loss) not in checked.losses:
+        return "a fitted loss that is not a scikit-learn loss"
+    width = loss.n_classes if loss.is_multiclass else 1
+    if not _is_int(per_iteration, 1, 2**31) or width != per_iteration:
+        return f"a loss for {width} trees an iteration where the model has {per_iteration}"
+    return None
+
+
+def _histogram_problem(estimator: Any, checked: Checked) -> str | None:
     from sklearn.ensemble._hist_gradient_boosting.binning import _BinMapper
 
     state = vars(estimator)
+    categorical = state.get("is_categorical_")
+    if categorical is not None and not (isinstance(categorical, np.ndarray)
+                                        and not bool(categorical.any())):
+        return "categorical features (kept only as pickles)"
+    if state.get("_preprocessor") is not None:
+        return "a preprocessor (only categorical models have one)"
+    if state.get("_in_fit", False) is not False:
+        return "a mark of being in the middle of fit"
     if "_predictors" not in state:
         return None  # not fitted
     n_features, iterations = state.get("n_features_in_"), state["_predictors"]
@@ -285,7 +412,7 @@ def _histogram_problem(estimator: Any, features_of: dict[int, int]) -> str | Non
         return "its trees are not a list of lists"
     for row in iterations:
         for predictor in row:
-            largest = features_of.get(id(predictor))
+            largest = checked.predictors.get(id(predictor))
             if largest is None:
                 return "it holds a tree predictor that was not checked"
             if largest >= n_features:
@@ -294,7 +421,7 @@ def _histogram_problem(estimator: Any, features_of: dict[int, int]) -> str | Non
     return None
 
 
-def _stages_problem(estimator: Any) -> str | None:
+def _stages_problem(estimator: Any, checked: Checked) -> str | None:
     from sklearn._loss.loss import HalfMultinomialLoss
     from sklearn.dummy import DummyClassifier, DummyRegressor
     from sklearn.tree import DecisionTreeRegressor
@@ -309,8 +436,10 @@ def _stages_problem(estimator: Any) -> str | None:
             and stages.shape[1] == per_stage and type(n_features) is int):
         return "its trees are not a stages × trees-per-iteration array"
     for tree in stages.reshape(-1):
+        # predict_stages reads each tree's arrays in C, taking tree_ as a Tree unchecked
         if not (type(tree) is DecisionTreeRegressor
-                and getattr(tree, "n_features_in_", None) == n_features):
+                and getattr(tree, "n_features_in_", None) == n_features
+                and id(vars(tree).get("tree_")) in checked.trees):
             return f"a stage is not a regression tree over the model's {n_features} features"
     # predict adds tree k of each stage into column k of the initial predictions,
     # unchecked: those must be exactly one column per tree of a stage

@@ -55,6 +55,8 @@ from __future__ import annotations
 
 import copyreg
 import importlib
+import inspect
+import math
 import re
 from collections.abc import Callable
 from typing import Any, Final, Literal
@@ -81,7 +83,6 @@ _TREE: Final = ("sklearn.tree._tree", "Tree")
 _BUNCH: Final = ("sklearn.utils._bunch", "Bunch")
 #: scikit-learn classes that are not estimators but hold only plain values, rebuilt like them
 _HELPERS: Final = frozenset({("sklearn.compose._column_transformer", "make_column_selector")})
-_BIT_GENERATORS: Final = frozenset({"PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64"})
 _NEWOBJ: Final = getattr(copyreg, "__newobj__")  # what object.__reduce_ex__ names  # noqa: B009
 
 
@@ -204,7 +205,8 @@ class _Writer:
     def _generator(self, value: np.random.Generator) -> list[Any]:
         bits = value.bit_generator
         name = type(bits).__name__
-        if name not in _BIT_GENERATORS or getattr(np.random, name) is not type(bits):
+        if name not in sklearn_compiled.BIT_GENERATORS \
+                or getattr(np.random, name) is not type(bits):
             raise NotRepresentable(f"a random generator driven by {name}")
         self._remember(value)
         return ["G", name, self.node(bits.state)]
@@ -275,9 +277,8 @@ class _Reader:
     def __init__(self, *, trust: bool) -> None:
         self._trust = trust
         self._shared: list[Any] = []
-        self._trees: list[Any] = []
         self._estimators: list[Any] = []
-        self._predictor_features: dict[int, int] = {}  # id(TreePredictor) -> largest feature
+        self._checked = sklearn_compiled.Checked()
 
     def _keep(self, value: Any) -> Any:
         self._shared.append(value)
@@ -338,14 +339,12 @@ class _Reader:
 
     def _objects(self, shape: list[int], fortran: bool, items: list[Any]) -> Any:
         dims = _shape(shape)
-        out = np.empty(dims, dtype=object)
-        self._keep(out)
-        if len(items) != out.size:
+        if not isinstance(items, list) or len(items) != math.prod(dims):
             raise _corrupt("object array items do not match its shape")
-        flat = out.reshape(-1)
-        for index, item in enumerate(items):
-            flat[index] = self.node(item)
-        return np.asfortranarray(out) if fortran else out
+        out = self._keep(np.empty(dims, dtype=object, order="F" if fortran else "C"))
+        for index, item in zip(np.ndindex(*dims), items, strict=True):  # written in C order
+            out[index] = self.node(item)
+        return out
 
     def _scalar(self, descr: Any, data: bytes) -> Any:
         dtype = _dtype(descr)
@@ -378,8 +377,10 @@ class _Reader:
     def _random_state(self, state: Any) -> Any:
         out = self._keep(np.random.RandomState())
         try:
-            out.set_state(self.node(state))
-        except (TypeError, ValueError) as exc:
+            legacy = self.node(state)
+            sklearn_compiled.check_legacy_state(legacy)
+            out.set_state(legacy)
+        except (TypeError, ValueError, OverflowError) as exc:
             raise _corrupt(f"random state: {exc}") from None
         return out
 
@@ -389,13 +390,15 @@ class _Reader:
         return int(text)
 
     def _generator(self, name: Any, state: Any) -> Any:
-        if name not in _BIT_GENERATORS:
+        if name not in sklearn_compiled.BIT_GENERATORS:
             raise _corrupt(f"unknown random bit generator {name!r}")
         bits = getattr(np.random, name)()
         out = self._keep(np.random.Generator(bits))
         try:
-            bits.state = self.node(state)
-        except (TypeError, ValueError, KeyError) as exc:
+            read = self.node(state)
+            sklearn_compiled.check_bit_state(name, read)
+            bits.state = read
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:
             raise _corrupt(f"random generator state: {exc}") from None
         return out
 
@@ -411,7 +414,7 @@ class _Reader:
             raise _corrupt(str(exc)) from None
         predictor = TreePredictor(*fields)
         self._shared[slot] = predictor
-        self._predictor_features[id(predictor)] = largest
+        self._checked.predictors[id(predictor)] = largest
         return predictor
 
     def _loss(self, name: Any, parameters: list[Any], attributes: list[Any]) -> Any:
@@ -423,6 +426,7 @@ class _Reader:
         except ValueError as exc:
             raise _corrupt(f"loss: {exc}") from None
         self._shared[slot] = loss
+        self._checked.losses.add(id(loss))
         return loss
 
     def _bunch(self, items: list[Any], attributes: list[Any]) -> Any:
@@ -455,6 +459,10 @@ class _Reader:
         kind = self._class(module, qualname)
         out = self._keep(object.__new__(kind))
         state = self._fill({}, pairs)
+        hiding = next((key for key in state if _hides_a_method(kind, key)), None)
+        if hiding is not None:
+            raise _corrupt(f"a {qualname} whose state {hiding!r} would hide its class's "
+                           f"{hiding} (compiled code would call what the file gives)")
         setstate = getattr(out, "__setstate__", None)
         if setstate is not None:
             setstate(state)
@@ -476,7 +484,7 @@ class _Reader:
         tree = Tree(n_features, classes, n_outputs)
         tree.__setstate__(state)
         self._shared[slot] = tree
-        self._trees.append(tree)
+        self._checked.trees.add(id(tree))
         return tree
 
     def _untrusted(self, what: str) -> UntrustedContentError:
@@ -486,20 +494,24 @@ class _Reader:
             "store.load(..., trust=True)")
 
     def check_estimators(self) -> None:
-        """Every estimator holding a tree sees as many features as the tree splits on, and
-        a boosting model's parts fit together (see :func:`sklearn_compiled.boosting_problem`)."""
-        trees = {id(tree) for tree in self._trees}
+        """Every estimator holding a tree sees as many features as the tree splits on, a
+        boosting model's parts fit together (see :func:`sklearn_compiled.boosting_problem`),
+        and every loss is a boosting model's fitted loss (nothing else reads one)."""
+        owned = set()
         for estimator in self._estimators:
-            problem = sklearn_compiled.boosting_problem(estimator, self._predictor_features)
+            problem = sklearn_compiled.boosting_problem(estimator, self._checked)
             if problem is not None:
                 raise _corrupt(f"a {type(estimator).__name__} with {problem}")
+            owned.add(id(sklearn_compiled.held_loss(estimator)))
             tree = vars(estimator).get("tree_")
-            if tree is None or id(tree) not in trees:
+            if tree is None or id(tree) not in self._checked.trees:
                 continue
             if getattr(estimator, "n_features_in_", None) != tree.n_features:
                 raise _corrupt(f"a {type(estimator).__name__} expects "
                                f"{getattr(estimator, 'n_features_in_', None)} features but its "
                                f"tree splits on {tree.n_features}")
+        if not self._checked.losses <= owned:
+            raise _corrupt("a loss where no estimator reads one")
 
 
 _PENDING: Final = object()
@@ -513,9 +525,19 @@ _READERS: Final[dict[str, Callable[..., Any]]] = {
 
 
 def _shape(shape: Any) -> tuple[int, ...]:
-    if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+    if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape) \
+            or math.prod(shape) >= 2**48:
         raise _corrupt(f"bad shape {shape!r}")
     return tuple(shape)
+
+
+def _hides_a_method(kind: type, key: Any) -> bool:
+    """Whether an instance attribute ``key`` would hide a method, property or other
+    descriptor of ``kind``: the state a file gives holds values, never behaviour."""
+    if not isinstance(key, str):
+        return False
+    found = inspect.getattr_static(kind, key, None)
+    return found is not None and hasattr(type(found), "__get__")
 
 
 def loads(data: bytes, *, trust: bool = False) -> Any:
@@ -539,7 +561,11 @@ def loads(data: bytes, *, trust: bool = False) -> Any:
     reader = _Reader(trust=trust)
     try:
         model = reader.node(top[2])
+        reader.check_estimators()
+    except (CorruptRecordError, UntrustedContentError):
+        raise
     except RecursionError:
         raise _corrupt("it nests too deeply") from None
-    reader.check_estimators()
+    except Exception as exc:  # noqa: BLE001 - a class's own __setstate__ refusing the state
+        raise _corrupt(f"{type(exc).__name__}: {exc}") from None
     return model
