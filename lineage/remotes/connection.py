@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import IO, Any, Final, TypeVar
 
 from lineage.errors import InvalidRemote, LineageError, RemoteError
+from lineage.remotes.cache import RemoteCache, cacheable
 from lineage.remotes.config import Remote
 
 __all__ = ["RETRIES", "TEMPORARY", "Connection", "connect"]
@@ -33,6 +34,14 @@ _WRITE_BLOCK: Final = 16 * 1024 * 1024  # multipart part size for streamed write
 #: Folder (under a local remote's root) where small files are written before being renamed
 #: into place; no listing of packs, refs or events looks there.
 TEMPORARY: Final = "tmp"
+
+
+def _identity(info: dict[str, Any]) -> str:
+    """What a listing says of one file that changes if the file is replaced: its size and
+    its ETag (object stores) or modification time (a directory)."""
+    marker = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get(
+        "LastModified")
+    return f"{info.get('size')}:{marker}"
 
 
 def connect(remote: Remote, options: dict[str, Any] | None = None) -> Connection:
@@ -105,6 +114,12 @@ class Connection:
         self.root = root
         self.label = label
         self.sleep: Callable[[float], None] = time.sleep
+        #: copies of the remote's write-once files (set by a store on disk; see
+        #: :mod:`lineage.remotes.cache`): :meth:`cat` fetches only what it lacks
+        self.cache: RemoteCache | None = None
+        #: path -> what the last listing said of it (size and ETag or mtime): a copy is
+        #: used only for the very file listed
+        self.listed: dict[str, str] = {}
 
     def path(self, *parts: str) -> str:
         """The full path of ``parts`` under the remote's root."""
@@ -174,21 +189,39 @@ class Connection:
     def find(self, *parts: str, attempts: int = RETRIES) -> list[str]:
         """Every file under ``parts`` (relative paths, sorted); none if it does not exist."""
         try:
-            found = self.call("list files", self.fs.find, self.path(*parts), attempts=attempts)
+            found = self.call("list files", self.fs.find, self.path(*parts), detail=True,
+                              attempts=attempts)
         except FileNotFoundError as exc:
             if "bucket" in str(exc).lower():
                 raise self.error("list files", exc) from None
             return []
-        return sorted(self.relative(p) for p in found)
+        listed = {self.relative(path): _identity(info) for path, info in found.items()}
+        self.listed.update(listed)
+        return sorted(listed)
 
     def cat(self, paths: list[str]) -> dict[str, bytes]:
-        """The contents of the files at ``paths`` (relative), fetched together.
+        """The contents of the files at ``paths`` (relative), fetched together; write-once
+        files the :attr:`cache` holds are not fetched again.
 
         Raises:
             RemoteError: one of them is missing (removed since it was listed) or unreadable.
         """
-        if not paths:
-            return {}
+        cache = self.cache
+        known = [p for p in paths if cacheable(p) and p in self.listed] if cache else []
+        kept: dict[str, bytes] = {}
+        if cache is not None:
+            kept = {p: data for p in known
+                    if (data := cache.get(p, self.listed[p])) is not None}
+        missing = [p for p in paths if p not in kept]
+        if missing:
+            kept.update(self._fetch(missing))
+            if cache is not None:
+                for path in known:
+                    if path in missing:
+                        cache.put(path, self.listed[path], kept[path])
+        return {p: kept[p] for p in paths}
+
+    def _fetch(self, paths: list[str]) -> dict[str, bytes]:
         full = [self.path(p) for p in paths]
         found = self.call("read files", self.fs.cat, full, on_error="raise", passthrough=())
         if not isinstance(found, dict):  # one path may come back bare

@@ -237,6 +237,8 @@ def load_state(connection: Connection, *, create: bool = False) -> RemoteState:
         elif not files:
             raise RemoteError(f"remote {connection.label} is empty or does not exist (it holds "
                               "no lineage remote); push to it first, or check the URL")
+    if connection.cache is not None:
+        connection.cache.prune(files)
     metas = [f for f in files if f.startswith("packs/") and f.endswith(".meta")]
     named = {f[len("packs/"):-len(".meta")] for f in metas}
     state.orphans = [f for f in files if f.startswith("packs/") and f.endswith(".pack")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lineage.remotes import config
+from lineage.remotes.cache import RemoteCache
 from lineage.remotes.config import Remote
 from lineage.remotes.connection import Connection, connect
 
@@ -46,7 +47,10 @@ def _open(store: Store, remote: str | None, options: dict[str, Any]) -> tuple[Re
     with store._read() as txn:
         found = config.find_remote(txn, remote)
     config.check_options(options, persist=False)
-    return found, connect(found, options)
+    connection = connect(found, options)
+    if store.path != ":memory:":
+        connection.cache = RemoteCache(store.path, found.url)
+    return found, connection
 
 
 def push(store: Store, remote: str | None, revisions: Sequence[Any] | None,

@@ -1,0 +1,127 @@
+"""The local copies of a remote's write-once files (lineage.remotes.cache): a second push or
+pull fetches none of them again, and a copy is never used for a file the remote no longer
+holds as it was (replaced, removed by a remote gc) nor when it is damaged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from remotes_support import RemoteUnderTest
+
+import lineage
+from lineage.remotes import connection as connection_module
+from lineage.remotes.cache import FOLDER, RemoteCache, cacheable
+from lineage.remotes.config import Remote
+from lineage.remotes.connection import Connection, connect
+
+
+def _history(store: lineage.Store, versions: int) -> None:
+    for number in range(versions):
+        with store.run("train", params={"C": number}) as run:
+            run.log_metric("auc", 0.5 + number / 100)
+            run.log_artifact({"weights": [number]}, name="model", version=f"v{number}")
+    store.promote("model@v0", "production", reason="first")
+
+
+def _fetched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every path the connections fetch from now on (the cache answers the others)."""
+    paths: list[str] = []
+    fetch = Connection._fetch
+
+    def recording(self: Connection, wanted: list[str]) -> dict[str, bytes]:
+        paths.extend(wanted)
+        return fetch(self, wanted)
+
+    monkeypatch.setattr(Connection, "_fetch", recording)
+    return paths
+
+
+def test_a_second_push_or_pull_fetches_no_file_it_has_read(
+        remote: RemoteUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    alice = lineage.open(tmp_path / "alice")
+    _history(alice, 3)
+    alice.push(remote.url)
+    alice.add({"C": 9}, name="model", version="v9")
+    alice.push(remote.url)  # reads what the first push wrote: now kept
+    alice.push(remote.url)  # reads what the second wrote (a push keeps what it reads)
+    bob = lineage.open(tmp_path / "bob")
+    bob.pull(remote.url)
+    fetched = _fetched(monkeypatch)
+    again = alice.push(remote.url)
+    assert (again.objects, again.refs) == (0, 0)
+    second = bob.pull(remote.url)
+    assert (second.objects, second.refs) == (0, 0)
+    assert [p for p in fetched if cacheable(p)] == []
+    assert bob.resolve("model@v9") == alice.resolve("model@v9")
+    assert bob.verify().ok
+
+
+def test_a_replaced_file_is_fetched_again(remote: RemoteUnderTest, tmp_path: Path) -> None:
+    """A remote emptied and pushed to again holds other bytes at the same paths."""
+    connection = connect(Remote(None, remote.url))
+    connection.cache = RemoteCache(tmp_path / "store", remote.url)
+    connection.put("refs/tags/baseline/00000000", b"first")
+    assert connection.find("refs") == ["refs/tags/baseline/00000000"]
+    assert connection.cat(["refs/tags/baseline/00000000"]) == {
+        "refs/tags/baseline/00000000": b"first"}
+    for replacement in (b"other", b"longer one"):  # the same size, then another size
+        connection.put("refs/tags/baseline/00000000", replacement)
+        connection.find("refs")
+        assert connection.cat(["refs/tags/baseline/00000000"])[
+            "refs/tags/baseline/00000000"] == replacement
+
+
+def test_a_damaged_copy_is_fetched_again_and_replaced(
+        remote: RemoteUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    alice = lineage.open(tmp_path / "alice")
+    _history(alice, 2)
+    alice.push(remote.url)
+    alice.push(remote.url)
+    copies = sorted((tmp_path / "alice" / FOLDER).rglob("packs%2F*.meta"))
+    assert copies
+    damaged = copies[0].read_bytes()
+    copies[0].write_bytes(damaged[:-1] + bytes([damaged[-1] ^ 1]))
+    fetched = _fetched(monkeypatch)
+    assert alice.push(remote.url).objects == 0
+    assert [p for p in fetched if cacheable(p)] == [
+        "packs/" + copies[0].name.split("%2F", 1)[1]]
+    assert copies[0].read_bytes() == damaged
+
+
+def test_copies_of_files_a_remote_gc_removed_are_dropped(
+        remote: RemoteUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lineage.remotes import gc as remote_gc
+
+    alice = lineage.open(tmp_path / "alice")
+    _history(alice, 3)
+    for number in range(3):  # three pushes, three packs
+        alice.add({"extra": number})
+        alice.push(remote.url)
+    alice.gc()
+    remote_gc.collect(connect(Remote(None, remote.url)), dry_run=False, grace=0)
+    alice.push(remote.url)  # lists the remote again: copies of removed files go
+    folder = next((tmp_path / "alice" / FOLDER).iterdir())
+    kept = {p.name for p in folder.iterdir()}
+    listed = {p.replace("/", "%2F") for p in remote.files() if cacheable(p)}
+    assert kept <= listed
+    bob = lineage.open(tmp_path / "bob")
+    bob.pull(remote.url)
+    assert bob.verify().ok
+
+
+def test_an_in_memory_store_keeps_no_copies(remote: RemoteUnderTest, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[Connection] = []
+    original = connection_module.connect
+
+    def recording(*args: object, **kwargs: object) -> Connection:
+        made = original(*args, **kwargs)  # type: ignore[arg-type]
+        built.append(made)
+        return made
+
+    monkeypatch.setattr("lineage.remotes.operations.connect", recording)
+    store = lineage.open(":memory:")
+    store.add({"C": 1}, name="config")
+    store.push(remote.url)
+    assert built and all(c.cache is None for c in built)
