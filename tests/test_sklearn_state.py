@@ -252,3 +252,86 @@ def test_loading_imports_only_the_modules_the_model_needs(store: Store) -> None:
     done = subprocess.run([sys.executable, "-c", code, store.path], capture_output=True,
                           text=True, check=True)
     assert done.stdout.split() == ["LogisticRegression", "[]"]
+
+
+# -- what loads without trust -------------------------------------------------------------------
+
+
+def test_a_model_lineage_does_not_check_is_kept_safe_but_loads_only_with_trust(
+        store: Store) -> None:
+    """An SVC's fitted arrays go to libsvm unchecked: it is stored in the safe format (no
+    pickle), and loading it asks for trust=True, which then loads it without any pickle."""
+    from sklearn.svm import SVC
+
+    frame, label = cohort()
+    numeric = frame[["age", "bmi"]].fillna(0)
+    model = SVC().fit(numeric, label)
+    artifact = store.add(model)
+    assert artifact.format == "sklearn-state"
+    with pytest.raises(UntrustedContentError, match="SVC.*trust=True"):
+        store.load(artifact.digest)
+    assert np.array_equal(store.load(artifact.digest, trust=True).predict(numeric),
+                          model.predict(numeric))
+
+
+def test_a_file_naming_an_unlisted_module_never_imports_it() -> None:
+    """scikit-learn's own test modules run code on import (pytest, dataset downloads)."""
+    module = "sklearn.ensemble.tests.test_bagging"
+    sys.modules.pop(module, None)
+    with pytest.raises(UntrustedContentError):
+        sklearn_state.loads(crafted(["E", module, "DummySizeEstimator", []]))
+    assert module not in sys.modules
+
+
+def _encoder(**options: Any) -> Any:
+    frame, _label = cohort()
+    return OneHotEncoder(**options).fit(frame[["sex", "site"]])
+
+
+@pytest.mark.parametrize(("state", "error"), [
+    ({"_n_features_outs": [2**40, 1 - 2**40]}, CorruptRecordError),  # scipy writes there
+    ({"drop_idx_": np.array([7, 0], dtype=object)}, CorruptRecordError),
+    ({"_parameter_constraints": {}}, CorruptRecordError),  # hides class data, not a parameter
+    ({"transform": np.positive}, CorruptRecordError),  # hides a method
+], ids=["output-widths", "dropped-category", "class-data", "method"])
+def test_a_crafted_one_hot_encoder_is_refused(state: dict[str, Any],
+                                              error: type[Exception]) -> None:
+    encoder = _encoder(drop="first")
+    assert sklearn_state.loads(sklearn_state.dumps(encoder)) is not None
+    vars(encoder).update(state)
+    with pytest.raises(error):
+        sklearn_state.loads(sklearn_state.dumps(encoder))
+
+
+def test_unsorted_numeric_categories_are_refused() -> None:
+    encoder = OneHotEncoder().fit(np.array([[1.0], [2.0], [3.0]]))
+    encoder.categories_ = [np.array([3.0, 1.0, 2.0])]  # found by binary search
+    with pytest.raises(CorruptRecordError, match="sorted"):
+        sklearn_state.loads(sklearn_state.dumps(encoder))
+
+
+def test_an_encoder_grouping_infrequent_categories_needs_trust() -> None:
+    encoder = _encoder(min_frequency=5)
+    data = sklearn_state.dumps(encoder)
+    with pytest.raises(UntrustedContentError, match="infrequent"):
+        sklearn_state.loads(data)
+    assert sklearn_state.loads(data, trust=True).categories_[1].tolist() == \
+        encoder.categories_[1].tolist()
+
+
+def test_coefficients_must_be_as_wide_as_the_features() -> None:
+    from sklearn.linear_model import Lasso
+
+    frame, label = cohort()
+    model = Lasso(warm_start=True).fit(frame[["age", "bmi"]].fillna(0), label)
+    model.coef_ = np.zeros(1)
+    with pytest.raises(CorruptRecordError, match="coefficients"):
+        sklearn_state.loads(sklearn_state.dumps(model))
+
+
+def test_a_parameter_that_shares_a_class_attribute_name_is_state() -> None:
+    from sklearn.linear_model import LassoLars
+
+    frame, label = cohort()
+    model = LassoLars(positive=True).fit(frame[["age", "bmi"]].fillna(0), label)
+    assert sklearn_state.loads(sklearn_state.dumps(model)).positive is True

@@ -198,7 +198,9 @@ def _safe_bytes(model: BaseEstimator) -> bytes | None:
     """``"sklearn-state"`` bytes that read back to an estimator giving the same bytes."""
     try:
         data = sklearn_state.dumps(model)
-        same = sklearn_state.dumps(sklearn_state.loads(data)) == data
+        # trust: these are our own fresh bytes; whether a later load needs trust=True is
+        # that load's question (see lineage.adapters.sklearn_allowed)
+        same = sklearn_state.dumps(sklearn_state.loads(data, trust=True)) == data
     except Exception:  # noqa: BLE001 - any refusal or failure keeps the pickle
         return None
     return data if same else None

@@ -5,9 +5,11 @@ An estimator is written as the tree of its state — what pickle would save, wal
 ``__reduce_ex__`` — with every value of a closed set of kinds. The file names classes, but
 loading only ever instantiates these, so loading needs no ``trust=True``:
 
-- scikit-learn estimators (subclasses of ``BaseEstimator`` defined under ``sklearn.``) and
+- the scikit-learn estimators :mod:`lineage.adapters.sklearn_allowed` lists (those whose
+  fitted arrays compiled code either does not read or lineage checks), and
   ``make_column_selector``, rebuilt as pickle rebuilds them (``cls.__new__(cls)`` then
-  ``__setstate__``);
+  ``__setstate__``) from a state that may not hide their class's attributes; any other
+  scikit-learn estimator is written the same way but loads only with ``trust=True``;
 - ``sklearn.tree._tree.Tree`` (decision trees and forests), whose node arrays are checked
   before use (children inside the tree and pointing forward, one parent per node, split
   features inside the estimator's ``n_features_in_``), so no crafted tree can make
@@ -55,7 +57,6 @@ from __future__ import annotations
 
 import copyreg
 import importlib
-import inspect
 import math
 import re
 from collections.abc import Callable
@@ -65,7 +66,7 @@ import msgpack
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from lineage.adapters import sklearn_compiled
+from lineage.adapters import sklearn_allowed, sklearn_compiled
 from lineage.errors import CorruptRecordError, UntrustedContentError
 
 __all__ = ["FORMAT", "NotRepresentable", "dumps", "loads"]
@@ -442,6 +443,11 @@ class _Reader:
                 and _NAME.fullmatch(qualname)
                 and (_MODULE.fullmatch(module) or self._trust)):
             raise self._untrusted(f"the class {module}.{qualname}")
+        if not self._trust:
+            allowed = sklearn_allowed.allowed_class(module, qualname)
+            if allowed is None:
+                raise self._unchecked(f"{module}.{qualname}")
+            return allowed
         try:
             found = getattr(importlib.import_module(module), qualname, None)
         except ImportError as exc:
@@ -449,20 +455,18 @@ class _Reader:
                            f"does not have ({exc})") from None
         if not isinstance(found, type):
             raise _corrupt(f"{module}.{qualname} is not a class")
-        if not self._trust and not (issubclass(found, BaseEstimator)
-                                    and found.__module__.startswith("sklearn.")
-                                    or _path(found) in _HELPERS):
-            raise self._untrusted(f"the class {module}.{qualname}")
         return found
 
     def _estimator(self, module: Any, qualname: Any, pairs: list[Any]) -> Any:
         kind = self._class(module, qualname)
         out = self._keep(object.__new__(kind))
         state = self._fill({}, pairs)
-        hiding = next((key for key in state if _hides_a_method(kind, key)), None)
-        if hiding is not None:
-            raise _corrupt(f"a {qualname} whose state {hiding!r} would hide its class's "
-                           f"{hiding} (compiled code would call what the file gives)")
+        problem = sklearn_allowed.state_problem(kind, state)
+        if problem is not None:
+            raise _corrupt(f"a {qualname} with {problem}")
+        unchecked = None if self._trust else sklearn_allowed.untrusted_state(kind, state)
+        if unchecked is not None:
+            raise self._unchecked(unchecked)
         setstate = getattr(out, "__setstate__", None)
         if setstate is not None:
             setstate(state)
@@ -486,6 +490,13 @@ class _Reader:
         self._shared[slot] = tree
         self._checked.trees.add(id(tree))
         return tree
+
+    def _unchecked(self, what: str) -> UntrustedContentError:
+        return UntrustedContentError(
+            f"this scikit-learn model file holds {what}, whose fitted arrays scikit-learn's "
+            "compiled code trusts and lineage does not check (it checks trees, forests, "
+            "boosting, linear models, pipelines and common preprocessing); if you trust "
+            "whoever wrote this store, load it with store.load(..., trust=True)")
 
     def _untrusted(self, what: str) -> UntrustedContentError:
         return UntrustedContentError(
@@ -529,15 +540,6 @@ def _shape(shape: Any) -> tuple[int, ...]:
             or math.prod(shape) >= 2**48:
         raise _corrupt(f"bad shape {shape!r}")
     return tuple(shape)
-
-
-def _hides_a_method(kind: type, key: Any) -> bool:
-    """Whether an instance attribute ``key`` would hide a method, property or other
-    descriptor of ``kind``: the state a file gives holds values, never behaviour."""
-    if not isinstance(key, str):
-        return False
-    found = inspect.getattr_static(kind, key, None)
-    return found is not None and hasattr(type(found), "__get__")
 
 
 def loads(data: bytes, *, trust: bool = False) -> Any:
