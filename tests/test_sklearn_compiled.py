@@ -362,7 +362,20 @@ def _loss_outside_a_boosting_model() -> Any:
     return _with(LogisticRegression(), extra_=HalfBinomialLoss())
 
 
+def _forest_with_a_wider_tree() -> Any:
+    """A forest checks X against its own width, then has each tree read it unchecked."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    features, binary, _three, _amount = data()
+    forest = RandomForestClassifier(n_estimators=2, random_state=0).fit(features[:, :2],
+                                                                        binary)
+    forest.estimators_[1] = DecisionTreeClassifier(random_state=0).fit(features, binary)
+    return forest
+
+
 CRAFTED_MODELS: dict[str, Callable[[], Any]] = {
+    "forest-with-a-wider-tree": _forest_with_a_wider_tree,
     "hgb-with-a-preprocessor": lambda: _with(_hgb(), _preprocessor=_gb().init_),
     "hgb-in-the-middle-of-fit": lambda: _with(_hgb(), _in_fit=True),
     "bin-mapper-without-thresholds": _mapper_without_thresholds,

@@ -335,3 +335,72 @@ def test_a_parameter_that_shares_a_class_attribute_name_is_state() -> None:
     frame, label = cohort()
     model = LassoLars(positive=True).fit(frame[["age", "bmi"]].fillna(0), label)
     assert sklearn_state.loads(sklearn_state.dumps(model)).positive is True
+
+
+def _dense(values: Any) -> Any:
+    return values.toarray() if hasattr(values, "toarray") else np.asarray(values)
+
+
+def _isolation_forest() -> Any:
+    from sklearn.ensemble import IsolationForest
+
+    return IsolationForest(n_estimators=3, max_features=0.5, random_state=0)
+
+
+def _polynomial() -> Any:
+    from sklearn.preprocessing import PolynomialFeatures
+
+    return PolynomialFeatures(degree=(1, 3), interaction_only=True)
+
+
+def _bins() -> Any:
+    from sklearn.preprocessing import KBinsDiscretizer
+
+    return KBinsDiscretizer(n_bins=3, encode="onehot", quantile_method="averaged_inverted_cdf")
+
+
+@pytest.mark.parametrize("build", [_isolation_forest, _polynomial, _bins],
+                         ids=["isolation-forest-subsampled", "polynomial-degree-range",
+                              "bins-one-hot"])
+def test_honest_models_pass_the_state_checks(build: Any) -> None:
+    frame, label = cohort()
+    numeric = frame[["age", "bmi"]].fillna(0).to_numpy()
+    model = build().fit(numeric, label)
+    back = sklearn_state.loads(sklearn_state.dumps(model))
+    method = "transform" if hasattr(model, "transform") else "predict"
+    assert np.array_equal(_dense(getattr(back, method)(numeric)),
+                          _dense(getattr(model, method)(numeric)))
+
+
+def test_string_categories_with_a_missing_value_last_pass() -> None:
+    frame, _label = cohort()
+    sites = frame[["site"]].astype(object)
+    sites.iloc[0, 0] = None
+    encoder = OneHotEncoder(handle_unknown="ignore").fit(sites)
+    back = sklearn_state.loads(sklearn_state.dumps(encoder))
+    assert np.array_equal(_dense(back.transform(sites)), _dense(encoder.transform(sites)))
+
+
+@pytest.mark.parametrize(("build", "state"), [
+    (_polynomial, {"_max_degree": 2**31 - 1}),  # transform would loop ~forever
+    (_polynomial, {"n_output_features_": 10**6}),
+    (lambda: OneHotEncoder(), {"categories_": [np.array([True, False])]}),
+], ids=["polynomial-degree", "polynomial-width", "bool-categories-unsorted"])
+def test_derived_state_its_parameters_do_not_give_is_refused(
+        build: Any, state: dict[str, Any]) -> None:
+    frame, label = cohort()
+    features = frame[["age"]].fillna(0).to_numpy() > 50 if "categories_" in state else \
+        frame[["age", "bmi"]].fillna(0).to_numpy()
+    model = build().fit(features, label)
+    vars(model).update(state)
+    with pytest.raises(CorruptRecordError):
+        sklearn_state.loads(sklearn_state.dumps(model))
+
+
+def test_labels_must_be_sorted_with_missing_values_last() -> None:
+    from sklearn.preprocessing import LabelBinarizer
+
+    binarizer = LabelBinarizer().fit([1.0, 2.0, 3.0, 4.0])
+    binarizer.classes_ = np.array([4.0, np.nan, 1.0, 2.0], dtype=object)
+    with pytest.raises(CorruptRecordError, match="sorted"):
+        sklearn_state.loads(sklearn_state.dumps(binarizer))

@@ -102,9 +102,8 @@ def state_problem(kind: type, state: dict[Any, Any]) -> str | None:
     if isinstance(coefficients, np.ndarray) and type(features) is int \
             and (coefficients.ndim == 0 or coefficients.shape[-1] != features):
         return f"coefficients of shape {coefficients.shape} for {features} features"
-    if _path(kind) == ("sklearn.preprocessing._encoders", "OneHotEncoder"):
-        return _one_hot_problem(kind, state)
-    return None
+    check = _CLASS_CHECKS.get(_path(kind))
+    return check(kind, state) if check is not None else None
 
 
 def untrusted_state(kind: type, state: dict[Any, Any]) -> str | None:
@@ -137,13 +136,8 @@ def _one_hot_problem(kind: type, state: dict[Any, Any]) -> str | None:
     features = state.get("n_features_in_")
     if features is not None and features != len(categories):
         return f"{len(categories)} category lists for {features} features"
-    for values in categories:
-        if values.dtype.kind in "iuf":  # found by binary search: must be sorted
-            finite = values[~np.isnan(values)] if values.dtype.kind == "f" else values
-            if finite.size != values.size and not bool(np.isnan(values[finite.size:]).all()):
-                return "a missing category that is not the last"
-            if bool(np.any(finite[1:] <= finite[:-1])):
-                return "numeric categories that are not sorted"
+    if not all(_sorted(values) for values in categories):
+        return "categories that are not sorted"  # they are found by binary search
     for key in ("drop_idx_", "_drop_idx_after_grouping"):
         dropped = state.get(key)
         if dropped is None:
@@ -164,3 +158,58 @@ def _one_hot_problem(kind: type, state: dict[Any, Any]) -> str | None:
         return f"output widths {state.get('_n_features_outs')!r} where its categories give " \
                f"{widths!r}"
     return None
+
+
+def _sorted(values: np.ndarray[Any, Any]) -> bool:
+    """Whether ``values`` are strictly increasing, missing values (None, NaN) only at the
+    end: the order scikit-learn keeps labels and categories in, and finds them by binary
+    search in (an unsorted array makes it compute an index past the end)."""
+    items = values.tolist()
+    missing = [v is None or (isinstance(v, float) and v != v) for v in items]
+    present = missing.index(True) if True in missing else len(items)
+    if not all(missing[present:]):
+        return False
+    try:
+        return all(a < b for a, b in zip(items[:present], items[1:present], strict=False))
+    except TypeError:  # values of kinds that do not compare
+        return False
+
+
+def _labels_problem(kind: type, state: dict[Any, Any]) -> str | None:
+    classes = state.get("classes_")
+    if classes is None:
+        return None  # not fitted
+    if not (isinstance(classes, np.ndarray) and classes.ndim == 1 and _sorted(classes)):
+        return "classes that are not sorted"
+    return None
+
+
+def _polynomial_problem(kind: type, state: dict[Any, Any]) -> str | None:
+    """Its degrees and output widths are what its parameters and input width give (the
+    transform loops up to the maximal degree over columns it does not check)."""
+    if "n_output_features_" not in state:
+        return None  # not fitted
+    degree, features = state.get("degree"), state.get("n_features_in_")
+    degrees = (0, degree) if type(degree) is int else tuple(degree) \
+        if isinstance(degree, tuple | list) else None
+    if degrees != (state.get("_min_degree"), state.get("_max_degree")) \
+            or type(features) is not int or not all(type(d) is int and d >= 0 for d in degrees):
+        return "degrees that its degree parameter does not give"
+    count = getattr(kind, "_num_combinations")  # noqa: B009 - a static method of scikit-learn
+    options = {"n_features": features, "max_degree": degrees[1],
+               "interaction_only": bool(state.get("interaction_only")),
+               "include_bias": bool(state.get("include_bias"))}
+    widths = (count(min_degree=degrees[0], **options), count(min_degree=0, **options))
+    if widths != (state.get("n_output_features_"), state.get("_n_out_full")) \
+            or widths[1] > 2**31:
+        return f"output widths that its degrees do not give ({widths[1]} columns in all)"
+    return None
+
+
+#: the classes whose state is checked beyond :func:`state_problem`'s rules, by path
+_CLASS_CHECKS: Final = {
+    ("sklearn.preprocessing._encoders", "OneHotEncoder"): _one_hot_problem,
+    ("sklearn.preprocessing._label", "LabelBinarizer"): _labels_problem,
+    ("sklearn.preprocessing._label", "LabelEncoder"): _labels_problem,
+    ("sklearn.preprocessing._polynomial", "PolynomialFeatures"): _polynomial_problem,
+}

@@ -315,7 +315,8 @@ def boosting_problem(estimator: Any, checked: Checked) -> str | None:
     - ``GradientBoosting*``: one checked tree per class and iteration, each over the
       estimator's features, and initial predictions as wide as a row of trees;
     - both families: the loss a parameter name, the fitted loss one for as many classes as
-      trees per iteration.
+      trees per iteration;
+    - forests: every tree over as many features as the forest gives it.
     """
     if not type(estimator).__module__.startswith("sklearn.ensemble."):
         return None  # and loading a linear model imports no ensemble module
@@ -331,6 +332,35 @@ def boosting_problem(estimator: Any, checked: Checked) -> str | None:
         return _loss_problem(estimator, checked) or _histogram_problem(estimator, checked)
     if isinstance(estimator, BaseGradientBoosting):
         return _loss_problem(estimator, checked) or _stages_problem(estimator, checked)
+    from sklearn.ensemble import IsolationForest
+    from sklearn.ensemble._forest import BaseForest
+
+    if isinstance(estimator, BaseForest | IsolationForest):
+        return _forest_problem(estimator, isinstance(estimator, IsolationForest))
+    return None
+
+
+def _forest_problem(estimator: Any, subsampled: bool) -> str | None:
+    """A forest checks X once against its own feature count, then has each tree read it
+    unchecked (``check_input=False``); an isolation forest first keeps ``_max_features``
+    columns of it, those its ``estimators_features_`` name."""
+    state = vars(estimator)
+    trees, n_features = state.get("estimators_"), state.get("n_features_in_")
+    if trees is None:
+        return None  # not fitted
+    if not isinstance(trees, list) or type(n_features) is not int:
+        return "trees that are not a list, or no feature count"
+    width = n_features
+    if subsampled:
+        width, columns = state.get("_max_features"), state.get("estimators_features_")
+        if not (type(width) is int and isinstance(columns, list)
+                and len(columns) == len(trees)
+                and all(isinstance(c, np.ndarray) and c.shape == (width,) for c in columns)):
+            return "trees and feature subsets that do not match"
+    for tree in trees:
+        if getattr(tree, "n_features_in_", None) != width:
+            return f"a tree over {getattr(tree, 'n_features_in_', None)} features where it " \
+                   f"is given {width}"
     return None
 
 
