@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import msgpack
 
-from lineage.core.hashing import DIGEST_SIZE, Digest, digest_bytes
+from lineage.core.hashing import DIGEST_SIZE, Digest, digest_bytes, unchecked_digest
 from lineage.errors import CorruptRecordError, UnsupportedValue
 
 __all__ = ["as_digest", "as_text", "decode", "decode_fields", "digest_of", "encode",
@@ -145,7 +145,9 @@ def encode(value: Any) -> bytes:
 
 def _ext_hook(code: int, data: bytes) -> Any:
     if code == EXT_DIGEST:
-        return Digest(data)
+        if len(data) != DIGEST_SIZE:
+            raise CorruptRecordError(f"a digest is {DIGEST_SIZE} bytes, got {len(data)}")
+        return unchecked_digest(data)
     if code == EXT_BIGINT:
         return int.from_bytes(data, "big", signed=True)
     raise CorruptRecordError(f"unknown msgpack extension type {code}")
