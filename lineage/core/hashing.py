@@ -85,7 +85,8 @@ unchecked_digest: Final = functools.partial(bytes.__new__, Digest)
 
 def digest_bytes(data: bytes | bytearray | memoryview | mmap.mmap) -> Digest:
     """XXH3-128 of ``data``."""
-    return unchecked_digest(xxhash.xxh3_128_digest(data))  # always 16 bytes
+    digest: Digest = unchecked_digest(xxhash.xxh3_128_digest(data))  # always 16 bytes
+    return digest
 
 
 def map_file(path: str | os.PathLike[str]) -> mmap.mmap | bytes:
