@@ -36,12 +36,15 @@ _WRITE_BLOCK: Final = 16 * 1024 * 1024  # multipart part size for streamed write
 TEMPORARY: Final = "tmp"
 
 
-def _identity(info: dict[str, Any]) -> str:
+def _identity(info: dict[str, Any]) -> str | None:
     """What a listing says of one file that changes if the file is replaced: its size and
-    its ETag (object stores) or modification time (a directory)."""
-    marker = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get(
-        "LastModified")
-    return f"{info.get('size')}:{marker}"
+    its ETag (object stores), modification or creation time; ``None`` when it says none of
+    them (then no copy of the file is kept)."""
+    for key in ("ETag", "etag", "mtime", "LastModified", "created", "updated"):
+        marker = info.get(key)
+        if marker:
+            return f"{info.get('size')}:{key}={marker}"
+    return None
 
 
 def connect(remote: Remote, options: dict[str, Any] | None = None) -> Connection:
@@ -119,7 +122,7 @@ class Connection:
         self.cache: RemoteCache | None = None
         #: path -> what the last listing said of it (size and ETag or mtime): a copy is
         #: used only for the very file listed
-        self.listed: dict[str, str] = {}
+        self.listed: dict[str, str | None] = {}
 
     def path(self, *parts: str) -> str:
         """The full path of ``parts`` under the remote's root."""
@@ -207,18 +210,19 @@ class Connection:
             RemoteError: one of them is missing (removed since it was listed) or unreadable.
         """
         cache = self.cache
-        known = [p for p in paths if cacheable(p) and p in self.listed] if cache else []
+        known = {p: identity for p in paths if cacheable(p)
+                 and (identity := self.listed.get(p)) is not None} if cache else {}
         kept: dict[str, bytes] = {}
         if cache is not None:
-            kept = {p: data for p in known
-                    if (data := cache.get(p, self.listed[p])) is not None}
+            kept = {p: data for p, identity in known.items()
+                    if (data := cache.get(p, identity)) is not None}
         missing = [p for p in paths if p not in kept]
         if missing:
             kept.update(self._fetch(missing))
             if cache is not None:
-                for path in known:
-                    if path in missing:
-                        cache.put(path, self.listed[path], kept[path])
+                for path in missing:
+                    if path in known:
+                        cache.put(path, known[path], kept[path])
         return {p: kept[p] for p in paths}
 
     def _fetch(self, paths: list[str]) -> dict[str, bytes]:

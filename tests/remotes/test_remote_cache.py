@@ -125,3 +125,11 @@ def test_an_in_memory_store_keeps_no_copies(remote: RemoteUnderTest, tmp_path: P
     store.add({"C": 1}, name="config")
     store.push(remote.url)
     assert built and all(c.cache is None for c in built)
+
+
+def test_a_file_whose_listing_says_nothing_that_changes_is_not_kept() -> None:
+    from lineage.remotes.connection import _identity
+
+    assert _identity({"size": 3}) is None  # no ETag, no time: a replacement would look alike
+    assert _identity({"size": 3, "ETag": '"a"'}) != _identity({"size": 3, "ETag": '"b"'})
+    assert _identity({"size": 3, "mtime": 1.5}) != _identity({"size": 4, "mtime": 1.5})
