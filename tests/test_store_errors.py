@@ -209,6 +209,17 @@ def test_a_record_from_another_store_cannot_be_tagged_or_promoted(
         filled.tag(foreign, "foreign")
 
 
+def test_an_artifact_logged_in_an_open_run_is_tagged_after_the_run(store: Store) -> None:
+    """Its record is stored when the run's block ends: a ref moved before would name
+    nothing if the process died first."""
+    with store.run("train") as run:
+        model = run.log_artifact({"w": [1]}, name="model", version="v1")
+        with pytest.raises(RevisionNotFound, match="logged in a run is stored when"):
+            store.tag(model, "best")
+    store.tag(model, "best")
+    assert store.resolve("best").raw_digest == model.raw_digest
+
+
 def test_an_artifact_gc_removed_cannot_be_tagged(store: Store) -> None:
     loose = store.add({"scratch": 1})  # unnamed and unused: gc takes it
     store.gc()

@@ -140,7 +140,8 @@ def _require_record(txn: ReadTxn, target: Digest | None, ref: str) -> None:
     if target is not None and schema.raw_record(txn, target) is None:
         raise RevisionNotFound(
             f"cannot point {ref} at record {target.hex()[:12]}: this store does not hold it "
-            "(gc removed it, or it came from another store); add it to this store first")
+            "yet or any more (an artifact logged in a run is stored when the run's block "
+            "ends: move the ref after it; else gc removed it, or it came from another store)")
 
 
 def history(txn: ReadTxn, name: str) -> list[RefEntry]:

@@ -11,9 +11,11 @@ remote lists now, and :meth:`RemoteCache.prune` drops copies of paths it no long
 Without it every push and pull read every meta and ref again: after 120 pushes to moto's
 S3 on loopback, a push with nothing new took 2.2 s, growing by ~18 ms a push.
 
-A copy is also tied to the very file it was read from: the listing's size and ETag (an
-object store) or modification time (a directory) are kept with it, and a copy whose file
-was replaced since (a remote emptied and pushed to again) is not used.
+A copy is also tied to the very file it was read from: the listing's size and ETag are
+kept with it, and a copy whose file was replaced since (a remote emptied and pushed to
+again) is not used. Only object stores give an ETag (S3, GCS, Azure); a remote in a
+directory, over sftp or in memory gets no copies: a modification time can repeat on a
+coarse clock, and reading those files again costs no network round trip.
 
 Layout: ``<store>/remote-cache/<XXH3-128 of the remote's URL>/<path, "/" written "%2F">``,
 each file the 16-byte XXH3-128 of the rest, then the listed identity and a newline, then

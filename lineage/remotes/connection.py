@@ -38,13 +38,12 @@ TEMPORARY: Final = "tmp"
 
 def _identity(info: dict[str, Any]) -> str | None:
     """What a listing says of one file that changes if the file is replaced: its size and
-    its ETag (object stores), modification or creation time; ``None`` when it says none of
-    them (then no copy of the file is kept)."""
-    for key in ("ETag", "etag", "mtime", "LastModified", "created", "updated"):
-        marker = info.get(key)
-        if marker:
-            return f"{info.get('size')}:{key}={marker}"
-    return None
+    ETag, which object stores derive from the content or make new for every write; ``None``
+    when the listing gives none (a directory, sftp, memory: their times can repeat on a
+    coarse clock, and reading their files again costs no network round trip), and then no
+    copy of the file is kept."""
+    marker = info.get("ETag") or info.get("etag")
+    return f"{info.get('size')}:{marker}" if marker else None
 
 
 def connect(remote: Remote, options: dict[str, Any] | None = None) -> Connection:
