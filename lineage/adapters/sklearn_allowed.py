@@ -17,6 +17,7 @@ loading import any other module (scikit-learn's own test modules run code on imp
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from typing import Any, Final
@@ -93,10 +94,8 @@ def state_problem(kind: type, state: dict[Any, Any]) -> str | None:
     - A one-hot encoder's output widths are what its categories give (scipy writes each
       one at a column computed from them).
     """
-    parameters = _parameters(kind)
     for key in state:
-        if isinstance(key, str) and key not in parameters \
-                and inspect.getattr_static(kind, key, None) is not None:
+        if isinstance(key, str) and _hides_a_class_attribute(kind, key):
             return f"state {key!r} that would hide its class's {key}"
     coefficients, features = state.get("coef_"), state.get("n_features_in_")
     if isinstance(coefficients, np.ndarray) and type(features) is int \
@@ -119,6 +118,12 @@ def _path(kind: type) -> tuple[str, str]:
     return kind.__module__, kind.__qualname__
 
 
+@functools.lru_cache(maxsize=8192)  # per class and key: a forest repeats its trees' keys
+def _hides_a_class_attribute(kind: type, key: str) -> bool:
+    return key not in _parameters(kind) and inspect.getattr_static(kind, key, None) is not None
+
+
+@functools.cache
 def _parameters(kind: type) -> frozenset[str]:
     try:
         return frozenset(inspect.signature(kind.__init__).parameters)  # type: ignore[misc]
