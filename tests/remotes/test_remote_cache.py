@@ -25,6 +25,16 @@ def _history(store: lineage.Store, versions: int) -> None:
     store.promote("model@v0", "production", reason="first")
 
 
+def _pushed_twice(path: Path, url: str, versions: int) -> lineage.Store:
+    """A store with ``versions`` trainings, pushed twice to ``url`` (the second push reads
+    what the first wrote, so it keeps a copy of each)."""
+    store = lineage.open(path)
+    _history(store, versions)
+    store.push(url)
+    store.push(url)
+    return store
+
+
 def _fetched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every path the connections fetch from now on (the cache answers the others)."""
     paths: list[str] = []
@@ -50,19 +60,18 @@ def s3_remote(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> RemoteUnd
 
 def test_a_second_push_or_pull_fetches_no_file_it_has_read(
         s3_remote: RemoteUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    remote = s3_remote
     alice = lineage.open(tmp_path / "alice")
     _history(alice, 3)
-    alice.push(remote.url)
+    alice.push(s3_remote.url)
     alice.add({"C": 9}, name="model", version="v9")
-    alice.push(remote.url)  # reads what the first push wrote: now kept
-    alice.push(remote.url)  # reads what the second wrote (a push keeps what it reads)
+    alice.push(s3_remote.url)  # reads what the first push wrote: now kept
+    alice.push(s3_remote.url)  # reads what the second wrote (a push keeps what it reads)
     bob = lineage.open(tmp_path / "bob")
-    bob.pull(remote.url)
+    bob.pull(s3_remote.url)
     fetched = _fetched(monkeypatch)
-    again = alice.push(remote.url)
+    again = alice.push(s3_remote.url)
     assert (again.objects, again.refs) == (0, 0)
-    second = bob.pull(remote.url)
+    second = bob.pull(s3_remote.url)
     assert (second.objects, second.refs) == (0, 0)
     assert [p for p in fetched if cacheable(p)] == []
     assert bob.resolve("model@v9") == alice.resolve("model@v9")
@@ -71,9 +80,8 @@ def test_a_second_push_or_pull_fetches_no_file_it_has_read(
 
 def test_a_replaced_file_is_fetched_again(s3_remote: RemoteUnderTest, tmp_path: Path) -> None:
     """A remote emptied and pushed to again holds other bytes at the same paths."""
-    remote = s3_remote
-    connection = connect(Remote(None, remote.url))
-    connection.cache = RemoteCache(tmp_path / "store", remote.url)
+    connection = connect(Remote(None, s3_remote.url))
+    connection.cache = RemoteCache(tmp_path / "store", s3_remote.url)
     connection.put("refs/tags/baseline/00000000", b"first")
     assert connection.find("refs") == ["refs/tags/baseline/00000000"]
     assert connection.cat(["refs/tags/baseline/00000000"]) == {
@@ -87,17 +95,13 @@ def test_a_replaced_file_is_fetched_again(s3_remote: RemoteUnderTest, tmp_path: 
 
 def test_a_damaged_copy_is_fetched_again_and_replaced(
         s3_remote: RemoteUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    remote = s3_remote
-    alice = lineage.open(tmp_path / "alice")
-    _history(alice, 2)
-    alice.push(remote.url)
-    alice.push(remote.url)
+    alice = _pushed_twice(tmp_path / "alice", s3_remote.url, 2)
     copies = sorted((tmp_path / "alice" / FOLDER).rglob("packs%2F*.meta"))
     assert copies
     damaged = copies[0].read_bytes()
     copies[0].write_bytes(damaged[:-1] + bytes([damaged[-1] ^ 1]))
     fetched = _fetched(monkeypatch)
-    assert alice.push(remote.url).objects == 0
+    assert alice.push(s3_remote.url).objects == 0
     assert [p for p in fetched if cacheable(p)] == [
         "packs/" + copies[0].name.split("%2F", 1)[1]]
     assert copies[0].read_bytes() == damaged
@@ -105,23 +109,22 @@ def test_a_damaged_copy_is_fetched_again_and_replaced(
 
 def test_copies_of_files_a_remote_gc_removed_are_dropped(
         s3_remote: RemoteUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    remote = s3_remote
     from lineage.remotes import gc as remote_gc
 
     alice = lineage.open(tmp_path / "alice")
     _history(alice, 3)
     for number in range(3):  # three pushes, three packs
         alice.add({"extra": number})
-        alice.push(remote.url)
+        alice.push(s3_remote.url)
     alice.gc()
-    remote_gc.collect(connect(Remote(None, remote.url)), dry_run=False, grace=0)
-    alice.push(remote.url)  # lists the remote again: copies of removed files go
+    remote_gc.collect(connect(Remote(None, s3_remote.url)), dry_run=False, grace=0)
+    alice.push(s3_remote.url)  # lists the remote again: copies of removed files go
     folder = next((tmp_path / "alice" / FOLDER).iterdir())
     kept = {p.name for p in folder.iterdir()}
-    listed = {p.replace("/", "%2F") for p in remote.files() if cacheable(p)}
+    listed = {p.replace("/", "%2F") for p in s3_remote.files() if cacheable(p)}
     assert kept <= listed
     bob = lineage.open(tmp_path / "bob")
-    bob.pull(remote.url)
+    bob.pull(s3_remote.url)
     assert bob.verify().ok
 
 
@@ -150,9 +153,6 @@ def test_a_remote_without_etags_gets_no_copies(remote: RemoteUnderTest,
 
     assert _identity({"size": 3, "mtime": 1.5}) is None
     assert _identity({"size": 3, "ETag": '"a"'}) != _identity({"size": 3, "ETag": '"b"'})
-    alice = lineage.open(tmp_path / "alice")
-    _history(alice, 1)
-    alice.push(remote.url)
-    alice.push(remote.url)
+    _pushed_twice(tmp_path / "alice", remote.url, 1)
     kept = list((tmp_path / "alice" / FOLDER).rglob("*"))
     assert (remote.kind == "s3") == any(p.is_file() for p in kept)
