@@ -23,12 +23,13 @@ from lineage.core import encoding
 from lineage.core.hashing import Digest
 from lineage.errors import PromotionBlocked, RevisionNotFound
 from lineage.storage import schema
+from lineage.storage.base import KeysFromItems
 from lineage.storage.crosscheck import POLICY_SETTING
 
 # -- tampering through the lmdb module -----------------------------------------------------
 
 
-class RawTxn:
+class RawTxn(KeysFromItems):
     """A write transaction straight on the LMDB environment: what someone holding the files
     can do. It satisfies the ``WriteTxn`` protocol, so the schema helpers build the keys."""
 
@@ -44,10 +45,6 @@ class RawTxn:
         found = [(bytes(k), bytes(v)) for k, v in self._txn.cursor(db=self._dbs[namespace])
                  if bytes(k).startswith(prefix)]
         return iter(found[::-1] if reverse else found)
-
-    def keys(self, namespace: str, prefix: bytes = b"", *, reverse: bool = False
-             ) -> Iterator[bytes]:
-        return (key for key, _ in self.items(namespace, prefix, reverse=reverse))
 
     def put(self, namespace: str, key: bytes, value: bytes) -> None:
         self._txn.put(key, value, db=self._dbs[namespace])

@@ -48,14 +48,15 @@ class RemoteCache:
     """Copies of one remote's write-once files, in one folder of a store."""
 
     def __init__(self, store: str | os.PathLike[str], url: str) -> None:
-        self.folder = Path(store) / FOLDER / xxhash.xxh3_128_hexdigest(url.encode())
+        self.folder = (Path(store).absolute() / FOLDER  # not moved by a later chdir
+                       / xxhash.xxh3_128_hexdigest(url.encode()))
 
     def _file(self, path: str) -> Path:
         return self.folder / path.replace("%", "%25").replace("/", "%2F")
 
     def get(self, path: str, identity: str) -> bytes | None:
         """The copy of ``path`` taken from the file the remote lists as ``identity`` (its
-        size and ETag or mtime), or ``None``: none kept, kept from another file at that
+        size and ETag), or ``None``: none kept, kept from another file at that
         path (a remote emptied and pushed to again), or failing its check."""
         try:
             stored = self._file(path).read_bytes()

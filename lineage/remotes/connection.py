@@ -119,8 +119,8 @@ class Connection:
         #: copies of the remote's write-once files (set by a store on disk; see
         #: :mod:`lineage.remotes.cache`): :meth:`cat` fetches only what it lacks
         self.cache: RemoteCache | None = None
-        #: path -> what the last listing said of it (size and ETag or mtime): a copy is
-        #: used only for the very file listed
+        #: path -> what the last listing said of it (size and ETag; ``None``: nothing that
+        #: tells one file from its replacement): a copy is used only for the very file listed
         self.listed: dict[str, str | None] = {}
 
     def path(self, *parts: str) -> str:

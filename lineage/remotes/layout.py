@@ -40,6 +40,7 @@ from lineage.core.records import RefEntry, decode_record
 from lineage.errors import CorruptRecordError, IntegrityError, RemoteError
 from lineage.remotes.connection import Connection
 from lineage.storage import schema
+from lineage.storage.base import KeysFromItems
 from lineage.storage.schema import NAMESPACES
 
 __all__ = ["MARKER", "MirrorTxn", "PackMeta", "RemoteState", "Stream", "encode_meta",
@@ -120,7 +121,7 @@ def decode_meta(name: str, data: bytes) -> PackMeta:
 # -- an in-memory transaction ---------------------------------------------------------------
 
 
-class MirrorTxn:
+class MirrorTxn(KeysFromItems):
     """A write transaction over plain sorted lists: the schema functions work on it as on
     a store. Not durable, not shared: a view of a remote for one push, pull or gc."""
 
@@ -143,11 +144,6 @@ class MirrorTxn:
         chosen = keys[start:end]
         for key in (reversed(chosen) if reverse else chosen):
             yield key, values[key]
-
-    def keys(self, namespace: str, prefix: bytes = b"", *, reverse: bool = False
-             ) -> Iterator[bytes]:
-        """The keys of :meth:`items`, in the same order."""
-        return (key for key, _ in self.items(namespace, prefix, reverse=reverse))
 
     def put(self, namespace: str, key: bytes, value: bytes) -> None:
         """Set ``key`` to ``value``."""

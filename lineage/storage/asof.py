@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from lineage.core.hashing import Digest
 from lineage.errors import StoreError
 from lineage.storage import schema
-from lineage.storage.base import Backend, ReadTxn, WriteTxn
+from lineage.storage.base import Backend, KeysFromItems, ReadTxn, WriteTxn
 
 __all__ = ["AsOfBackend"]
 
@@ -72,7 +72,7 @@ class AsOfBackend(Backend):
         """Nothing to release: the view does not own the backend it looks through."""
 
 
-class _AsOfTxn:
+class _AsOfTxn(KeysFromItems):
     """A read transaction that hides what did not exist at ``when``."""
 
     def __init__(self, txn: ReadTxn, when: float) -> None:
@@ -100,10 +100,6 @@ class _AsOfTxn:
         for key, value in self._txn.items(namespace, prefix, reverse=reverse):
             if self._shows(namespace, key, value):
                 yield key, value
-
-    def keys(self, namespace: str, prefix: bytes = b"", *, reverse: bool = False
-             ) -> Iterator[bytes]:
-        return (key for key, _ in self.items(namespace, prefix, reverse=reverse))
 
     def _shows(self, namespace: str, key: bytes, value: bytes) -> bool:
         if namespace == "version_keys":

@@ -45,6 +45,20 @@ class ReadTxn(Protocol):
         ...
 
 
+class KeysFromItems:
+    """``keys()`` for a transaction type whose ``items()`` is all it has (the in-memory
+    views); LMDB's own transaction reads keys without their values instead."""
+
+    def items(self, namespace: str, prefix: bytes = b"", *, reverse: bool = False
+              ) -> Iterator[tuple[bytes, bytes]]:
+        raise NotImplementedError
+
+    def keys(self, namespace: str, prefix: bytes = b"", *, reverse: bool = False
+             ) -> Iterator[bytes]:
+        """The keys of :meth:`items`, in the same order."""
+        return (key for key, _ in self.items(namespace, prefix, reverse=reverse))
+
+
 class WriteTxn(ReadTxn, Protocol):
     """A read view that can also change the store, all at once on commit."""
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from lineage.errors import StoreError
-from lineage.storage.base import Backend
+from lineage.storage.base import Backend, KeysFromItems
 from lineage.storage.schema import NAMESPACES
 
 __all__ = ["MemoryBackend"]
@@ -21,7 +21,7 @@ T = TypeVar("T")
 _DELETED = object()
 
 
-class _Snapshot:
+class _Snapshot(KeysFromItems):
     """A read view over one committed state."""
 
     def __init__(self, state: dict[str, dict[bytes, bytes]]) -> None:
@@ -39,10 +39,6 @@ class _Snapshot:
             keys.reverse()
         for key in keys:
             yield key, table[key]
-
-    def keys(self, namespace: str, prefix: bytes = b"", *, reverse: bool = False
-             ) -> Iterator[bytes]:
-        return (key for key, _ in self.items(namespace, prefix, reverse=reverse))
 
 
 class _Overlay(_Snapshot):
